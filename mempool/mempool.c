@@ -1,0 +1,2 @@
+/* placeholder: the buddy chunk pool is being written */
+#include "mempool.h"
