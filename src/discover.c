@@ -87,6 +87,23 @@ free_targets (struct target_info *t, int n)
 
 /* ---- LUNs ---- */
 
+/* A target reports a UNIT ATTENTION (power on, reset) on the first command
+ * after login; like a kernel initiator, take note and ask again. */
+static bool
+unit_attention (const struct scsi_task *t)
+{
+  return t && t->status == SCSI_STATUS_CHECK_CONDITION
+    && t->sense.key == SCSI_SENSE_UNIT_ATTENTION;
+}
+
+#define RETRY_UA(expr) ({                                       \
+      struct scsi_task *t_;                                     \
+      int tries_ = 0;                                           \
+      while ((t_ = (expr)) && unit_attention (t_) && ++tries_ < 5) \
+        scsi_free_scsi_task (t_);                               \
+      t_;                                                       \
+    })
+
 /* Unmarshalled data of a sync command, or NULL (the task is freed by the
  * caller via *taskp). */
 static void *
@@ -100,7 +117,7 @@ command_data (struct scsi_task *task)
 static bool
 is_disk (struct session *s, int lun)
 {
-  struct scsi_task *task = iscsi_inquiry_sync (s->iscsi, lun, 0, 0, 64);
+  struct scsi_task *task = RETRY_UA (iscsi_inquiry_sync (s->iscsi, lun, 0, 0, 64));
   struct scsi_inquiry_standard *inq = command_data (task);
   bool yes = inq && inq->qualifier == SCSI_INQUIRY_PERIPHERAL_QUALIFIER_CONNECTED
     && inq->device_type == SCSI_INQUIRY_PERIPHERAL_DEVICE_TYPE_DIRECT_ACCESS;
@@ -113,7 +130,7 @@ is_disk (struct session *s, int lun)
 static int
 read_capacity (struct session *s, struct lun *l, char *err, size_t errlen)
 {
-  struct scsi_task *task = iscsi_readcapacity16_sync (s->iscsi, l->lun);
+  struct scsi_task *task = RETRY_UA (iscsi_readcapacity16_sync (s->iscsi, l->lun));
   struct scsi_readcapacity16 *rc = command_data (task);
   int r = -1;
 
@@ -138,8 +155,8 @@ static void
 read_block_limits (struct session *s, struct lun *l)
 {
   struct scsi_task *task =
-    iscsi_inquiry_sync (s->iscsi, l->lun, 1,
-                        SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 64);
+    RETRY_UA (iscsi_inquiry_sync (s->iscsi, l->lun, 1,
+                        SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 64));
   struct scsi_inquiry_block_limits *bl = command_data (task);
 
   if (bl) {
@@ -154,9 +171,9 @@ read_block_limits (struct session *s, struct lun *l)
     scsi_free_scsi_task (task);
 
   if (l->unmap) {
-    task = iscsi_inquiry_sync (s->iscsi, l->lun, 1,
+    task = RETRY_UA (iscsi_inquiry_sync (s->iscsi, l->lun, 1,
                                SCSI_INQUIRY_PAGECODE_LOGICAL_BLOCK_PROVISIONING,
-                               64);
+                               64));
     struct scsi_inquiry_logical_block_provisioning *lbp = command_data (task);
     l->unmap = lbp && lbp->lbpu;
     if (task)
@@ -168,8 +185,8 @@ static bool
 write_protected (struct session *s, struct lun *l)
 {
   struct scsi_task *task =
-    iscsi_modesense6_sync (s->iscsi, l->lun, 1, SCSI_MODESENSE_PC_CURRENT,
-                           SCSI_MODEPAGE_RETURN_ALL_PAGES, 0, 255);
+    RETRY_UA (iscsi_modesense6_sync (s->iscsi, l->lun, 1, SCSI_MODESENSE_PC_CURRENT,
+                           SCSI_MODEPAGE_RETURN_ALL_PAGES, 0, 255));
   struct scsi_mode_sense *ms = command_data (task);
   bool wp = ms && (ms->device_specific_parameter & 0x80);
 
@@ -209,7 +226,7 @@ int
 session_probe_luns (struct session *s, int only_lun, unsigned max_xfer,
                     char *err, size_t errlen)
 {
-  struct scsi_task *task = iscsi_reportluns_sync (s->iscsi, 0, 16384);
+  struct scsi_task *task = RETRY_UA (iscsi_reportluns_sync (s->iscsi, 0, 16384));
   struct scsi_reportluns_list *list = command_data (task);
   bool found = false;
   int r = -1;
