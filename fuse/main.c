@@ -266,6 +266,8 @@ main (int argc, char *argv[])
     goto out;
   if (o.initiator_name == NULL && (o.initiator_name = default_initiator_name ()) == NULL)
     goto out;
+  if (!o.list && check_mountpoint (o.mountpoint) < 0)
+    goto out;
   if (fuse_parse_cmdline (&args, &cmd) != 0)
     goto out;
   if (options_read_credentials (&o) < 0)
@@ -275,8 +277,6 @@ main (int argc, char *argv[])
     rc = list_targets (&o);
     goto out;
   }
-  if (check_mountpoint (cmd.mountpoint) < 0)
-    goto out;
   if (o.allow_other)
     fuse_opt_add_arg (&args, "-odefault_permissions");
   fuse_opt_add_arg (&args, "-ofsname=iserfs");

@@ -75,7 +75,9 @@ option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
       o->url = strdup (arg);
       return 0;
     }
-    return 1;                   /* the mountpoint, for fuse_parse_cmdline */
+    if (o->mountpoint == NULL)
+      o->mountpoint = strdup (arg);
+    return 1;                   /* also kept for fuse_parse_cmdline */
   case FUSE_OPT_KEY_OPT:
     return mount_only_option (arg) ? 0 : 1;
   case KEY_HELP:
@@ -317,6 +319,7 @@ void
 options_free (struct options *o)
 {
   free (o->url);
+  free (o->mountpoint);
   free (o->initiator_name);
   free (o->credentials);
   free (o->header_digest);

@@ -9,6 +9,7 @@
 
 struct options {
   char *url;
+  char *mountpoint;              /* as given; checked before FUSE sees it */
   bool list, help, version;
   bool ro, allow_other;
   char *initiator_name;

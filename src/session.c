@@ -16,6 +16,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "portal.h"
 #include "sense.h"
 #include "session.h"
 #include "stats.h"
@@ -84,6 +85,8 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   if (configure_context (s->iscsi, cfg, err, errlen) < 0)
     goto fail;
 
+  if (!cfg->iser && portal_probe (cfg->portal, cfg->timeout, err, errlen) < 0)
+    goto fail;
   if (iscsi_connect_sync (s->iscsi, cfg->portal) != 0) {
     first_line (why, sizeof why, iscsi_get_error (s->iscsi));
     snprintf (err, errlen, "cannot connect to portal %s: %s", cfg->portal, why);
