@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include <iscsi/iscsi.h>
 
+#include "daemon.h"
 #include "discover.h"
 #include "fs.h"
 #include "iobuf.h"
@@ -197,21 +199,22 @@ serve (struct fuse_args *args, struct fuse_cmdline_opts *cmd, struct fs *fs)
     goto out_destroy;
   if (fuse_session_mount (se, cmd->mountpoint) != 0)
     goto out_signals;
-  if (fuse_daemonize (cmd->foreground) != 0)
-    goto out_unmount;
-  log_use_syslog (!cmd->foreground);
   for (unsigned i = 0; i < fs->nr_sessions; i++)
     if (session_start (fs->sessions[i]) < 0) {
       log_error ("cannot start a session thread");
       goto out_stop;
     }
+  daemon_ready ();
   if (cmd->singlethread)
     rc = fuse_session_loop (se) != 0;
   else {
     struct fuse_loop_config *cfg = fuse_loop_cfg_create ();
     fuse_loop_cfg_set_clone_fd (cfg, cmd->clone_fd);
-    fuse_loop_cfg_set_max_threads (cfg, cmd->max_threads);
-    fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
+    /* Unset values come back as UINT_MAX; keep libfuse's defaults then. */
+    if (cmd->max_threads != UINT_MAX)
+      fuse_loop_cfg_set_max_threads (cfg, cmd->max_threads);
+    if (cmd->max_idle_threads != UINT_MAX)
+      fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
     rc = fuse_session_loop_mt (se, cfg) != 0;
     fuse_loop_cfg_destroy (cfg);
   }
@@ -219,7 +222,6 @@ serve (struct fuse_args *args, struct fuse_cmdline_opts *cmd, struct fs *fs)
   /* Let commands in flight finish before their replies' session goes. */
   for (unsigned i = 0; i < fs->nr_sessions; i++)
     session_stop (fs->sessions[i]);
- out_unmount:
   fuse_session_unmount (se);
  out_signals:
   fuse_remove_signal_handlers (se);
@@ -279,6 +281,10 @@ main (int argc, char *argv[])
   }
   if (o.allow_other)
     fuse_opt_add_arg (&args, "-odefault_permissions");
+  /* From here on the work happens in the process that will serve the
+   * mount; connections are made there, after the fork. */
+  if (!cmd.foreground)
+    daemon_fork ();
   fuse_opt_add_arg (&args, "-ofsname=iserfs");
   if (iobuf_use_mempool () < 0) {
     log_error ("cannot create the buffer pool: %m");

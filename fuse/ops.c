@@ -256,7 +256,6 @@ read_done (struct io_req *r)
     fuse_reply_err (req, r->err);
   else
     fuse_reply_buf (req, io_req_data (r), r->len);
-  io_req_free (r);
 }
 
 static void
@@ -310,7 +309,6 @@ write_done (struct io_req *r)
     note_written (r->opaque2, r->off, r->len);
     fuse_reply_write (req, r->len);
   }
-  io_req_free (r);
 }
 
 static void
@@ -372,7 +370,6 @@ zero_range (void *opaque, uint64_t start, uint64_t end)
       return err;
     memset (io_req_data (r), 0, n);
     err = io_run_sync (r);
-    io_req_free (r);
     if (err)
       return err;
     start += n;
@@ -420,9 +417,7 @@ sync_lun (struct lun *l)
 
   if (r == NULL)
     return err;
-  err = io_run_sync (r);
-  io_req_free (r);
-  return err;
+  return io_run_sync (r);
 }
 
 /* What close(2) and fsync(2) promise: everything this handle wrote (and the
@@ -499,9 +494,7 @@ unmap_range (struct lun *l, uint64_t off, uint64_t len)
   struct io_req *r = io_req_new (l, IO_UNMAP, first, last - first, &err);
   if (r == NULL)
     return err;
-  err = io_run_sync (r);
-  io_req_free (r);
-  return err;
+  return io_run_sync (r);
 }
 
 static void

@@ -88,6 +88,7 @@ struct waiter {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool done;
+  int err;
 };
 
 static void
@@ -96,6 +97,7 @@ wake_waiter (struct io_req *r)
   struct waiter *w = r->opaque;
 
   pthread_mutex_lock (&w->lock);
+  w->err = r->err;
   w->done = true;
   pthread_cond_signal (&w->cond);
   pthread_mutex_unlock (&w->lock);
@@ -104,7 +106,7 @@ wake_waiter (struct io_req *r)
 int
 io_run_sync (struct io_req *r)
 {
-  struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+  struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 };
 
   r->done = wake_waiter;
   r->opaque = &w;
@@ -113,7 +115,7 @@ io_run_sync (struct io_req *r)
   while (!w.done)
     pthread_cond_wait (&w.cond, &w.lock);
   pthread_mutex_unlock (&w.lock);
-  return r->err;
+  return w.err;
 }
 
 /* ---- range lock (session thread only) ---- */
@@ -168,9 +170,11 @@ lock_acquire (struct io_req *r)
 
   if (conflicts (r, l->locked, NULL) || conflicts (r, l->lock_waiters, NULL)) {
     append (&l->lock_waiters, r);
+    r->lock_waiting = true;
     return false;
   }
   push (&l->locked, r);
+  r->locked = true;
   return true;
 }
 
@@ -182,12 +186,21 @@ lock_release (struct io_req *r)
   struct lun *l = r->lun;
   struct io_req *granted = NULL, *w, *next;
 
+  if (r->lock_waiting) {                /* expired before it got the range */
+    unlink_req (&l->lock_waiters, r);
+    r->lock_waiting = false;
+  }
+  if (!r->locked)
+    return;
   unlink_req (&l->locked, r);
+  r->locked = false;
   for (w = l->lock_waiters; w; w = next) {
     next = w->next;
     if (!conflicts (w, l->locked, NULL) && !conflicts (w, l->lock_waiters, w)) {
       unlink_req (&l->lock_waiters, w);
+      w->lock_waiting = false;
       push (&l->locked, w);
+      w->locked = true;
       append (&granted, w);
     }
   }
@@ -315,12 +328,68 @@ write_begin (struct io_req *r)
   issue_split (r, CMD_WRITE, r->lun->max_xfer_blocks);
 }
 
+/* ---- lifetime ---- */
+
+static void
+active_add (struct session *s, struct io_req *r)
+{
+  r->active_prev = NULL;
+  r->active_next = s->active;
+  if (s->active)
+    s->active->active_prev = r;
+  s->active = r;
+}
+
+static void
+active_remove (struct session *s, struct io_req *r)
+{
+  if (r->active_prev)
+    r->active_prev->active_next = r->active_next;
+  else if (s->active == r)
+    s->active = r->active_next;
+  if (r->active_next)
+    r->active_next->active_prev = r->active_prev;
+  r->active_prev = r->active_next = NULL;
+}
+
+static void
+reply (struct io_req *r)
+{
+  if (!r->replied) {
+    r->replied = true;
+    r->done (r);
+  }
+}
+
+/* Every command of the request is back: answer (unless the deadline did
+ * already) and free it. */
 static void
 finish (struct io_req *r)
 {
-  if (r->op == IO_WRITE || r->op == IO_UNMAP)
-    lock_release (r);
-  r->done (r);
+  lock_release (r);
+  active_remove (r->lun->session, r);
+  reply (r);
+  io_req_free (r);
+}
+
+void
+io_expire (struct session *s, time_t now)
+{
+  struct io_req *r, *next;
+
+  for (r = s->active; r; r = next) {
+    next = r->active_next;
+    if (r->replied || (now && (r->deadline == 0 || now < r->deadline)))
+      continue;
+    r->err = EIO;
+    if (r->lock_waiting) {              /* nothing of it was sent yet */
+      finish (r);
+      continue;
+    }
+    /* Commands of it are still with the transport: answer now, free when
+     * they come back (their buffers must live until then). */
+    reply (r);
+  }
 }
 
 static void
@@ -344,7 +413,19 @@ void
 io_start (struct io_req *r)
 {
   struct session *s = r->lun->session;
+  time_t now = time (NULL);
 
+  active_add (s, r);
+  if (s->timeout) {
+    r->deadline = now + s->timeout;
+    /* Like a kernel initiator past its replacement timeout: while the
+     * session has been down that long, fail at once instead of queueing. */
+    if (s->down_since && now - s->down_since >= (time_t) s->timeout) {
+      r->err = EIO;
+      finish (r);
+      return;
+    }
+  }
   switch (r->op) {
   case IO_READ:
     issue_split (r, CMD_READ, r->lun->max_xfer_blocks);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
@@ -31,6 +32,7 @@ struct scmd {
   uint32_t nblocks;
   struct scsi_iovec iov;        /* must live until completion: libiscsi keeps it */
   struct unmap_list unmap;
+  struct scsi_task *task;       /* while sent */
   unsigned retries;
   struct scmd *next;            /* session's wait queue */
 };
@@ -53,16 +55,27 @@ struct io_req {
   /* Engine state. */
   unsigned pending;
   bool rmw_done;
+  bool locked;                  /* holds its block range */
+  bool lock_waiting;            /* queued for its block range */
+  bool replied;                 /* done() has been called */
+  time_t deadline;              /* reply EIO after this; 0 = never */
   struct io_req *next;          /* submit queue, lock lists */
+  struct io_req *active_prev, *active_next;
   unsigned nr_scmd, max_scmd;
   struct scmd scmd[];
 };
+
+/* Ownership: after io_submit() the engine owns the request.  It calls done()
+ * exactly once -- when every command finished, or earlier with EIO when the
+ * deadline (the session timeout) passes -- and frees the request itself once
+ * no command of it is left with the transport.  done() must not free it. */
 
 /* Create a request.  For IO_READ/IO_WRITE a pool buffer covering the blocks
  * is attached; io_req_data() is where the caller's bytes go/come from.
  * Returns NULL with *err set to a positive errno. */
 struct io_req *io_req_new (struct lun *lun, enum io_op op, uint64_t off,
                            size_t len, int *err);
+/* Free a request that was never submitted. */
 void io_req_free (struct io_req *r);
 
 static inline void *
@@ -74,12 +87,14 @@ io_req_data (struct io_req *r)
 /* Submit from any thread. */
 void io_submit (struct io_req *r);
 
-/* Run a request and wait for it (from a thread other than the session's).
- * Returns 0 or a positive errno. */
+/* Submit a request and wait for its done() (from a thread other than the
+ * session's).  Returns 0 or a positive errno; the request is gone after. */
 int io_run_sync (struct io_req *r);
 
 /* Called by the session thread. */
 void io_start (struct io_req *r);
 void io_cmd_done (struct scmd *c, int err);
+/* Reply EIO to every request past its deadline (all of them if now is 0). */
+void io_expire (struct session *s, time_t now);
 
 #endif

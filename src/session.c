@@ -21,6 +21,12 @@
 #include "session.h"
 #include "stats.h"
 
+static void
+libiscsi_log (int level, const char *message)
+{
+  log_debug ("libiscsi[%d]: %s", level, message);
+}
+
 static int
 configure_context (struct iscsi_context *iscsi, const struct session_config *cfg,
                    char *err, size_t errlen)
@@ -50,11 +56,20 @@ configure_context (struct iscsi_context *iscsi, const struct session_config *cfg
     snprintf (err, errlen, "cannot set mutual CHAP credentials");
     return -1;
   }
+  if (log_debug_enabled ()) {
+    iscsi_set_log_level (iscsi, 3);
+    iscsi_set_log_fn (iscsi, libiscsi_log);
+  }
+  /* Notice a dead peer on an idle connection within about 20 seconds; the
+   * values apply to every socket libiscsi creates, reconnects included. */
+  iscsi_set_tcp_keepidle (iscsi, 10);
+  iscsi_set_tcp_keepintvl (iscsi, 3);
+  iscsi_set_tcp_keepcnt (iscsi, 3);
   if (cfg->timeout) {
-    /* Bound every command, and the TCP handshake to a silent host. */
+    /* Bound the login-time commands and the TCP handshake to a silent
+     * host; commands in full-feature phase have our own deadline. */
     iscsi_set_timeout (iscsi, cfg->timeout);
     iscsi_set_tcp_syncnt (iscsi, 3);
-    iscsi_set_tcp_keepalive (iscsi, 5, 3, 2);
   }
   return 0;
 }
@@ -87,12 +102,9 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
 
   if (!cfg->iser && portal_probe (cfg->portal, cfg->timeout, err, errlen) < 0)
     goto fail;
-  if (iscsi_connect_sync (s->iscsi, cfg->portal) != 0) {
-    first_line (why, sizeof why, iscsi_get_error (s->iscsi));
-    snprintf (err, errlen, "cannot connect to portal %s: %s", cfg->portal, why);
-    goto fail;
-  }
-  if (iscsi_login_sync (s->iscsi) != 0) {
+  /* The full connect records the portal, which libiscsi's automatic
+   * reconnect needs. */
+  if (iscsi_full_connect_sync (s->iscsi, cfg->portal, -1) != 0) {
     first_line (why, sizeof why, iscsi_get_error (s->iscsi));
     if (cfg->target)
       snprintf (err, errlen, "login to target %s at %s failed: %s",
@@ -110,7 +122,6 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   s->max_xfer_bytes = s->iser ? 256 * 1024 : 1024 * 1024;
   if (s->iser && s->queue_depth > 128)
     s->queue_depth = 128;
-  s->last_fd = iscsi_get_fd (s->iscsi);
   return s;
 
  fail:
@@ -187,18 +198,22 @@ has_submissions (struct session *s)
   return yes;
 }
 
-/* A reconnect gives the context a new socket; that is how we notice one. */
+/* libiscsi reconnects by itself; we only watch the login state, to count
+ * reconnects and to fail new I/O fast while the target stays away. */
 static void
-note_reconnect (struct session *s)
+watch_connection (struct session *s, time_t now)
 {
-  int fd = iscsi_get_fd (s->iscsi);
+  bool up = iscsi_is_logged_in (s->iscsi);
 
-  if (fd != s->last_fd && fd >= 0) {
-    if (s->last_fd >= 0 && iscsi_is_logged_in (s->iscsi)) {
-      atomic_fetch_add (&stats.reconnects, 1);
-      log_info ("session to %s at %s reconnected", s->target, s->portal);
-    }
-    s->last_fd = fd;
+  if (!up && s->down_since == 0) {
+    s->down_since = now;
+    log_error ("lost the session to %s at %s; reconnecting", s->target,
+               s->portal);
+  }
+  else if (up && s->down_since) {
+    s->down_since = 0;
+    atomic_fetch_add (&stats.reconnects, 1);
+    log_info ("session to %s at %s is back", s->target, s->portal);
   }
 }
 
@@ -215,12 +230,19 @@ session_loop (void *arg)
     };
     int n;
 
+    time_t now = time (NULL);
+
     if (atomic_load (&s->stopping)) {
       if (stop_deadline == 0)
-        stop_deadline = time (NULL) + (s->timeout ? s->timeout : 30);
-      if ((s->inflight == 0 && s->wait_head == NULL && !has_submissions (s))
-          || time (NULL) > stop_deadline)
+        stop_deadline = now + (s->timeout ? s->timeout : 30);
+      if (s->active == NULL && !has_submissions (s))
         break;
+      if (now > stop_deadline) {
+        /* Answer everything while FUSE is still there to hear it. */
+        take_submissions (s);
+        io_expire (s, 0);
+        break;
+      }
     }
     /* Wake at least once a second: libiscsi checks its timeouts and retries
      * reconnects from iscsi_service(). */
@@ -234,12 +256,17 @@ session_loop (void *arg)
     if (pfd[1].fd >= 0 && (pfd[1].revents || n == 0)) {
       if (iscsi_service (s->iscsi, pfd[1].revents) < 0)
         log_debug ("iscsi_service: %s", iscsi_get_error (s->iscsi));
-      note_reconnect (s);
     }
     else if (pfd[1].fd < 0)
       iscsi_service (s->iscsi, 0);
     if (pfd[0].revents & POLLIN)
       take_submissions (s);
+    now = time (NULL);
+    if (now != s->last_scan) {
+      s->last_scan = now;
+      watch_connection (s, now);
+      io_expire (s, now);
+    }
   }
   return NULL;
 }
@@ -316,10 +343,16 @@ send_command (struct session *s, struct scmd *c)
 static void
 send_or_fail (struct session *s, struct scmd *c)
 {
+  /* Its request was already answered (deadline): do not start more of it. */
+  if (c->req->replied) {
+    io_cmd_done (c, ECANCELED);
+    return;
+  }
   s->inflight++;
   stats_inflight_inc ();
   atomic_fetch_add (&stats.sent[c->kind], 1);
-  if (send_command (s, c) == NULL) {
+  c->task = send_command (s, c);
+  if (c->task == NULL) {
     log_error ("cannot queue a command: %s", iscsi_get_error (s->iscsi));
     s->inflight--;
     stats_inflight_dec ();
@@ -382,15 +415,17 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
             void *private_data)
 {
   struct scmd *c = private_data;
-  struct scsi_task *task = command_data;
+  /* A cancelled command comes back without its task; it is still ours. */
+  struct scsi_task *task = command_data ? command_data : c->task;
   struct session *s = c->req->lun->session;
   int err = 0;
 
   (void) iscsi;
+  c->task = NULL;
   s->inflight--;
   stats_inflight_dec ();
   if (status != SCSI_STATUS_GOOD) {
-    if (worth_retrying (status, task, c->retries)) {
+    if (!c->req->replied && worth_retrying (status, task, c->retries)) {
       c->retries++;
       if (task)
         scsi_free_scsi_task (task);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "lun.h"
 
@@ -51,7 +52,9 @@ struct session {
   /* Owned by the session thread. */
   unsigned inflight;
   struct scmd *wait_head, *wait_tail;
-  int last_fd;
+  struct io_req *active;        /* submitted, not yet freed */
+  time_t down_since;            /* when the session was lost; 0 while up */
+  time_t last_scan;
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */
