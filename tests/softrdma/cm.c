@@ -183,8 +183,8 @@ softrdma_cm_destroy_id(struct rdma_cm_id *cmid)
     }
     if (id->listen_fd >= 0)
         close(id->listen_fd);
-    if (id->path[0])
-        unlink(id->path);
+    if (id->path[0] && id->owner == getpid())
+        unlink(id->path);       /* not in a fork child: the name is the parent's */
     sr_unlock();
     free(id);
     return 0;
@@ -328,6 +328,7 @@ softrdma_cm_bind_addr(struct rdma_cm_id *cmid, struct sockaddr *addr)
             sr_set_port(&cmid->route.addr.src_addr, p);
             id->listen_fd = fd;
             strcpy(id->path, un.sun_path);
+            id->owner = getpid();
             id->bound = 1;
             cmid->verbs = sr_context();
             return 0;
@@ -629,6 +630,7 @@ sr_cm_disconnected(struct sr_cmid *id)
         sr_qp_set_error(c->qp);
     sr_cm_queue(id, RDMA_CM_EVENT_DISCONNECTED, 0, NULL);
     sr_cm_queue(id, RDMA_CM_EVENT_TIMEWAIT_EXIT, 0, NULL);
+    sr_stats_write();
 }
 
 int

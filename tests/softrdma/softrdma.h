@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
@@ -68,6 +69,7 @@ enum sr_stat {
     SR_ERROR_COMPLETIONS, SR_FLUSH_COMPLETIONS, SR_NSTATS
 };
 void sr_stat_add(enum sr_stat s, uint64_t n);
+void sr_stats_write(void);   /* async-signal-safe */
 
 /* ---- wire.c: frames exchanged over the AF_UNIX stream ---- */
 enum sr_frame_type {
@@ -155,6 +157,7 @@ struct sr_cmid {
     int afonly;
     int bound;
     char path[108];                 /* listening socket name */
+    pid_t owner;                    /* only the binder removes the name */
     int disconnected;
 };
 void sr_cm_on_frame(struct sr_conn *c, const struct sr_frame *f,

@@ -1,8 +1,9 @@
 /* softrdma: counters, written as key=value lines to $SOFTRDMA_STATS.
  *
- * The file is written when the process exits and whenever it receives
- * SIGUSR2 (tgtd never exits cleanly: tests signal it, wait for the file,
- * then SIGKILL it).  "%p" in the name is replaced by the pid, so every
+ * The file is written when the process exits, after every disconnection
+ * and on SIGUSR2 if the program leaves that signal alone.  tgtd never exits
+ * cleanly (tests SIGKILL it) and keeps SIGUSR2 for itself (signalfd), so
+ * for it the file is current as of its last finished connection.  "%p" in the name is replaced by the pid, so every
  * process of a run (a daemonized FUSE server and its parent, tgtd and the
  * initiator) can keep its own file.  The file is written to a temporary
  * name and renamed, so a reader never sees half of it.  The writer only
@@ -57,7 +58,7 @@ sr_put_u64(char *buf, size_t len, size_t cap, uint64_t v)
     return sr_put(buf, len, cap, tmp + i);
 }
 
-static void
+void
 sr_stats_write(void)
 {
     char path[4200], tmp[4300], body[1024];
