@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -75,16 +76,20 @@ sr_evq_pop(struct sr_evq *q)
 {
     for (;;) {
         struct pollfd p = { .fd = q->fd, .events = POLLIN };
-        int fl;
+        int fl, cs;
 
+        /* Never be cancelled while holding the lock: only in poll(). */
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
         sr_lock();
         if (q->head) {
             struct sr_node *n = sr_evq_unlink_head(q);
             sr_unlock();
+            pthread_setcancelstate(cs, NULL);
             return n;
         }
         fl = fcntl(q->fd, F_GETFL);
         sr_unlock();
+        pthread_setcancelstate(cs, NULL);
         if (fl < 0)
             return NULL;
         if (fl & O_NONBLOCK) {
