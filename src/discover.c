@@ -104,6 +104,93 @@ unit_attention (const struct scsi_task *t)
       t_;                                                       \
     })
 
+/* ---- queries with a data-in length ---- */
+
+enum query { Q_INQUIRY, Q_VPD, Q_MODESENSE, Q_REPORTLUNS };
+
+static struct scsi_task *
+issue_query (struct session *s, enum query q, int lun, int page, int alloc)
+{
+  switch (q) {
+  case Q_INQUIRY:
+    return iscsi_inquiry_sync (s->iscsi, lun, 0, 0, alloc);
+  case Q_VPD:
+    return iscsi_inquiry_sync (s->iscsi, lun, 1, page, alloc);
+  case Q_MODESENSE:
+    return iscsi_modesense6_sync (s->iscsi, lun, 1, SCSI_MODESENSE_PC_CURRENT,
+                                  SCSI_MODEPAGE_RETURN_ALL_PAGES, 0, alloc);
+  case Q_REPORTLUNS:
+  default:
+    return iscsi_reportluns_sync (s->iscsi, 0, alloc);
+  }
+}
+
+/* How many bytes the target has for this query, from its header. */
+static int
+full_length (enum query q, const struct scsi_task *t)
+{
+  const unsigned char *d = t->datain.data;
+  int n;
+
+  if (d == NULL || t->datain.size < 4)
+    return 0;
+  switch (q) {
+  case Q_INQUIRY:
+    n = t->datain.size < 5 ? 0 : 5 + d[4];
+    break;
+  case Q_VPD:
+    n = 4 + (d[2] << 8 | d[3]);
+    break;
+  case Q_MODESENSE:
+    n = 1 + d[0];
+    break;
+  case Q_REPORTLUNS:
+  default:
+    n = 8 + (d[0] << 24 | d[1] << 16 | d[2] << 8 | d[3]);
+    break;
+  }
+  return n;
+}
+
+/* Ask twice: once for the length, then for exactly that much.  Debian's
+ * libiscsi 1.19 iSER transport reports the allocation length as the length
+ * of the data in, and the unmarshallers refuse more than the target sent;
+ * asking for the exact length gives the same answer on every transport. */
+static struct scsi_task *
+query (struct session *s, enum query q, int lun, int page)
+{
+  static const int max[] = {
+    [Q_INQUIRY] = 255, [Q_VPD] = 4096, [Q_MODESENSE] = 255,
+    [Q_REPORTLUNS] = 65536,
+  };
+  int first = q == Q_REPORTLUNS ? 16 : 8, need;
+  struct scsi_task *t = RETRY_UA (issue_query (s, q, lun, page, first));
+
+  if (t == NULL || t->status != SCSI_STATUS_GOOD)
+    return t;
+  need = full_length (q, t);
+  if (need > max[q])
+    need = max[q];
+  if (need <= 0 || need == first)
+    return t;
+  scsi_free_scsi_task (t);
+  return RETRY_UA (issue_query (s, q, lun, page, need));
+}
+
+/* Why a sync command failed, in words, for the one-line error. */
+static const char *
+task_why (struct session *s, struct scsi_task *t, char *buf, size_t len)
+{
+  if (t == NULL)
+    first_line (buf, len, iscsi_get_error (s->iscsi));
+  else if (t->status == SCSI_STATUS_CHECK_CONDITION)
+    snprintf (buf, len, "%s, %s", scsi_sense_key_str (t->sense.key),
+              scsi_sense_ascq_str (t->sense.ascq));
+  else
+    snprintf (buf, len, "SCSI status 0x%x", t->status);
+  return buf;
+}
+
 /* Unmarshalled data of a sync command, or NULL (the task is freed by the
  * caller via *taskp). */
 static void *
@@ -117,7 +204,7 @@ command_data (struct scsi_task *task)
 static bool
 is_disk (struct session *s, int lun)
 {
-  struct scsi_task *task = RETRY_UA (iscsi_inquiry_sync (s->iscsi, lun, 0, 0, 64));
+  struct scsi_task *task = query (s, Q_INQUIRY, lun, 0);
   struct scsi_inquiry_standard *inq = command_data (task);
   bool yes = inq && inq->qualifier == SCSI_INQUIRY_PERIPHERAL_QUALIFIER_CONNECTED
     && inq->device_type == SCSI_INQUIRY_PERIPHERAL_DEVICE_TYPE_DIRECT_ACCESS;
@@ -143,9 +230,11 @@ read_capacity (struct session *s, struct lun *l, char *err, size_t errlen)
     l->unmap = rc->lbpme && rc->lbprz;
     r = 0;
   }
-  else
-    snprintf (err, errlen, "READ CAPACITY(16) of LUN %d on %s failed",
-              l->lun, s->target);
+  else {
+    char why[256];
+    snprintf (err, errlen, "READ CAPACITY(16) of LUN %d on %s failed: %s",
+              l->lun, s->target, task_why (s, task, why, sizeof why));
+  }
   if (task)
     scsi_free_scsi_task (task);
   return r;
@@ -155,8 +244,7 @@ static void
 read_block_limits (struct session *s, struct lun *l)
 {
   struct scsi_task *task =
-    RETRY_UA (iscsi_inquiry_sync (s->iscsi, l->lun, 1,
-                        SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS, 64));
+    query (s, Q_VPD, l->lun, SCSI_INQUIRY_PAGECODE_BLOCK_LIMITS);
   struct scsi_inquiry_block_limits *bl = command_data (task);
 
   if (bl) {
@@ -171,9 +259,8 @@ read_block_limits (struct session *s, struct lun *l)
     scsi_free_scsi_task (task);
 
   if (l->unmap) {
-    task = RETRY_UA (iscsi_inquiry_sync (s->iscsi, l->lun, 1,
-                               SCSI_INQUIRY_PAGECODE_LOGICAL_BLOCK_PROVISIONING,
-                               64));
+    task = query (s, Q_VPD, l->lun,
+                  SCSI_INQUIRY_PAGECODE_LOGICAL_BLOCK_PROVISIONING);
     struct scsi_inquiry_logical_block_provisioning *lbp = command_data (task);
     l->unmap = lbp && lbp->lbpu;
     if (task)
@@ -185,8 +272,7 @@ static bool
 write_protected (struct session *s, struct lun *l)
 {
   struct scsi_task *task =
-    RETRY_UA (iscsi_modesense6_sync (s->iscsi, l->lun, 1, SCSI_MODESENSE_PC_CURRENT,
-                           SCSI_MODEPAGE_RETURN_ALL_PAGES, 0, 255));
+    query (s, Q_MODESENSE, l->lun, 0);
   struct scsi_mode_sense *ms = command_data (task);
   bool wp = ms && (ms->device_specific_parameter & 0x80);
 
@@ -226,13 +312,15 @@ int
 session_probe_luns (struct session *s, int only_lun, unsigned max_xfer,
                     char *err, size_t errlen)
 {
-  struct scsi_task *task = RETRY_UA (iscsi_reportluns_sync (s->iscsi, 0, 16384));
+  struct scsi_task *task = query (s, Q_REPORTLUNS, 0, 0);
   struct scsi_reportluns_list *list = command_data (task);
   bool found = false;
   int r = -1;
 
   if (list == NULL) {
-    snprintf (err, errlen, "REPORT LUNS on %s failed", s->target);
+    char why[256];
+    snprintf (err, errlen, "REPORT LUNS on %s failed: %s", s->target,
+              task_why (s, task, why, sizeof why));
     goto out;
   }
   s->luns = calloc (list->num ? list->num : 1, sizeof *s->luns);
