@@ -1,2 +1,399 @@
-/* placeholder: the buddy chunk pool is being written */
-#include "mempool.h"
+/* mempool.c: the pool: chunks searched head to tail, direct allocations for
+ * requests larger than a chunk, spare chunks given back, misuse refused.
+ * The buddy tree itself is in chunk.c; introspection in inspect.c. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sysmem.h"
+
+/* Limits on the geometry: a unit must hold a few words (tests write tags in
+ * every unit); a chunk must be whole pages (it is mapped and aligned on its
+ * own); a tree's values must fit its bytes and its array stay modest. */
+#define MIN_UNIT_ORDER 4
+#define MAX_TREE_LEVELS 21
+
+static unsigned
+page_order (void)
+{
+  long page = sysconf (_SC_PAGESIZE);
+  unsigned order = 0;
+
+  while ((1L << order) < page)
+    order++;
+  return order;
+}
+
+struct mempool *
+mempool_create (const struct mempool_config *cfg)
+{
+  struct mempool_config defaults = { 0 };
+  struct mempool *pool;
+
+  if (cfg == NULL)
+    cfg = &defaults;
+
+  pool = calloc (1, sizeof *pool);
+  if (pool == NULL)
+    return NULL;
+  pool->chunk_order = cfg->chunk_order ? cfg->chunk_order
+    : MEMPOOL_CHUNK_ORDER_DEFAULT;
+  pool->unit_order = cfg->unit_order ? cfg->unit_order
+    : MEMPOOL_UNIT_ORDER_DEFAULT;
+  if (pool->unit_order < MIN_UNIT_ORDER ||
+      pool->unit_order > pool->chunk_order ||
+      pool->chunk_order < page_order () ||
+      pool->chunk_order >= sizeof (size_t) * 8 - 2 ||
+      pool->chunk_order - pool->unit_order + 1 > MAX_TREE_LEVELS) {
+    free (pool);
+    errno = EINVAL;
+    return NULL;
+  }
+  pool->levels = pool->chunk_order - pool->unit_order + 1;
+  pool->chunk_size = (size_t) 1 << pool->chunk_order;
+  pool->unit_size = (size_t) 1 << pool->unit_order;
+  /* 0 spares is the zero value of an unset field, so it means "default"
+   * unless the caller says it really means none. */
+  pool->spare_chunks = cfg->spare_chunks || cfg->keep_no_spares
+    ? cfg->spare_chunks : MEMPOOL_SPARES_DEFAULT;
+  pool->hooks = cfg->hooks;
+  pool->warn_fp = stderr;
+  regmap_init (&pool->map);
+  if (pthread_mutex_init (&pool->lock, NULL) != 0) {
+    free (pool);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return pool;
+}
+
+void
+mempool_set_warnings (struct mempool *pool, FILE *fp)
+{
+  pthread_mutex_lock (&pool->lock);
+  pool->warn_fp = fp;
+  pthread_mutex_unlock (&pool->lock);
+}
+
+/* Registration of a region through the hooks.  Only successful calls are
+ * counted, so registrations - deregistrations == regions held. */
+static int
+region_register (struct mempool *pool, struct region *r)
+{
+  int err = 0;
+
+  r->handle = NULL;
+  if (pool->hooks.reg)
+    err = pool->hooks.reg (pool->hooks.ctx, r->base, r->len, &r->handle);
+  if (err > 0)                  /* a hook breaking the contract */
+    err = -EIO;
+  if (err == 0)
+    pool->stats.registrations++;
+  return err;
+}
+
+static void
+region_deregister (struct mempool *pool, struct region *r)
+{
+  if (pool->hooks.dereg)
+    pool->hooks.dereg (pool->hooks.ctx, r->handle);
+  pool->stats.deregistrations++;
+}
+
+/* Map, register and index a region of r->len bytes.  Returns 0 or -errno
+ * with everything undone. */
+static int
+region_open (struct mempool *pool, struct region *r)
+{
+  uintptr_t first, nslots, i;
+  int err;
+
+  r->base = sysmem_map (r->len, pool->chunk_size);
+  if (r->base == NULL)
+    return -ENOMEM;
+  err = region_register (pool, r);
+  if (err)
+    goto unmap;
+  first = pool_slot (pool, r->base);
+  nslots = r->len >> pool->chunk_order;
+  for (i = 0; i < nslots; i++) {
+    err = regmap_insert (&pool->map, first + i, r);
+    if (err)
+      goto unindex;
+  }
+  return 0;
+
+ unindex:
+  while (i-- > 0)
+    regmap_remove (&pool->map, first + i);
+  region_deregister (pool, r);
+ unmap:
+  sysmem_unmap (r->base, r->len);
+  return err;
+}
+
+static void
+region_close (struct mempool *pool, struct region *r)
+{
+  uintptr_t first = pool_slot (pool, r->base);
+
+  for (uintptr_t i = 0; i < r->len >> pool->chunk_order; i++)
+    regmap_remove (&pool->map, first + i);
+  region_deregister (pool, r);
+  sysmem_unmap (r->base, r->len);
+}
+
+/* A new empty chunk at the tail of the list.  Called with the lock held:
+ * registration may be slow, but a new chunk is rare once the pool has
+ * grown to its working set, and holding the lock keeps the list simple. */
+static int
+chunk_create (struct mempool *pool, struct chunk **cp)
+{
+  struct chunk *c = chunk_new (pool->levels);
+  int err;
+
+  if (c == NULL)
+    return -ENOMEM;
+  c->region.kind = REGION_CHUNK;
+  c->region.len = pool->chunk_size;
+  err = region_open (pool, &c->region);
+  if (err) {
+    chunk_delete (c);
+    return err;
+  }
+  region_list_append (&pool->chunks, &c->region);
+  pool->stats.chunks++;
+  pool->empty_chunks++;
+  *cp = c;
+  return 0;
+}
+
+static void
+chunk_destroy (struct mempool *pool, struct chunk *c)
+{
+  if (chunk_is_empty (c))
+    pool->empty_chunks--;
+  region_list_remove (&pool->chunks, &c->region);
+  region_close (pool, &c->region);
+  pool->stats.chunks--;
+  chunk_delete (c);
+}
+
+static int
+direct_alloc (struct mempool *pool, size_t len, struct mempool_seg *seg)
+{
+  struct region *r = calloc (1, sizeof *r);
+  int err;
+
+  if (r == NULL)
+    return -ENOMEM;
+  r->kind = REGION_DIRECT;
+  r->len = len;
+  err = region_open (pool, r);
+  if (err) {
+    free (r);
+    return err;
+  }
+  region_list_append (&pool->directs, r);
+  pool->stats.direct_allocs++;
+  pool->stats.direct_live++;
+  seg->addr = r->base;
+  seg->len = len;
+  seg->handle = r->handle;
+  return 0;
+}
+
+static void
+direct_free (struct mempool *pool, struct region *r)
+{
+  region_list_remove (&pool->directs, r);
+  region_close (pool, r);
+  pool->stats.direct_live--;
+  free (r);
+}
+
+static int
+chunk_alloc (struct mempool *pool, unsigned level, struct mempool_seg *seg)
+{
+  struct chunk *c = NULL;
+  size_t unit;
+  int err;
+
+  /* Head to tail: the first chunks stay full and the last ones drain, which
+   * is what lets spare chunks at the tail be given back. */
+  for (struct region *r = pool->chunks.head; r; r = r->next)
+    if (chunk_fits ((struct chunk *) r, level)) {
+      c = (struct chunk *) r;
+      break;
+    }
+  if (c == NULL) {
+    err = chunk_create (pool, &c);
+    if (err)
+      return err;
+  }
+  if (chunk_is_empty (c))
+    pool->empty_chunks--;
+  unit = chunk_take (c, level);
+  seg->addr = (char *) c->region.base + (unit << pool->unit_order);
+  seg->len = tree_units_at (level) << pool->unit_order;
+  seg->handle = c->region.handle;
+  return 0;
+}
+
+/* The order of the power of two that size rounds up to, or -1 if it does
+ * not fit a size_t. */
+static int
+size_order (size_t size)
+{
+  unsigned order;
+
+  if (size <= 1)
+    return 0;
+  order = (unsigned) (sizeof (size_t) * 8) -
+    (unsigned) __builtin_clzl ((unsigned long) (size - 1));
+  return order >= sizeof (size_t) * 8 ? -1 : (int) order;
+}
+
+int
+mempool_alloc (struct mempool *pool, size_t size, struct mempool_seg *seg)
+{
+  int order = size_order (size);
+  int err;
+
+  pthread_mutex_lock (&pool->lock);
+  if (size == 0)
+    err = -EINVAL;
+  else if (order < 0)
+    err = -EOVERFLOW;
+  else {
+    if ((unsigned) order < pool->unit_order)
+      order = (int) pool->unit_order;
+    if ((unsigned) order > pool->chunk_order)
+      err = direct_alloc (pool, (size_t) 1 << order, seg);
+    else
+      err = chunk_alloc (pool,
+                         tree_level_of_order (pool->unit_order,
+                                              (unsigned) order), seg);
+  }
+  if (err) {
+    pool->stats.failures++;
+  }
+  else {
+    pool->stats.allocs++;
+    pool->stats.bytes_in_use += seg->len;
+    if (pool->stats.bytes_in_use > pool->stats.high_water)
+      pool->stats.high_water = pool->stats.bytes_in_use;
+  }
+  pthread_mutex_unlock (&pool->lock);
+  return err;
+}
+
+/* Free within a chunk.  Returns the bytes freed, or 0 if no live segment
+ * starts at addr. */
+static size_t
+chunk_free (struct mempool *pool, struct chunk *c, void *addr)
+{
+  size_t off = (size_t) ((char *) addr - (char *) c->region.base);
+  unsigned level;
+
+  if (off & (pool->unit_size - 1))
+    return 0;
+  level = chunk_give (c, off >> pool->unit_order);
+  if (level == 0)
+    return 0;
+  if (chunk_is_empty (c)) {
+    pool->empty_chunks++;
+    /* Keep a few empty chunks for the next burst; give the rest back. */
+    if (pool->empty_chunks > pool->spare_chunks)
+      chunk_destroy (pool, c);
+  }
+  return tree_units_at (level) << pool->unit_order;
+}
+
+int
+mempool_free (struct mempool *pool, void *addr)
+{
+  struct region *r;
+  size_t len = 0;
+  const char *why = "not memory of this pool";
+
+  pthread_mutex_lock (&pool->lock);
+  r = regmap_get (&pool->map, pool_slot (pool, addr));
+  if (r && r->kind == REGION_DIRECT) {
+    why = "not the start of a direct allocation";
+    if (r->base == addr) {
+      len = r->len;
+      direct_free (pool, r);
+    }
+  }
+  else if (r) {
+    why = "not the start of a live segment (middle of one, or freed already)";
+    len = chunk_free (pool, (struct chunk *) r, addr);
+  }
+  if (len == 0) {
+    pool->stats.bad_frees++;
+    if (pool->warn_fp)
+      fprintf (pool->warn_fp, "mempool: refused to free %p: %s\n", addr, why);
+    pthread_mutex_unlock (&pool->lock);
+    return -EINVAL;
+  }
+  pool->stats.frees++;
+  pool->stats.bytes_in_use -= len;
+  pthread_mutex_unlock (&pool->lock);
+  return 0;
+}
+
+int
+mempool_find (struct mempool *pool, const void *addr, size_t len,
+              void **handle)
+{
+  struct region *r;
+  int err = -ENOENT;
+
+  pthread_mutex_lock (&pool->lock);
+  r = regmap_get (&pool->map, pool_slot (pool, addr));
+  if (r && region_contains (r, addr, len)) {
+    *handle = r->handle;
+    err = 0;
+  }
+  pthread_mutex_unlock (&pool->lock);
+  return err;
+}
+
+void
+mempool_get_stats (struct mempool *pool, struct mempool_stats *st)
+{
+  pthread_mutex_lock (&pool->lock);
+  *st = pool->stats;
+  pthread_mutex_unlock (&pool->lock);
+}
+
+size_t
+mempool_chunk_size (const struct mempool *pool)
+{
+  return pool->chunk_size;
+}
+
+size_t
+mempool_unit_size (const struct mempool *pool)
+{
+  return pool->unit_size;
+}
+
+void
+mempool_destroy (struct mempool *pool)
+{
+  if (pool == NULL)
+    return;
+  while (pool->chunks.head)
+    chunk_destroy (pool, (struct chunk *) pool->chunks.head);
+  while (pool->directs.head)
+    direct_free (pool, pool->directs.head);
+  regmap_free (&pool->map);
+  pthread_mutex_destroy (&pool->lock);
+  free (pool);
+}

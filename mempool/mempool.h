@@ -56,8 +56,10 @@ struct mempool_seg {
 
 struct mempool_stats {
   uint64_t chunks;             /* chunks currently held */
-  uint64_t registrations;      /* reg() calls made (chunks + direct) */
-  uint64_t deregistrations;    /* dereg() calls made */
+  uint64_t registrations;      /* regions registered (chunks + direct):
+                                  successful reg() calls, counted even
+                                  when there is no reg hook */
+  uint64_t deregistrations;    /* regions deregistered */
   uint64_t bytes_in_use;       /* usable bytes of live segments (incl. direct) */
   uint64_t high_water;         /* largest bytes_in_use ever seen */
   uint64_t direct_allocs;      /* larger-than-chunk allocations made */
@@ -109,6 +111,17 @@ int mempool_tree_node (struct mempool *pool, unsigned chunk, unsigned node);
  * level from the root down: "level 4 4(0x1)", "level 3 3(0x2) 3(0x3)", ...
  * Returns 0, or -ENOENT if there is no such chunk. */
 int mempool_dump (struct mempool *pool, unsigned chunk, FILE *fp);
+
+/* Where misuse (a refused free) is reported, one line each: stderr unless
+ * changed; NULL keeps it silent (it is counted in bad_frees either way). */
+void mempool_set_warnings (struct mempool *pool, FILE *fp);
+
+/* The position of addr inside the pool's chunks: the chunk number (0 = head
+ * of the list) and the byte offset in it.  Returns 0, or -ENOENT if addr is
+ * not in a chunk (a direct allocation or foreign memory).  O(chunks): for
+ * tests and tools. */
+int mempool_locate (struct mempool *pool, const void *addr,
+                    unsigned *chunk, size_t *offset);
 
 /* Check every invariant of every chunk's tree against the pool's own record of
  * live segments.  Returns 0 when consistent, else -EUCLEAN and a one-line

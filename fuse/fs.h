@@ -1,0 +1,36 @@
+/* The filesystem: a small, fixed tree (root, optional target directories,
+ * LUN files) and the FUSE operations on it. */
+#ifndef ISERFS_FS_H
+#define ISERFS_FS_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "options.h"
+#include "session.h"
+
+struct node {
+  fuse_ino_t parent;
+  char *name;
+  struct lun *lun;              /* NULL for a directory */
+};
+
+struct fs {
+  struct node *nodes;           /* inode i is nodes[i - 1]; 1 is the root */
+  unsigned nr_nodes;
+  struct session **sessions;
+  unsigned nr_sessions;
+  bool ro;
+  uid_t uid;
+  gid_t gid;
+  time_t mount_time;
+};
+
+/* Build the tree from the sessions' LUNs.  With one session and no portal
+ * mount the LUNs sit in the root; otherwise one directory per target. */
+int fs_build_tree (struct fs *fs, bool per_target_dirs);
+void fs_free_tree (struct fs *fs);
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+#endif

@@ -1,0 +1,313 @@
+/* iserfs: mount an iSCSI/iSER target as a directory of LUN files.
+ *
+ * Order matters here: everything that can fail because of what the user
+ * typed or what the target says (options, URL, mountpoint, credentials,
+ * login, LUNs) is done before the mount, so a failure leaves nothing
+ * mounted; threads start only after daemonizing, because fork keeps only
+ * the calling thread. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <iscsi/iscsi.h>
+
+#include "daemon.h"
+#include "discover.h"
+#include "fs.h"
+#include "iobuf.h"
+#include "log.h"
+#include "options.h"
+#include "session.h"
+
+static char *
+default_initiator_name (void)
+{
+  char host[256] = "localhost", *name;
+
+  gethostname (host, sizeof host - 1);
+  host[strcspn (host, ".")] = '\0';
+  return asprintf (&name, "iqn.2026-01.org.iserfs:%s", host) < 0 ? NULL : name;
+}
+
+static struct session_config
+session_config (const struct options *o, const char *target)
+{
+  struct session_config c = {
+    .portal = o->portal,
+    .target = target,
+    .iser = o->iser,
+    .initiator_name = o->initiator_name,
+    .user = o->user[0] ? o->user : NULL,
+    .password = o->password,
+    .target_user = o->target_user,
+    .target_password = o->target_password,
+    .header_digest = o->header_digest && strcmp (o->header_digest, "crc32c") == 0,
+    .timeout = o->timeout,
+    .queue_depth = o->queue_depth,
+  };
+  return c;
+}
+
+/* Log in to one target and learn its LUNs. */
+static struct session *
+open_target (const struct options *o, const char *target)
+{
+  struct session_config c = session_config (o, target);
+  char err[512];
+  struct session *s = session_open (&c, err, sizeof err);
+
+  if (s == NULL) {
+    log_error ("%s", err);
+    return NULL;
+  }
+  if (session_probe_luns (s, o->lun, o->max_xfer, err, sizeof err) < 0) {
+    log_error ("%s", err);
+    session_close (s);
+    return NULL;
+  }
+  return s;
+}
+
+static int
+open_sessions (const struct options *o, struct fs *fs)
+{
+  struct target_info *t = NULL;
+  int n = 1;
+
+  if (o->target[0] == '\0') {
+    struct session_config c = session_config (o, NULL);
+    char err[512];
+
+    n = discover_targets (&c, &t, err, sizeof err);
+    if (n < 0) {
+      log_error ("%s", err);
+      return -1;
+    }
+    if (n == 0) {
+      log_error ("portal %s offers no targets", o->portal);
+      free_targets (t, n);
+      return -1;
+    }
+  }
+  fs->sessions = calloc (n, sizeof *fs->sessions);
+  if (fs->sessions == NULL) {
+    free_targets (t, n);
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    struct session *s = open_target (o, t ? t[i].name : o->target);
+
+    if (s == NULL) {
+      free_targets (t, n);
+      return -1;
+    }
+    fs->sessions[fs->nr_sessions++] = s;
+  }
+  free_targets (t, n);
+  return 0;
+}
+
+static void
+close_sessions (struct fs *fs)
+{
+  for (unsigned i = 0; i < fs->nr_sessions; i++)
+    session_close (fs->sessions[i]);
+  free (fs->sessions);
+  fs->sessions = NULL;
+  fs->nr_sessions = 0;
+}
+
+/* --list: what a person needs to write a URL or an fstab line. */
+static int
+list_targets (const struct options *o)
+{
+  struct session_config c = session_config (o, NULL);
+  struct target_info *t = NULL;
+  char err[512];
+  int n = discover_targets (&c, &t, err, sizeof err), shown = 0, rc = 0;
+
+  if (n < 0) {
+    log_error ("%s", err);
+    return 1;
+  }
+  for (int i = 0; i < n; i++) {
+    struct session *s;
+
+    if (o->target[0] && strcmp (o->target, t[i].name) != 0)
+      continue;
+    shown++;
+    printf ("target %s\n", t[i].name);
+    for (unsigned j = 0; j < t[i].nr_portals; j++)
+      printf ("  portal %s\n", t[i].portals[j]);
+    s = open_target (o, t[i].name);
+    if (s == NULL) {
+      rc = 1;
+      continue;
+    }
+    for (unsigned j = 0; j < s->nr_luns; j++) {
+      struct lun *l = &s->luns[j];
+      printf ("  lun%d size=%" PRIu64 " block=%u %s\n", l->lun, l->size,
+              l->block_size, l->read_only ? "ro" : "rw");
+    }
+    session_close (s);
+  }
+  if (o->target[0] && shown == 0) {
+    log_error ("target %s not found at portal %s", o->target, o->portal);
+    rc = 1;
+  }
+  free_targets (t, n);
+  return rc;
+}
+
+static int
+check_mountpoint (const char *mnt)
+{
+  struct stat st;
+
+  if (mnt == NULL) {
+    log_error ("no mountpoint given (try --help)");
+    return -1;
+  }
+  if (stat (mnt, &st) < 0) {
+    log_error ("mountpoint %s: %m", mnt);
+    return -1;
+  }
+  if (!S_ISDIR (st.st_mode)) {
+    log_error ("mountpoint %s is not a directory", mnt);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+serve (struct fuse_args *args, struct fuse_cmdline_opts *cmd, struct fs *fs)
+{
+  struct fuse_session *se;
+  int rc = 1;
+
+  se = fuse_session_new (args, &fs_ops, sizeof fs_ops, fs);
+  if (se == NULL)
+    return 1;                   /* libfuse said why */
+  if (fuse_set_signal_handlers (se) != 0)
+    goto out_destroy;
+  if (fuse_session_mount (se, cmd->mountpoint) != 0)
+    goto out_signals;
+  for (unsigned i = 0; i < fs->nr_sessions; i++)
+    if (session_start (fs->sessions[i]) < 0) {
+      log_error ("cannot start a session thread");
+      goto out_stop;
+    }
+  daemon_ready ();
+  if (cmd->singlethread)
+    rc = fuse_session_loop (se) != 0;
+  else {
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create ();
+    fuse_loop_cfg_set_clone_fd (cfg, cmd->clone_fd);
+    /* Unset values come back as UINT_MAX; keep libfuse's defaults then. */
+    if (cmd->max_threads != UINT_MAX)
+      fuse_loop_cfg_set_max_threads (cfg, cmd->max_threads);
+    if (cmd->max_idle_threads != UINT_MAX)
+      fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
+    rc = fuse_session_loop_mt (se, cfg) != 0;
+    fuse_loop_cfg_destroy (cfg);
+  }
+ out_stop:
+  /* Let commands in flight finish before their replies' session goes. */
+  for (unsigned i = 0; i < fs->nr_sessions; i++)
+    session_stop (fs->sessions[i]);
+  fuse_session_unmount (se);
+ out_signals:
+  fuse_remove_signal_handlers (se);
+ out_destroy:
+  fuse_session_destroy (se);
+  return rc;
+}
+
+static void
+print_version (void)
+{
+  printf ("iserfs %s\n", PACKAGE_VERSION);
+  printf ("libfuse %s, FUSE %d.%d\n", fuse_pkgversion (), FUSE_MAJOR_VERSION,
+          FUSE_MINOR_VERSION);
+  printf ("libiscsi: stock iSER transport (pool not on the wire)\n");
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct fuse_args args = FUSE_ARGS_INIT (argc, argv);
+  struct fuse_cmdline_opts cmd = { 0 };
+  struct options o;
+  struct fs fs = { 0 };
+  int rc = 1;
+
+  if (options_parse (&args, &o) < 0)
+    goto out;
+  if (o.help) {
+    options_usage ();
+    rc = 0;
+    goto out;
+  }
+  if (o.version) {
+    print_version ();
+    rc = 0;
+    goto out;
+  }
+  if (o.url == NULL) {
+    log_error ("no URL given (try --help)");
+    goto out;
+  }
+  if (options_parse_url (&o) < 0)
+    goto out;
+  if (o.initiator_name == NULL && (o.initiator_name = default_initiator_name ()) == NULL)
+    goto out;
+  if (!o.list && check_mountpoint (o.mountpoint) < 0)
+    goto out;
+  if (fuse_parse_cmdline (&args, &cmd) != 0)
+    goto out;
+  if (options_read_credentials (&o) < 0)
+    goto out;
+  log_set_debug (cmd.debug);
+  if (o.list) {
+    rc = list_targets (&o);
+    goto out;
+  }
+  if (o.allow_other)
+    fuse_opt_add_arg (&args, "-odefault_permissions");
+  /* From here on the work happens in the process that will serve the
+   * mount; connections are made there, after the fork. */
+  if (!cmd.foreground)
+    daemon_fork ();
+  fuse_opt_add_arg (&args, "-ofsname=iserfs");
+  if (iobuf_use_mempool () < 0) {
+    log_error ("cannot create the buffer pool: %m");
+    goto out;
+  }
+  if (open_sessions (&o, &fs) < 0)
+    goto out;
+  fs.ro = o.ro;
+  fs.uid = getuid ();
+  fs.gid = getgid ();
+  fs.mount_time = time (NULL);
+  if (fs_build_tree (&fs, o.target[0] == '\0') < 0) {
+    log_error ("out of memory");
+    goto out;
+  }
+  rc = serve (&args, &cmd, &fs);
+
+ out:
+  fs_free_tree (&fs);
+  close_sessions (&fs);
+  iobuf_shutdown ();
+  free (cmd.mountpoint);
+  fuse_opt_free_args (&args);
+  options_free (&o);
+  return rc;
+}

@@ -1,0 +1,631 @@
+/* FUSE operations.  Reads and writes are answered asynchronously from the
+ * session threads as their commands complete; only flush/fsync/release and
+ * fallocate wait, because their result depends on several steps. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "fs.h"
+#include "io.h"
+#include "log.h"
+#include "stats.h"
+#include "written.h"
+
+#define STATS_XATTR "user.iserfs.stats"
+#define ZERO_PIECE (1024 * 1024)
+
+/* An open LUN file.  For a handle opened with O_TRUNC we remember what it
+ * wrote; at flush/fsync the rest below its high-water mark is zeroed, which
+ * is what cp (skipping holes) and dd (truncating) expect of a file, without
+ * ever touching the LUN beyond what they meant to write. */
+struct handle {
+  struct lun *lun;
+  bool trunc;
+  bool dirty;                   /* wrote since the last SYNCHRONIZE CACHE */
+  pthread_mutex_t lock;
+  struct rangeset written;
+  uint64_t hwm;
+};
+
+static struct fs *
+get_fs (fuse_req_t req)
+{
+  return fuse_req_userdata (req);
+}
+
+static struct node *
+get_node (struct fs *fs, fuse_ino_t ino)
+{
+  return ino >= 1 && ino <= fs->nr_nodes ? &fs->nodes[ino - 1] : NULL;
+}
+
+static void
+fill_stat (struct fs *fs, fuse_ino_t ino, struct stat *st)
+{
+  struct node *n = get_node (fs, ino);
+
+  memset (st, 0, sizeof *st);
+  st->st_ino = ino;
+  st->st_uid = fs->uid;
+  st->st_gid = fs->gid;
+  st->st_atime = st->st_mtime = st->st_ctime = fs->mount_time;
+  if (n->lun == NULL) {
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    st->st_blksize = 4096;
+    return;
+  }
+  st->st_mode = S_IFREG | ((fs->ro || n->lun->read_only) ? 0444 : 0644);
+  st->st_nlink = 1;
+  st->st_size = n->lun->size;
+  st->st_blksize = n->lun->block_size;
+  st->st_blocks = n->lun->size / 512;
+}
+
+/* LUN geometry is fixed, but a resize should be seen within a second. */
+#define ATTR_TIMEOUT 1.0
+
+static void
+fs_init (void *userdata, struct fuse_conn_info *conn)
+{
+  (void) userdata;
+  /* See O_TRUNC at open() instead of a setattr(size=0) we could not honour
+   * on a LUN; the handle then gets file-like truncate semantics. */
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+    conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  if (conn->capable & FUSE_CAP_ASYNC_DIO)
+    conn->want |= FUSE_CAP_ASYNC_DIO;
+  conn->max_write = 1024 * 1024;
+  conn->max_readahead = 1024 * 1024;
+  if (conn->max_background < 64)
+    conn->max_background = 64;
+  if (conn->congestion_threshold < 48)
+    conn->congestion_threshold = 48;
+}
+
+static void
+fs_lookup (fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  struct fs *fs = get_fs (req);
+  struct fuse_entry_param e;
+
+  for (unsigned i = 1; i < fs->nr_nodes; i++) {
+    if (fs->nodes[i].parent == parent && strcmp (fs->nodes[i].name, name) == 0) {
+      memset (&e, 0, sizeof e);
+      e.ino = i + 1;
+      e.attr_timeout = ATTR_TIMEOUT;
+      e.entry_timeout = 3600;
+      fill_stat (fs, e.ino, &e.attr);
+      fuse_reply_entry (req, &e);
+      return;
+    }
+  }
+  fuse_reply_err (req, ENOENT);
+}
+
+static void
+fs_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct fs *fs = get_fs (req);
+  struct stat st;
+
+  (void) fi;
+  if (get_node (fs, ino) == NULL) {
+    fuse_reply_err (req, ENOENT);
+    return;
+  }
+  fill_stat (fs, ino, &st);
+  fuse_reply_attr (req, &st, ATTR_TIMEOUT);
+}
+
+static void
+fs_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+            struct fuse_file_info *fi)
+{
+  struct fs *fs = get_fs (req);
+  struct node *n = get_node (fs, ino);
+  struct stat st;
+
+  if (n == NULL) {
+    fuse_reply_err (req, ENOENT);
+    return;
+  }
+  if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    fuse_reply_err (req, EPERM);
+    return;
+  }
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (n->lun == NULL) {
+      fuse_reply_err (req, EISDIR);
+      return;
+    }
+    if (fs->ro || n->lun->read_only) {
+      fuse_reply_err (req, EROFS);
+      return;
+    }
+    /* A LUN's size never changes: growing is impossible, shrinking is a
+     * no-op, except that it raises an O_TRUNC handle's high-water mark
+     * (cp ends a file with a hole by ftruncate). */
+    if ((uint64_t) attr->st_size > n->lun->size) {
+      fuse_reply_err (req, EFBIG);
+      return;
+    }
+    if (fi && fi->fh) {
+      struct handle *h = (struct handle *) (uintptr_t) fi->fh;
+      pthread_mutex_lock (&h->lock);
+      if (h->trunc && (uint64_t) attr->st_size > h->hwm)
+        h->hwm = attr->st_size;
+      pthread_mutex_unlock (&h->lock);
+    }
+  }
+  /* Times are not stored; accepting them keeps touch(1) and cp -p quiet. */
+  fill_stat (fs, ino, &st);
+  fuse_reply_attr (req, &st, ATTR_TIMEOUT);
+}
+
+static void
+fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+            struct fuse_file_info *fi)
+{
+  struct fs *fs = get_fs (req);
+  struct node *dir = get_node (fs, ino);
+  char *buf;
+  size_t used = 0;
+  off_t pos = 0;
+
+  (void) fi;
+  if (dir == NULL || dir->lun) {
+    fuse_reply_err (req, dir ? ENOTDIR : ENOENT);
+    return;
+  }
+  buf = malloc (size);
+  if (buf == NULL) {
+    fuse_reply_err (req, ENOMEM);
+    return;
+  }
+  /* Entry k of the listing has offset k+1: ".", "..", then the children. */
+  for (unsigned i = 0; i <= fs->nr_nodes + 1; i++) {
+    const char *name;
+    struct stat st = { 0 };
+    size_t need;
+
+    if (i == 0)
+      name = ".", st.st_ino = ino;
+    else if (i == 1)
+      name = "..", st.st_ino = dir->parent;
+    else if (i - 1 < fs->nr_nodes && fs->nodes[i - 1].parent == ino && i - 1 > 0)
+      name = fs->nodes[i - 1].name, st.st_ino = i;
+    else
+      continue;
+    pos++;
+    if (pos <= off)
+      continue;
+    st.st_mode = get_node (fs, st.st_ino)->lun ? S_IFREG : S_IFDIR;
+    need = fuse_add_direntry (req, buf + used, size - used, name, &st, pos);
+    if (need > size - used)
+      break;
+    used += need;
+  }
+  fuse_reply_buf (req, buf, used);
+  free (buf);
+}
+
+static void
+fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct fs *fs = get_fs (req);
+  struct node *n = get_node (fs, ino);
+  bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+  struct handle *h;
+
+  if (n == NULL || n->lun == NULL) {
+    fuse_reply_err (req, n ? EISDIR : ENOENT);
+    return;
+  }
+  if (writing && (fs->ro || n->lun->read_only)) {
+    fuse_reply_err (req, EROFS);
+    return;
+  }
+  h = calloc (1, sizeof *h);
+  if (h == NULL) {
+    fuse_reply_err (req, ENOMEM);
+    return;
+  }
+  h->lun = n->lun;
+  h->trunc = writing && (fi->flags & O_TRUNC);
+  pthread_mutex_init (&h->lock, NULL);
+  fi->fh = (uintptr_t) h;
+  fuse_reply_open (req, fi);
+}
+
+static void
+read_done (struct io_req *r)
+{
+  fuse_req_t req = r->opaque;
+
+  if (r->err)
+    fuse_reply_err (req, r->err);
+  else
+    fuse_reply_buf (req, io_req_data (r), r->len);
+}
+
+static void
+fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+         struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *) (uintptr_t) fi->fh;
+  struct io_req *r;
+  int err;
+
+  (void) ino;
+  /* As on a block device: a read across the end gets what exists. */
+  if (off < 0 || (uint64_t) off >= h->lun->size || size == 0) {
+    fuse_reply_buf (req, NULL, 0);
+    return;
+  }
+  if (size > h->lun->size - off)
+    size = h->lun->size - off;
+  r = io_req_new (h->lun, IO_READ, off, size, &err);
+  if (r == NULL) {
+    fuse_reply_err (req, err);
+    return;
+  }
+  r->done = read_done;
+  r->opaque = req;
+  io_submit (r);
+}
+
+static void
+note_written (struct handle *h, uint64_t off, size_t len)
+{
+  pthread_mutex_lock (&h->lock);
+  h->dirty = true;
+  if (h->trunc) {
+    if (rangeset_add (&h->written, off, off + len) < 0)
+      log_error ("out of memory tracking written ranges");
+    if (off + len > h->hwm)
+      h->hwm = off + len;
+  }
+  pthread_mutex_unlock (&h->lock);
+}
+
+static void
+write_done (struct io_req *r)
+{
+  fuse_req_t req = r->opaque;
+
+  if (r->err)
+    fuse_reply_err (req, r->err);
+  else {
+    note_written (r->opaque2, r->off, r->len);
+    fuse_reply_write (req, r->len);
+  }
+}
+
+static void
+fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+          off_t off, struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *) (uintptr_t) fi->fh;
+  struct io_req *r;
+  int err;
+
+  (void) ino;
+  if (get_fs (req)->ro || h->lun->read_only) {
+    fuse_reply_err (req, EROFS);
+    return;
+  }
+  /* As on a block device: nothing is written beyond the end; a write across
+   * it is short, one at or past it fails. */
+  if (off < 0 || (uint64_t) off >= h->lun->size) {
+    fuse_reply_err (req, ENOSPC);
+    return;
+  }
+  if (size == 0) {
+    fuse_reply_write (req, 0);
+    return;
+  }
+  if (size > h->lun->size - off)
+    size = h->lun->size - off;
+  r = io_req_new (h->lun, IO_WRITE, off, size, &err);
+  if (r == NULL) {
+    fuse_reply_err (req, err);
+    return;
+  }
+  memcpy (io_req_data (r), buf, size);
+  r->done = write_done;
+  r->opaque = req;
+  r->opaque2 = h;
+  io_submit (r);
+}
+
+/* ---- zeroing, syncing ---- */
+
+struct zero_batch {
+  struct lun *lun;
+  int err;
+};
+
+/* Zero [start, end) of a LUN with writes of at most ZERO_PIECE bytes. */
+static int
+zero_range (void *opaque, uint64_t start, uint64_t end)
+{
+  struct zero_batch *z = opaque;
+
+  while (start < end) {
+    size_t n = end - start < ZERO_PIECE ? end - start : ZERO_PIECE;
+    int err;
+    struct io_req *r = io_req_new (z->lun, IO_WRITE, start, n, &err);
+
+    if (r == NULL)
+      return err;
+    memset (io_req_data (r), 0, n);
+    err = io_run_sync (r);
+    if (err)
+      return err;
+    start += n;
+  }
+  return 0;
+}
+
+static int
+collect_gap (void *opaque, uint64_t start, uint64_t end)
+{
+  return rangeset_add (opaque, start, end);
+}
+
+/* Zero what an O_TRUNC handle left unwritten below its high-water mark, and
+ * remember that it is done. */
+static int
+zero_unwritten (struct handle *h)
+{
+  struct zero_batch z = { .lun = h->lun };
+  struct rangeset gaps = { 0 };
+  int err;
+
+  if (!h->trunc)
+    return 0;
+  pthread_mutex_lock (&h->lock);
+  err = rangeset_gaps (&h->written, h->hwm, collect_gap, &gaps);
+  pthread_mutex_unlock (&h->lock);
+  if (err)
+    goto out;
+  for (size_t i = 0; i < gaps.n && !err; i++) {
+    err = zero_range (&z, gaps.r[i].start, gaps.r[i].end);
+    if (!err)
+      note_written (h, gaps.r[i].start, gaps.r[i].end - gaps.r[i].start);
+  }
+ out:
+  rangeset_free (&gaps);
+  return err < 0 ? -err : err;
+}
+
+static int
+sync_lun (struct lun *l)
+{
+  int err;
+  struct io_req *r = io_req_new (l, IO_SYNC, 0, 0, &err);
+
+  if (r == NULL)
+    return err;
+  return io_run_sync (r);
+}
+
+/* What close(2) and fsync(2) promise: everything this handle wrote (and the
+ * zeros it owes) is on stable storage of the target. */
+static int
+settle (struct handle *h, bool force_sync)
+{
+  int err = zero_unwritten (h);
+  bool dirty;
+
+  if (err)
+    return err;
+  pthread_mutex_lock (&h->lock);
+  dirty = h->dirty;
+  h->dirty = false;
+  pthread_mutex_unlock (&h->lock);
+  if (dirty || force_sync) {
+    err = sync_lun (h->lun);
+    if (err) {
+      pthread_mutex_lock (&h->lock);
+      h->dirty = true;
+      pthread_mutex_unlock (&h->lock);
+    }
+  }
+  return err;
+}
+
+static void
+fs_flush (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  (void) ino;
+  fuse_reply_err (req, settle ((struct handle *) (uintptr_t) fi->fh, false));
+}
+
+static void
+fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
+          struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *) (uintptr_t) fi->fh;
+
+  (void) ino;
+  (void) datasync;
+  fuse_reply_err (req, settle (h, (fi->flags & O_ACCMODE) != O_RDONLY));
+}
+
+static void
+fs_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *) (uintptr_t) fi->fh;
+  int err = settle (h, false);
+
+  (void) ino;
+  if (err)
+    log_error ("lun%d: data may not be on stable storage at close: %s",
+               h->lun->lun, strerror (err));
+  rangeset_free (&h->written);
+  pthread_mutex_destroy (&h->lock);
+  free (h);
+  fuse_reply_err (req, 0);
+}
+
+static int
+unmap_range (struct lun *l, uint64_t off, uint64_t len)
+{
+  struct zero_batch z = { .lun = l };
+  uint64_t bs = l->block_size;
+  uint64_t first = (off + bs - 1) / bs * bs, last = (off + len) / bs * bs;
+  int err;
+
+  if (first >= last)                    /* inside one block: just zero it */
+    return zero_range (&z, off, off + len);
+  if ((err = zero_range (&z, off, first)) || (err = zero_range (&z, last, off + len)))
+    return err;
+  struct io_req *r = io_req_new (l, IO_UNMAP, first, last - first, &err);
+  if (r == NULL)
+    return err;
+  return io_run_sync (r);
+}
+
+static void
+fs_fallocate (fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+              off_t len, struct fuse_file_info *fi)
+{
+  struct handle *h = (struct handle *) (uintptr_t) fi->fh;
+  struct lun *l = h->lun;
+  struct zero_batch z = { .lun = l };
+  int err = 0;
+
+  (void) ino;
+  if (get_fs (req)->ro || l->read_only) {
+    fuse_reply_err (req, EROFS);
+    return;
+  }
+  if (off < 0 || len <= 0) {
+    fuse_reply_err (req, EINVAL);
+    return;
+  }
+  if ((uint64_t) off >= l->size) {
+    fuse_reply_err (req, (mode & FALLOC_FL_KEEP_SIZE) ? 0 : EFBIG);
+    return;
+  }
+  if ((uint64_t) len > l->size - off) {
+    if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+      fuse_reply_err (req, EFBIG);
+      return;
+    }
+    len = l->size - off;
+  }
+  switch (mode & ~FALLOC_FL_KEEP_SIZE) {
+  case 0:                               /* every block already exists */
+    break;
+  case FALLOC_FL_PUNCH_HOLE:
+    err = l->unmap ? unmap_range (l, off, len) : EOPNOTSUPP;
+    break;
+  case FALLOC_FL_ZERO_RANGE:
+    err = zero_range (&z, off, off + len);
+    break;
+  default:
+    err = EOPNOTSUPP;
+  }
+  if (!err && mode != 0)
+    note_written (h, off, len);
+  fuse_reply_err (req, err);
+}
+
+static void
+fs_statfs (fuse_req_t req, fuse_ino_t ino)
+{
+  struct fs *fs = get_fs (req);
+  struct statvfs sv;
+  uint64_t bytes = 0;
+
+  (void) ino;
+  for (unsigned i = 0; i < fs->nr_nodes; i++)
+    if (fs->nodes[i].lun)
+      bytes += fs->nodes[i].lun->size;
+  memset (&sv, 0, sizeof sv);
+  sv.f_bsize = 4096;
+  sv.f_frsize = 512;
+  sv.f_blocks = bytes / sv.f_frsize;
+  sv.f_files = fs->nr_nodes;
+  sv.f_namemax = 255;
+  fuse_reply_statfs (req, &sv);
+}
+
+static char *
+stats_text (size_t *len)
+{
+  char *text = NULL;
+  FILE *fp = open_memstream (&text, len);
+
+  if (fp == NULL)
+    return NULL;
+  stats_print (fp);
+  fclose (fp);
+  return text;
+}
+
+static void
+fs_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+  size_t len;
+  char *text;
+
+  if (ino != FUSE_ROOT_ID || strcmp (name, STATS_XATTR) != 0) {
+    fuse_reply_err (req, ENODATA);
+    return;
+  }
+  text = stats_text (&len);
+  if (text == NULL)
+    fuse_reply_err (req, ENOMEM);
+  else if (size == 0)
+    fuse_reply_xattr (req, len);
+  else if (size < len)
+    fuse_reply_err (req, ERANGE);
+  else
+    fuse_reply_buf (req, text, len);
+  free (text);
+}
+
+static void
+fs_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+  static const char names[] = STATS_XATTR;     /* with its NUL */
+  size_t len = ino == FUSE_ROOT_ID ? sizeof names : 0;
+
+  if (size == 0)
+    fuse_reply_xattr (req, len);
+  else if (size < len)
+    fuse_reply_err (req, ERANGE);
+  else
+    fuse_reply_buf (req, names, len);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+  .init = fs_init,
+  .lookup = fs_lookup,
+  .getattr = fs_getattr,
+  .setattr = fs_setattr,
+  .readdir = fs_readdir,
+  .open = fs_open,
+  .read = fs_read,
+  .write = fs_write,
+  .flush = fs_flush,
+  .fsync = fs_fsync,
+  .release = fs_release,
+  .fallocate = fs_fallocate,
+  .statfs = fs_statfs,
+  .getxattr = fs_getxattr,
+  .listxattr = fs_listxattr,
+};

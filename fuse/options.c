@@ -1,0 +1,378 @@
+/* Options, parsed with libfuse's own parser as sshfs does, so that
+ * `-o a,b=c`, fstab and mount.fuse3 all work the same way. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <iscsi/iscsi.h>
+
+#include "log.h"
+#include "options.h"
+
+enum { KEY_HELP, KEY_VERSION, KEY_LIST, KEY_RO, KEY_ALLOW_OTHER, KEY_RW };
+
+#define OPT(t, p) { t, offsetof (struct options, p), 1 }
+
+static const struct fuse_opt option_spec[] = {
+  OPT ("initiator_name=%s", initiator_name),
+  OPT ("credentials=%s", credentials),
+  OPT ("queue_depth=%u", queue_depth),
+  OPT ("timeout=%u", timeout),
+  OPT ("header_digest=%s", header_digest),
+  OPT ("max_xfer=%u", max_xfer),
+  FUSE_OPT_KEY ("ro", KEY_RO),
+  FUSE_OPT_KEY ("rw", KEY_RW),
+  FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
+  FUSE_OPT_KEY ("-h", KEY_HELP),
+  FUSE_OPT_KEY ("--help", KEY_HELP),
+  FUSE_OPT_KEY ("-V", KEY_VERSION),
+  FUSE_OPT_KEY ("--version", KEY_VERSION),
+  FUSE_OPT_KEY ("--list", KEY_LIST),
+  FUSE_OPT_KEY ("-l", KEY_LIST),
+  FUSE_OPT_END
+};
+
+/* Options mount(8) and systemd put in fstab lines that mean nothing to a
+ * FUSE filesystem; accepted and dropped. */
+static bool
+mount_only_option (const char *opt)
+{
+  static const char *const exact[] = {
+    "_netdev", "nofail", "auto", "noauto", "user", "nouser", "users",
+    "defaults", "owner", "group", "noatime", "relatime", "nodiratime",
+    "atime", "strictatime", "lazytime", "nolazytime", NULL,
+  };
+  static const char *const prefix[] = {
+    "x-systemd.", "x-", "comment=", NULL,
+  };
+
+  for (int i = 0; exact[i]; i++)
+    if (strcmp (opt, exact[i]) == 0)
+      return true;
+  for (int i = 0; prefix[i]; i++)
+    if (strncmp (opt, prefix[i], strlen (prefix[i])) == 0)
+      return true;
+  return false;
+}
+
+static int
+option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+  struct options *o = data;
+
+  (void) outargs;
+  switch (key) {
+  case FUSE_OPT_KEY_NONOPT:
+    if (o->url == NULL) {
+      o->url = strdup (arg);
+      return 0;
+    }
+    if (o->mountpoint == NULL)
+      o->mountpoint = strdup (arg);
+    return 1;                   /* also kept for fuse_parse_cmdline */
+  case FUSE_OPT_KEY_OPT:
+    return mount_only_option (arg) ? 0 : 1;
+  case KEY_HELP:
+    o->help = true;
+    return 0;
+  case KEY_VERSION:
+    o->version = true;
+    return 0;
+  case KEY_LIST:
+    o->list = true;
+    return 0;
+  case KEY_RO:
+    o->ro = true;
+    return 1;                   /* also makes the kernel mount read-only */
+  case KEY_RW:
+    o->ro = false;
+    return 1;
+  case KEY_ALLOW_OTHER:
+    o->allow_other = true;
+    return 1;
+  default:
+    return 1;
+  }
+}
+
+int
+options_parse (struct fuse_args *args, struct options *o)
+{
+  memset (o, 0, sizeof *o);
+  o->lun = -1;
+  o->timeout = 30;
+  o->queue_depth = 64;
+  if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
+    return -1;                  /* libfuse printed why */
+  if (o->queue_depth < 1 || o->queue_depth > 1024) {
+    log_error ("queue_depth=%u is out of range (1 to 1024)", o->queue_depth);
+    return -1;
+  }
+  if (o->timeout > 86400) {
+    log_error ("timeout=%u is out of range (0 to 86400 seconds)", o->timeout);
+    return -1;
+  }
+  if (o->header_digest && strcmp (o->header_digest, "none") != 0
+      && strcmp (o->header_digest, "crc32c") != 0) {
+    log_error ("header_digest=%s: expected 'none' or 'crc32c'",
+               o->header_digest);
+    return -1;
+  }
+  if (o->max_xfer && (o->max_xfer < 4096 || o->max_xfer > (64u << 20))) {
+    log_error ("max_xfer=%u is out of range (4096 to 67108864 bytes)",
+               o->max_xfer);
+    return -1;
+  }
+  return 0;
+}
+
+/* libiscsi's parser wants a LUN in a target URL; we accept a target URL
+ * without one (every LUN) by asking it about LUN 0 and forgetting the LUN. */
+int
+options_parse_url (struct options *o)
+{
+  struct iscsi_context *iscsi = iscsi_create_context ("iqn.2026-01.org.iserfs:parse");
+  const char *u = o->url, *sep, *path;
+  struct iscsi_url *url = NULL;
+  char *with_lun = NULL, why[256];
+  bool whole_target = false;
+  int r = -1;
+
+  if (iscsi == NULL) {
+    log_error ("out of memory");
+    return -1;
+  }
+  sep = strstr (u, "://");
+  if (sep == NULL) {
+    log_error ("invalid URL '%s': expected iscsi://HOST[:PORT][/TARGET[/LUN]] or iser://...", u);
+    goto out;
+  }
+  if (!((sep - u == 5 && strncmp (u, "iscsi", 5) == 0)
+        || (sep - u == 4 && strncmp (u, "iser", 4) == 0))) {
+    log_error ("unknown URL scheme '%.*s' in '%s': expected iscsi:// or iser://",
+               (int) (sep - u), u, u);
+    goto out;
+  }
+  path = strchr (sep + 3, '/');
+  if (path == NULL || path[1] == '\0')
+    url = iscsi_parse_portal_url (iscsi, u);
+  else if (strchr (path + 1, '/') == NULL) {
+    whole_target = true;
+    if (asprintf (&with_lun, "%s/0", u) < 0)
+      goto out;
+    url = iscsi_parse_full_url (iscsi, with_lun);
+  }
+  else
+    url = iscsi_parse_full_url (iscsi, u);
+  if (url == NULL) {
+    first_line (why, sizeof why, iscsi_get_error (iscsi));
+    log_error ("%s", why);
+    goto out;
+  }
+  if (url->passwd[0] || url->target_passwd[0]) {
+    log_error ("refusing a password in the URL (it would be visible in ps): "
+               "use credentials=FILE or LIBISCSI_CHAP_PASSWORD");
+    goto out;
+  }
+  if (url->portal[0] == '\0') {
+    log_error ("invalid URL '%s': no host", u);
+    goto out;
+  }
+  snprintf (o->portal, sizeof o->portal, "%s", url->portal);
+  snprintf (o->target, sizeof o->target, "%s", url->target);
+  snprintf (o->user, sizeof o->user, "%s", url->user);
+  o->lun = whole_target || url->target[0] == '\0' ? -1 : url->lun;
+  o->iser = url->transport == ISER_TRANSPORT;
+  r = 0;
+ out:
+  if (url)
+    iscsi_destroy_url (url);
+  free (with_lun);
+  iscsi_destroy_context (iscsi);
+  return r;
+}
+
+/* Wipe a secret from the process's environment block as well, so that it
+ * is not left readable in /proc/PID/environ. */
+static char *
+take_env_secret (const char *name)
+{
+  char *v = getenv (name), *copy;
+
+  if (v == NULL)
+    return NULL;
+  copy = strdup (v);
+  memset (v, 0, strlen (v));
+  unsetenv (name);
+  return copy;
+}
+
+static void
+strip_newline (char *s)
+{
+  s[strcspn (s, "\r\n")] = '\0';
+}
+
+static int
+read_credentials_file (struct options *o)
+{
+  FILE *fp;
+  struct stat st;
+  char *line = NULL;
+  size_t cap = 0;
+  int fd = open (o->credentials, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0) {
+    log_error ("cannot read credentials file %s: %m", o->credentials);
+    return -1;
+  }
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode)) {
+    log_error ("credentials file %s is not a regular file", o->credentials);
+    close (fd);
+    return -1;
+  }
+  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    log_error ("credentials file %s is accessible by other users (mode %04o): "
+               "chmod 600 it", o->credentials, (unsigned) (st.st_mode & 07777));
+    close (fd);
+    return -1;
+  }
+  fp = fdopen (fd, "r");
+  if (fp == NULL) {
+    close (fd);
+    return -1;
+  }
+  while (getline (&line, &cap, fp) != -1) {
+    char *eq = strchr (line, '=');
+    char **dst = NULL;
+
+    strip_newline (line);
+    if (line[0] == '#' || line[0] == '\0' || eq == NULL)
+      continue;
+    *eq = '\0';
+    if (!strcmp (line, "username") || !strcmp (line, "user"))
+      snprintf (o->user, sizeof o->user, "%s", eq + 1);
+    else if (!strcmp (line, "password") || !strcmp (line, "pass"))
+      dst = &o->password;
+    else if (!strcmp (line, "target_username"))
+      dst = &o->target_user;
+    else if (!strcmp (line, "target_password"))
+      dst = &o->target_password;
+    else {
+      log_error ("credentials file %s: unknown key '%s'", o->credentials, line);
+      free (line);
+      fclose (fp);
+      return -1;
+    }
+    if (dst) {
+      free (*dst);
+      *dst = strdup (eq + 1);
+    }
+  }
+  if (line)
+    memset (line, 0, cap);
+  free (line);
+  fclose (fp);
+  if (o->user[0] == '\0' || o->password == NULL) {
+    log_error ("credentials file %s must give username= and password=",
+               o->credentials);
+    return -1;
+  }
+  return 0;
+}
+
+int
+options_read_credentials (struct options *o)
+{
+  char *env_user = take_env_secret ("LIBISCSI_CHAP_USERNAME");
+  char *env_pass = take_env_secret ("LIBISCSI_CHAP_PASSWORD");
+
+  if (o->credentials) {
+    free (env_user);
+    free (env_pass);
+    return read_credentials_file (o);
+  }
+  if (env_user && o->user[0] == '\0')
+    snprintf (o->user, sizeof o->user, "%s", env_user);
+  o->password = env_pass;
+  free (env_user);
+  return 0;
+}
+
+static void
+free_secret (char *s)
+{
+  if (s)
+    memset (s, 0, strlen (s));
+  free (s);
+}
+
+void
+options_free (struct options *o)
+{
+  free (o->url);
+  free (o->mountpoint);
+  free (o->initiator_name);
+  free (o->credentials);
+  free (o->header_digest);
+  free_secret (o->password);
+  free (o->target_user);
+  free_secret (o->target_password);
+}
+
+void
+options_usage (void)
+{
+  printf (
+"Usage: iserfs [OPTIONS] URL MOUNTPOINT\n"
+"       iserfs --list URL\n"
+"       iserfs --help | --version\n"
+"\n"
+"Mount an iSCSI or iSER target as a directory holding one file per LUN.\n"
+"\n"
+"URL:\n"
+"  iscsi://[USER@]HOST[:PORT]/TARGET-IQN[/LUN]   one target over TCP\n"
+"  iser://[USER@]HOST[:PORT]/TARGET-IQN[/LUN]    one target over iSER (RDMA)\n"
+"  iscsi://[USER@]HOST[:PORT]                    every target of a portal\n"
+"\n"
+"Options:\n"
+"  -h, --help               print this help and exit\n"
+"  -V, --version            print the version and exit\n"
+"  -l, --list               list targets, portals and LUNs; do not mount\n"
+"  -f                       stay in the foreground\n"
+"  -d                       debug output (implies -f)\n"
+"  -s                       single-threaded FUSE loop\n"
+"  -o ro                    mount read-only; no WRITE is ever sent\n"
+"  -o rw                    mount read-write (the default)\n"
+"  -o allow_other           let other users access the mount\n"
+"                           (turns on default_permissions)\n"
+"  -o default_permissions   let the kernel check file modes\n"
+"  -o initiator_name=IQN    initiator name (default: iqn.2026-01.org.iserfs:HOSTNAME)\n"
+"  -o credentials=FILE      CHAP credentials: username=, password=,\n"
+"                           target_username=, target_password= lines;\n"
+"                           the file must not be accessible by others\n"
+"  -o queue_depth=N         SCSI commands in flight per session (default 64)\n"
+"  -o timeout=SECONDS       fail a command after this long (default 30, 0 = never)\n"
+"  -o header_digest=none|crc32c   iSCSI header digest (default none)\n"
+"  -o max_xfer=BYTES        largest data transfer of one command\n"
+"                           (default: what the LUN and transport allow)\n"
+"  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
+"                           mount(8) options, accepted and ignored\n"
+"\n"
+"Environment:\n"
+"  LIBISCSI_CHAP_USERNAME, LIBISCSI_CHAP_PASSWORD   CHAP credentials\n"
+"\n"
+"FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
+"  max_background=N, congestion_threshold=N, fsname=NAME, subtype=NAME, ...\n"
+"\n"
+"The mount root answers `getfattr -n user.iserfs.stats MOUNTPOINT`.\n"
+"See iserfs(8).\n");
+}

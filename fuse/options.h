@@ -1,0 +1,48 @@
+/* Command-line and -o options, the URL, and the credentials. */
+#ifndef ISERFS_OPTIONS_H
+#define ISERFS_OPTIONS_H
+
+#include <stdbool.h>
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+struct options {
+  char *url;
+  char *mountpoint;              /* as given; checked before FUSE sees it */
+  bool list, help, version;
+  bool ro, allow_other;
+  char *initiator_name;
+  char *credentials;
+  unsigned queue_depth;
+  unsigned timeout;
+  char *header_digest;
+  unsigned max_xfer;            /* bytes per command, 0 = what the LUN allows */
+
+  /* From the URL. */
+  char portal[256];
+  char target[256];             /* empty: a portal mount */
+  int lun;                      /* -1: every LUN */
+  bool iser;
+  char user[256];
+
+  /* From credentials= or the environment; never from argv. */
+  char *password;
+  char *target_user, *target_password;
+};
+
+/* Parse argv into opts; what is left in args is for FUSE (mountpoint, -f,
+ * -d, -s, -o FUSE options).  Returns 0, or -1 after printing one line. */
+int options_parse (struct fuse_args *args, struct options *opts);
+
+/* Parse and check opts->url with libiscsi's parser.  Returns 0 or -1 after
+ * printing one line. */
+int options_parse_url (struct options *opts);
+
+/* Read credentials from credentials= or LIBISCSI_CHAP_*; 0 or -1. */
+int options_read_credentials (struct options *opts);
+
+void options_usage (void);
+void options_free (struct options *opts);
+
+#endif

@@ -1,0 +1,216 @@
+/* chunk.c: the buddy tree of one chunk: leftmost-fit take, give with buddy
+ * merging, and the consistency check.  See tree.h for the representation. */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunk.h"
+
+struct chunk *
+chunk_new (unsigned levels)
+{
+  size_t nodes = tree_array_size (levels);
+  size_t units = tree_units_at (levels);
+  struct chunk *c;
+
+  /* The tree and the record in one allocation: they are always used
+   * together, and one allocation is one less way to fail. */
+  c = calloc (1, sizeof *c + nodes + units);
+  if (c == NULL)
+    return NULL;
+  c->levels = levels;
+  c->seg_level = c->tree + nodes;
+  /* Every node fully free: its value is its level. */
+  for (unsigned level = levels, node = 1; level >= 1; level--) {
+    unsigned end = node << 1;
+    memset (&c->tree[node], (int) level, end - node);
+    node = end;
+  }
+  return c;
+}
+
+void
+chunk_delete (struct chunk *c)
+{
+  free (c);
+}
+
+/* Recompute the ancestors of node after its value changed, stopping as soon
+ * as an ancestor's value does not change (nothing above it can change). */
+static void
+update_ancestors (struct chunk *c, unsigned node)
+{
+  unsigned level = tree_level (c->levels, node);
+
+  while (node > 1) {
+    unsigned parent = tree_parent (node);
+    tree_value v;
+
+    level++;
+    v = tree_combine (level, c->tree[tree_left (parent)],
+                      c->tree[tree_right (parent)]);
+    if (c->tree[parent] == v)
+      return;
+    c->tree[parent] = v;
+    node = parent;
+  }
+}
+
+size_t
+chunk_take (struct chunk *c, unsigned level)
+{
+  unsigned node = 1;
+  size_t unit;
+
+  /* Descend to the leftmost node of the wanted level that is fully free:
+   * go left whenever the left subtree can serve the request. */
+  for (unsigned l = c->levels; l > level; l--) {
+    node = tree_left (node);
+    if (c->tree[node] < level)
+      node = tree_buddy (node);
+  }
+  /* Mark only this node; its subtree keeps its (fully free) values and is
+   * not rewritten, which is what makes the later free O(levels). */
+  c->tree[node] = 0;
+  update_ancestors (c, node);
+
+  unit = tree_unit_offset (c->levels, node);
+  c->seg_level[unit] = (tree_value) level;
+  c->live_units += tree_units_at (level);
+  return unit;
+}
+
+unsigned
+chunk_give (struct chunk *c, size_t unit)
+{
+  unsigned level, node;
+
+  if (unit >= tree_units_at (c->levels))
+    return 0;
+  level = c->seg_level[unit];
+  if (level == 0)
+    return 0;
+  node = tree_node_at (c->levels, level, unit);
+  c->seg_level[unit] = 0;
+  c->live_units -= tree_units_at (level);
+  /* The subtree below still holds its fully free values, so restoring this
+   * node is enough; the ancestors merge buddies by the buddy rule. */
+  c->tree[node] = (tree_value) level;
+  update_ancestors (c, node);
+  return level;
+}
+
+static int __attribute__ ((format (printf, 3, 4)))
+fail (char *msg, size_t msglen, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (msg && msglen) {
+    va_start (ap, fmt);
+    vsnprintf (msg, msglen, fmt, ap);
+    va_end (ap);
+  }
+  return -1;
+}
+
+/* The subtree of an allocated node must still be fully free (untouched). */
+static int
+check_untouched (const struct chunk *c, unsigned node, char *msg, size_t msglen)
+{
+  unsigned level = tree_level (c->levels, node);
+
+  if (c->tree[node] != level)
+    return fail (msg, msglen, "node 0x%x under an allocated node holds %u, "
+                 "expected %u", node, c->tree[node], level);
+  if (level == 1)
+    return 0;
+  if (check_untouched (c, tree_left (node), msg, msglen) == -1)
+    return -1;
+  return check_untouched (c, tree_right (node), msg, msglen);
+}
+
+/* Compute what node must hold from the record and compare.  Returns the
+ * expected value, or -1 on the first inconsistency. */
+static int
+check_node (const struct chunk *c, unsigned node, char *msg, size_t msglen)
+{
+  unsigned level = tree_level (c->levels, node);
+  size_t unit = tree_unit_offset (c->levels, node);
+  int left, right;
+  tree_value want;
+
+  if (c->seg_level[unit] == level) {
+    /* A live segment is exactly this node. */
+    if (c->tree[node] != 0)
+      return fail (msg, msglen, "node 0x%x is a live segment but holds %u",
+                   node, c->tree[node]);
+    if (level > 1) {
+      if (check_untouched (c, tree_left (node), msg, msglen) == -1 ||
+          check_untouched (c, tree_right (node), msg, msglen) == -1)
+        return -1;
+    }
+    return 0;
+  }
+  if (level == 1)
+    want = 1;
+  else {
+    left = check_node (c, tree_left (node), msg, msglen);
+    if (left == -1)
+      return -1;
+    right = check_node (c, tree_right (node), msg, msglen);
+    if (right == -1)
+      return -1;
+    want = tree_combine (level, (tree_value) left, (tree_value) right);
+  }
+  if (c->tree[node] != want)
+    return fail (msg, msglen, "node 0x%x holds %u, expected %u",
+                 node, c->tree[node], want);
+  return want;
+}
+
+int
+chunk_check (const struct chunk *c, char *msg, size_t msglen)
+{
+  size_t units = tree_units_at (c->levels), live = 0;
+
+  /* The record first: each live segment properly sized and aligned, and
+   * no other segment starting inside it. */
+  for (size_t unit = 0; unit < units; ) {
+    unsigned level = c->seg_level[unit];
+
+    if (level == 0) {
+      unit++;
+      continue;
+    }
+    if (level > c->levels || !tree_aligned (level, unit))
+      return fail (msg, msglen, "record: segment of level %u at unit %zu "
+                   "is impossible", level, unit);
+    for (size_t i = 1; i < tree_units_at (level); i++)
+      if (c->seg_level[unit + i] != 0)
+        return fail (msg, msglen, "record: segment at unit %zu overlaps the "
+                     "one at unit %zu", unit + i, unit);
+    live += tree_units_at (level);
+    unit += tree_units_at (level);
+  }
+  if (live != c->live_units)
+    return fail (msg, msglen, "record: %zu units live, counter says %zu",
+                 live, c->live_units);
+
+  return check_node (c, 1, msg, msglen) == -1 ? -1 : 0;
+}
+
+void
+chunk_dump (const struct chunk *c, FILE *fp)
+{
+  for (unsigned level = c->levels, node = 1; level >= 1; level--) {
+    unsigned end = node << 1;
+
+    fprintf (fp, "level %u", level);
+    for (; node < end; node++)
+      fprintf (fp, " %u(0x%x)", c->tree[node], node);
+    fputc ('\n', fp);
+  }
+}

@@ -1,0 +1,60 @@
+/* chunk.h: one chunk's buddy state: its tree and its record of live segments.
+ *
+ * The tree (tree.h) answers "is there room, and where is the leftmost fit";
+ * the record (one byte per unit: the level of the live segment that starts at
+ * that unit, 0 if none) answers "does a segment start exactly here" so that a
+ * free of the middle of a segment or a double free is refused in O(1) instead
+ * of corrupting the tree.  Keeping both also lets chunk_check() compare them.
+ *
+ * This file knows nothing of memory, registration or locking: the pool
+ * (mempool.c) does that.
+ */
+#ifndef MEMPOOL_CHUNK_H
+#define MEMPOOL_CHUNK_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "region.h"
+#include "tree.h"
+
+struct chunk {
+  struct region region;     /* first, so a region of kind CHUNK is a chunk */
+  unsigned levels;          /* tree height: root level */
+  size_t live_units;        /* units in live segments */
+  tree_value *seg_level;    /* per unit: level of the segment starting there */
+  tree_value tree[];        /* tree_array_size (levels) entries, [0] unused */
+};
+
+/* Allocate the bookkeeping of a chunk of 2^(levels-1) units, all free.  The
+ * memory and registration are the caller's (region fields left zero). */
+struct chunk *chunk_new (unsigned levels);
+void chunk_delete (struct chunk *c);
+
+static inline int
+chunk_is_empty (const struct chunk *c)
+{
+  return c->tree[1] == c->levels;
+}
+
+static inline int
+chunk_fits (const struct chunk *c, unsigned level)
+{
+  return c->tree[1] >= level;
+}
+
+/* Take the leftmost free segment at `level`; the chunk must fit it.
+ * Returns its offset in units. */
+size_t chunk_take (struct chunk *c, unsigned level);
+
+/* Give back the live segment starting at unit offset `unit`.  Returns its
+ * level, or 0 (and changes nothing) if no live segment starts there. */
+unsigned chunk_give (struct chunk *c, size_t unit);
+
+/* Check the tree against the record.  Returns 0, or -1 with a description. */
+int chunk_check (const struct chunk *c, char *msg, size_t msglen);
+
+/* Print the tree, one line per level, root first. */
+void chunk_dump (const struct chunk *c, FILE *fp);
+
+#endif /* MEMPOOL_CHUNK_H */

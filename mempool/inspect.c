@@ -1,0 +1,184 @@
+/* inspect.c: looking into a pool, for tests, tools and debugging: node
+ * values, dumps, the position of a segment, and the full consistency check. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+/* The chunk at position index in the list, or NULL. */
+static struct chunk *
+chunk_at (struct mempool *pool, unsigned index)
+{
+  struct region *r = pool->chunks.head;
+
+  while (r && index--)
+    r = r->next;
+  return (struct chunk *) r;
+}
+
+unsigned
+mempool_nr_chunks (struct mempool *pool)
+{
+  unsigned n;
+
+  pthread_mutex_lock (&pool->lock);
+  n = (unsigned) pool->chunks.count;
+  pthread_mutex_unlock (&pool->lock);
+  return n;
+}
+
+int
+mempool_tree_node (struct mempool *pool, unsigned chunk, unsigned node)
+{
+  struct chunk *c;
+  int ret = -ENOENT;
+
+  pthread_mutex_lock (&pool->lock);
+  c = chunk_at (pool, chunk);
+  if (c && node >= 1 && node < tree_array_size (c->levels))
+    ret = c->tree[node];
+  pthread_mutex_unlock (&pool->lock);
+  return ret;
+}
+
+int
+mempool_dump (struct mempool *pool, unsigned chunk, FILE *fp)
+{
+  struct chunk *c;
+  int ret = -ENOENT;
+
+  pthread_mutex_lock (&pool->lock);
+  c = chunk_at (pool, chunk);
+  if (c) {
+    chunk_dump (c, fp);
+    ret = 0;
+  }
+  pthread_mutex_unlock (&pool->lock);
+  return ret;
+}
+
+int
+mempool_locate (struct mempool *pool, const void *addr,
+                unsigned *chunk, size_t *offset)
+{
+  unsigned index = 0;
+  int ret = -ENOENT;
+
+  pthread_mutex_lock (&pool->lock);
+  for (struct region *r = pool->chunks.head; r; r = r->next, index++)
+    if (region_contains (r, addr, 1)) {
+      *chunk = index;
+      *offset = (size_t) ((const char *) addr - (const char *) r->base);
+      ret = 0;
+      break;
+    }
+  pthread_mutex_unlock (&pool->lock);
+  return ret;
+}
+
+static int __attribute__ ((format (printf, 3, 4)))
+inconsistent (char *msg, size_t msglen, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (msg && msglen) {
+    va_start (ap, fmt);
+    vsnprintf (msg, msglen, fmt, ap);
+    va_end (ap);
+  }
+  return -EUCLEAN;
+}
+
+/* Is r reachable through the map from every slot it covers? */
+static int
+region_indexed (struct mempool *pool, struct region *r)
+{
+  uintptr_t first = pool_slot (pool, r->base);
+
+  if (((uintptr_t) r->base & (pool->chunk_size - 1)) != 0)
+    return 0;
+  for (uintptr_t i = 0; i < r->len >> pool->chunk_order; i++)
+    if (regmap_get (&pool->map, first + i) != r)
+      return 0;
+  return 1;
+}
+
+static int
+check_locked (struct mempool *pool, char *msg, size_t msglen)
+{
+  const struct mempool_stats *st = &pool->stats;
+  uint64_t bytes = 0, slots = 0, empty = 0, nchunks = 0, ndirect = 0;
+  uint64_t segs = 0;
+  char why[160];
+  unsigned index = 0;
+
+  for (struct region *r = pool->chunks.head; r; r = r->next, index++) {
+    struct chunk *c = (struct chunk *) r;
+
+    if (r->kind != REGION_CHUNK || r->len != pool->chunk_size)
+      return inconsistent (msg, msglen, "chunk %u: not a chunk", index);
+    if (!region_indexed (pool, r))
+      return inconsistent (msg, msglen, "chunk %u: not found by address",
+                           index);
+    if (chunk_check (c, why, sizeof why) == -1)
+      return inconsistent (msg, msglen, "chunk %u: %s", index, why);
+    bytes += (uint64_t) c->live_units << pool->unit_order;
+    empty += chunk_is_empty (c);
+    for (size_t u = 0; u < tree_units_at (c->levels); u++)
+      segs += c->seg_level[u] != 0;
+    slots++;
+    nchunks++;
+  }
+  for (struct region *r = pool->directs.head; r; r = r->next) {
+    if (r->kind != REGION_DIRECT || !region_indexed (pool, r))
+      return inconsistent (msg, msglen, "direct allocation %p: not found "
+                           "by address", r->base);
+    bytes += r->len;
+    slots += r->len >> pool->chunk_order;
+    ndirect++;
+  }
+  if (nchunks != pool->chunks.count || nchunks != st->chunks)
+    return inconsistent (msg, msglen, "%" PRIu64 " chunks in the list, "
+                         "counters say %zu and %" PRIu64,
+                         nchunks, pool->chunks.count, st->chunks);
+  if (ndirect != st->direct_live)
+    return inconsistent (msg, msglen, "%" PRIu64 " direct allocations live, "
+                         "counter says %" PRIu64, ndirect, st->direct_live);
+  if (slots != pool->map.count)
+    return inconsistent (msg, msglen, "address map has %zu entries, "
+                         "regions cover %" PRIu64, pool->map.count, slots);
+  if (bytes != st->bytes_in_use)
+    return inconsistent (msg, msglen, "%" PRIu64 " bytes live, counter "
+                         "says %" PRIu64, bytes, st->bytes_in_use);
+  if (st->high_water < st->bytes_in_use)
+    return inconsistent (msg, msglen, "high water below bytes in use");
+  if (empty != pool->empty_chunks || empty > pool->spare_chunks)
+    return inconsistent (msg, msglen, "%" PRIu64 " empty chunks, counter "
+                         "says %u, spares allowed %u",
+                         empty, pool->empty_chunks, pool->spare_chunks);
+  if (st->registrations - st->deregistrations != nchunks + ndirect)
+    return inconsistent (msg, msglen, "%" PRIu64 " registrations and %"
+                         PRIu64 " deregistrations for %" PRIu64 " regions",
+                         st->registrations, st->deregistrations,
+                         nchunks + ndirect);
+  if (st->allocs - st->frees != segs + ndirect)
+    return inconsistent (msg, msglen, "%" PRIu64 " allocations and %" PRIu64
+                         " frees for %" PRIu64 " live segments",
+                         st->allocs, st->frees, segs + ndirect);
+  return 0;
+}
+
+int
+mempool_check (struct mempool *pool, char *msg, size_t msglen)
+{
+  int ret;
+
+  pthread_mutex_lock (&pool->lock);
+  ret = check_locked (pool, msg, msglen);
+  pthread_mutex_unlock (&pool->lock);
+  return ret;
+}

@@ -1,0 +1,35 @@
+/* internal.h: the pool's state, shared by the files of the library. */
+#ifndef MEMPOOL_INTERNAL_H
+#define MEMPOOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "chunk.h"
+#include "mempool.h"
+#include "region.h"
+#include "regmap.h"
+
+struct mempool {
+  /* Geometry, fixed at creation (read without the lock). */
+  unsigned chunk_order, unit_order, levels;
+  size_t chunk_size, unit_size;
+  unsigned spare_chunks;
+  struct mempool_hooks hooks;
+
+  pthread_mutex_t lock;         /* protects everything below */
+  struct region_list chunks;    /* searched head to tail */
+  struct region_list directs;
+  struct regmap map;            /* slot -> region, for O(1) free and find */
+  unsigned empty_chunks;        /* chunks with nothing live in them */
+  FILE *warn_fp;                /* where misuse is reported; NULL: silent */
+  struct mempool_stats stats;
+};
+
+static inline uintptr_t
+pool_slot (const struct mempool *pool, const void *addr)
+{
+  return (uintptr_t) addr >> pool->chunk_order;
+}
+
+#endif /* MEMPOOL_INTERNAL_H */

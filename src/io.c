@@ -1,0 +1,460 @@
+/* The I/O engine.  See io.h for the model; this file holds the stages of a
+ * request (split, read-modify-write, write) and the range lock that keeps
+ * overlapping writes from working on stale blocks. */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+#include "log.h"
+#include "session.h"
+
+static inline uint64_t
+div_round_up (uint64_t a, uint64_t b)
+{
+  return (a + b - 1) / b;
+}
+
+static unsigned
+commands_needed (struct lun *l, enum io_op op, uint64_t nblocks)
+{
+  switch (op) {
+  case IO_READ:
+  case IO_WRITE:
+    /* the pieces, plus up to two partial-block reads */
+    return div_round_up (nblocks, l->max_xfer_blocks) + 2;
+  case IO_UNMAP:
+    return div_round_up (nblocks, l->max_unmap_blocks);
+  case IO_SYNC:
+  default:
+    return 1;
+  }
+}
+
+struct io_req *
+io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
+{
+  uint64_t lba = off / l->block_size;
+  uint64_t nblocks = div_round_up (off + len, l->block_size) - lba;
+  unsigned n = commands_needed (l, op, nblocks);
+  struct io_req *r;
+
+  r = calloc (1, sizeof *r + n * sizeof r->scmd[0]);
+  if (r == NULL) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  r->lun = l;
+  r->op = op;
+  r->off = off;
+  r->len = len;
+  r->lba = lba;
+  r->nblocks = nblocks;
+  r->head = off - lba * l->block_size;
+  r->max_scmd = n;
+  if (op == IO_READ || op == IO_WRITE) {
+    int e = iobuf_alloc (nblocks * l->block_size, &r->buf);
+    if (e < 0) {
+      free (r);
+      *err = -e;
+      return NULL;
+    }
+  }
+  return r;
+}
+
+void
+io_req_free (struct io_req *r)
+{
+  if (r == NULL)
+    return;
+  iobuf_free (&r->buf);
+  iobuf_free (&r->edge);
+  free (r);
+}
+
+void
+io_submit (struct io_req *r)
+{
+  session_submit (r->lun->session, r);
+}
+
+/* ---- synchronous wrapper ---- */
+
+struct waiter {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+  int err;
+};
+
+static void
+wake_waiter (struct io_req *r)
+{
+  struct waiter *w = r->opaque;
+
+  pthread_mutex_lock (&w->lock);
+  w->err = r->err;
+  w->done = true;
+  pthread_cond_signal (&w->cond);
+  pthread_mutex_unlock (&w->lock);
+}
+
+int
+io_run_sync (struct io_req *r)
+{
+  struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 };
+
+  r->done = wake_waiter;
+  r->opaque = &w;
+  io_submit (r);
+  pthread_mutex_lock (&w.lock);
+  while (!w.done)
+    pthread_cond_wait (&w.cond, &w.lock);
+  pthread_mutex_unlock (&w.lock);
+  return w.err;
+}
+
+/* ---- range lock (session thread only) ---- */
+
+static bool
+overlaps (const struct io_req *a, const struct io_req *b)
+{
+  return a->lba < b->lba + b->nblocks && b->lba < a->lba + a->nblocks;
+}
+
+static bool
+conflicts (const struct io_req *r, const struct io_req *list,
+           const struct io_req *stop)
+{
+  for (; list && list != stop; list = list->next)
+    if (overlaps (r, list))
+      return true;
+  return false;
+}
+
+static void
+push (struct io_req **list, struct io_req *r)
+{
+  r->next = *list;
+  *list = r;
+}
+
+static void
+append (struct io_req **list, struct io_req *r)
+{
+  while (*list)
+    list = &(*list)->next;
+  r->next = NULL;
+  *list = r;
+}
+
+static void
+unlink_req (struct io_req **list, struct io_req *r)
+{
+  while (*list && *list != r)
+    list = &(*list)->next;
+  if (*list)
+    *list = r->next;
+}
+
+/* A write may start when no held range overlaps it and no earlier waiter
+ * does either (first come, first served for overlapping writes). */
+static bool
+lock_acquire (struct io_req *r)
+{
+  struct lun *l = r->lun;
+
+  if (conflicts (r, l->locked, NULL) || conflicts (r, l->lock_waiters, NULL)) {
+    append (&l->lock_waiters, r);
+    r->lock_waiting = true;
+    return false;
+  }
+  push (&l->locked, r);
+  r->locked = true;
+  return true;
+}
+
+static void write_begin (struct io_req *r);
+
+static void
+lock_release (struct io_req *r)
+{
+  struct lun *l = r->lun;
+  struct io_req *granted = NULL, *w, *next;
+
+  if (r->lock_waiting) {                /* expired before it got the range */
+    unlink_req (&l->lock_waiters, r);
+    r->lock_waiting = false;
+  }
+  if (!r->locked)
+    return;
+  unlink_req (&l->locked, r);
+  r->locked = false;
+  for (w = l->lock_waiters; w; w = next) {
+    next = w->next;
+    if (!conflicts (w, l->locked, NULL) && !conflicts (w, l->lock_waiters, w)) {
+      unlink_req (&l->lock_waiters, w);
+      w->lock_waiting = false;
+      push (&l->locked, w);
+      w->locked = true;
+      append (&granted, w);
+    }
+  }
+  /* Start them only now: starting may complete a request at once, which
+   * re-enters lock_release. */
+  for (w = granted; w; w = next) {
+    next = w->next;
+    write_begin (w);
+  }
+}
+
+/* ---- stages ---- */
+
+static struct scmd *
+new_command (struct io_req *r, enum cmd_kind kind, uint64_t lba,
+             uint32_t nblocks, void *data)
+{
+  struct scmd *c = &r->scmd[r->nr_scmd++];
+
+  memset (c, 0, sizeof *c);
+  c->req = r;
+  c->kind = kind;
+  c->lba = lba;
+  c->nblocks = nblocks;
+  c->iov.iov_base = data;
+  c->iov.iov_len = (size_t) nblocks * r->lun->block_size;
+  r->pending++;
+  return c;
+}
+
+static void piece_finished (struct io_req *r);
+
+/* Split [first, first+count) blocks of the request's buffer into commands. */
+static void
+issue_split (struct io_req *r, enum cmd_kind kind, uint32_t max)
+{
+  struct session *s = r->lun->session;
+  uint64_t done = 0;
+
+  r->nr_scmd = 0;
+  r->pending = 1;               /* held until every piece is issued */
+  while (done < r->nblocks) {
+    uint32_t n = r->nblocks - done < max ? r->nblocks - done : max;
+    void *data = r->buf.addr
+      ? (char *) r->buf.addr + done * r->lun->block_size : NULL;
+
+    session_issue (s, new_command (r, kind, r->lba + done, n, data));
+    done += n;
+  }
+  piece_finished (r);
+}
+
+static bool
+head_partial (const struct io_req *r)
+{
+  return r->head != 0;
+}
+
+static bool
+tail_partial (const struct io_req *r)
+{
+  return (r->head + r->len) % r->lun->block_size != 0;
+}
+
+/* Read the partial first/last blocks into the edge buffer. */
+static bool
+rmw_begin (struct io_req *r)
+{
+  struct session *s = r->lun->session;
+  uint32_t bs = r->lun->block_size;
+  bool head = head_partial (r), tail = tail_partial (r);
+  int e;
+
+  if (!head && !tail)
+    return false;
+  e = iobuf_alloc (2 * bs, &r->edge);
+  if (e < 0) {
+    r->err = -e;
+    return false;
+  }
+  atomic_fetch_add (&stats.rmw, 1);
+  r->nr_scmd = 0;
+  r->pending = 1;
+  if (head)
+    session_issue (s, new_command (r, CMD_READ, r->lba, 1, r->edge.addr));
+  if (tail && (r->nblocks > 1 || !head))
+    session_issue (s, new_command (r, CMD_READ, r->lba + r->nblocks - 1, 1,
+                                   (char *) r->edge.addr + bs));
+  piece_finished (r);
+  return true;
+}
+
+/* Put the old bytes around the new ones back in place. */
+static void
+rmw_merge (struct io_req *r)
+{
+  uint32_t bs = r->lun->block_size;
+  char *buf = r->buf.addr, *edge = r->edge.addr;
+  size_t end = r->head + r->len;               /* first byte after the data */
+  size_t last_block = (r->nblocks - 1) * bs;
+
+  if (head_partial (r))
+    memcpy (buf, edge, r->head);
+  if (tail_partial (r)) {
+    /* One block holding both edges was read into the first slot. */
+    const char *src = (r->nblocks == 1 && head_partial (r)) ? edge : edge + bs;
+    memcpy (buf + end, src + (end - last_block), r->nblocks * bs - end);
+  }
+}
+
+static void
+write_begin (struct io_req *r)
+{
+  if (r->op == IO_UNMAP) {
+    issue_split (r, CMD_UNMAP, r->lun->max_unmap_blocks);
+    return;
+  }
+  if (!r->rmw_done && rmw_begin (r))
+    return;
+  r->rmw_done = true;
+  if (r->err) {
+    piece_finished (r);
+    return;
+  }
+  issue_split (r, CMD_WRITE, r->lun->max_xfer_blocks);
+}
+
+/* ---- lifetime ---- */
+
+static void
+active_add (struct session *s, struct io_req *r)
+{
+  r->active_prev = NULL;
+  r->active_next = s->active;
+  if (s->active)
+    s->active->active_prev = r;
+  s->active = r;
+}
+
+static void
+active_remove (struct session *s, struct io_req *r)
+{
+  if (r->active_prev)
+    r->active_prev->active_next = r->active_next;
+  else if (s->active == r)
+    s->active = r->active_next;
+  if (r->active_next)
+    r->active_next->active_prev = r->active_prev;
+  r->active_prev = r->active_next = NULL;
+}
+
+static void
+reply (struct io_req *r)
+{
+  if (!r->replied) {
+    r->replied = true;
+    r->done (r);
+  }
+}
+
+/* Every command of the request is back: answer (unless the deadline did
+ * already) and free it. */
+static void
+finish (struct io_req *r)
+{
+  lock_release (r);
+  active_remove (r->lun->session, r);
+  reply (r);
+  io_req_free (r);
+}
+
+void
+io_expire (struct session *s, time_t now)
+{
+  struct io_req *r, *next;
+
+  for (r = s->active; r; r = next) {
+    next = r->active_next;
+    if (r->replied || (now && (r->deadline == 0 || now < r->deadline)))
+      continue;
+    r->err = EIO;
+    if (r->lock_waiting) {              /* nothing of it was sent yet */
+      finish (r);
+      continue;
+    }
+    /* Commands of it are still with the transport: answer now, free when
+     * they come back (their buffers must live until then). */
+    reply (r);
+  }
+}
+
+static void
+piece_finished (struct io_req *r)
+{
+  if (--r->pending > 0)
+    return;
+  if (r->op == IO_WRITE && !r->rmw_done) {
+    /* The edge reads are back. */
+    r->rmw_done = true;
+    if (r->err == 0) {
+      rmw_merge (r);
+      issue_split (r, CMD_WRITE, r->lun->max_xfer_blocks);
+      return;
+    }
+  }
+  finish (r);
+}
+
+void
+io_start (struct io_req *r)
+{
+  struct session *s = r->lun->session;
+  time_t now = time (NULL);
+
+  active_add (s, r);
+  if (s->timeout) {
+    r->deadline = now + s->timeout;
+    /* Like a kernel initiator past its replacement timeout: while the
+     * session has been down that long, fail at once instead of queueing. */
+    if (s->down_since && now - s->down_since >= (time_t) s->timeout) {
+      r->err = EIO;
+      finish (r);
+      return;
+    }
+  }
+  switch (r->op) {
+  case IO_READ:
+    issue_split (r, CMD_READ, r->lun->max_xfer_blocks);
+    break;
+  case IO_WRITE:
+  case IO_UNMAP:
+    if (lock_acquire (r))
+      write_begin (r);
+    break;
+  case IO_SYNC:
+    r->nr_scmd = 0;
+    r->pending = 0;
+    session_issue (s, new_command (r, CMD_SYNC, 0, 0, NULL));
+    break;
+  }
+}
+
+void
+io_cmd_done (struct scmd *c, int err)
+{
+  struct io_req *r = c->req;
+
+  /* SYNCHRONIZE CACHE(16) is optional; (10) is what every target has. */
+  if (err == EOPNOTSUPP && c->kind == CMD_SYNC && r->lun->sync16) {
+    r->lun->sync16 = false;
+    session_issue (r->lun->session, c);
+    return;
+  }
+  if (err && r->err == 0)
+    r->err = err;
+  piece_finished (r);
+}

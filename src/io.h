@@ -1,0 +1,100 @@
+/* The I/O engine: byte ranges of a LUN become SCSI commands.
+ *
+ * A request covers bytes [off, off+len) of one LUN.  The engine maps it to the
+ * blocks that hold those bytes, splits it into commands no larger than the LUN
+ * and the transport accept, reads and merges partial first/last blocks before
+ * writing (read-modify-write), and serialises writes whose block ranges
+ * overlap so that no merge ever works on stale data.  All of that runs on the
+ * LUN's session thread; `done` is called there when every command finished.
+ */
+#ifndef ISERFS_IO_H
+#define ISERFS_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+#include "iobuf.h"
+#include "lun.h"
+#include "stats.h"
+
+enum io_op { IO_READ, IO_WRITE, IO_SYNC, IO_UNMAP };
+
+/* One SCSI command of a request. */
+struct scmd {
+  struct io_req *req;
+  enum cmd_kind kind;
+  uint64_t lba;
+  uint32_t nblocks;
+  struct scsi_iovec iov;        /* must live until completion: libiscsi keeps it */
+  struct unmap_list unmap;
+  struct scsi_task *task;       /* while sent */
+  unsigned retries;
+  struct scmd *next;            /* session's wait queue */
+};
+
+struct io_req {
+  struct lun *lun;
+  enum io_op op;
+  uint64_t off;                 /* bytes */
+  size_t len;
+  uint64_t lba;                 /* blocks covering [off, off+len) */
+  uint64_t nblocks;
+  size_t head;                  /* off - lba * block_size */
+  struct iobuf buf;             /* block-aligned data (READ/WRITE) */
+  struct iobuf edge;            /* partial first/last block scratch */
+  int err;                      /* first errno seen, positive */
+  void (*done) (struct io_req *r);
+  void *opaque;
+  void *opaque2;
+
+  /* Engine state. */
+  unsigned pending;
+  bool rmw_done;
+  bool locked;                  /* holds its block range */
+  bool lock_waiting;            /* queued for its block range */
+  bool replied;                 /* done() has been called */
+  time_t deadline;              /* reply EIO after this; 0 = never */
+  struct io_req *next;          /* submit queue, lock lists */
+  struct io_req *active_prev, *active_next;
+  unsigned nr_scmd, max_scmd;
+  struct scmd scmd[];
+};
+
+/* Ownership: after io_submit() the engine owns the request.  It calls done()
+ * exactly once -- when every command finished, or earlier with EIO when the
+ * deadline (the session timeout) passes -- and frees the request itself once
+ * no command of it is left with the transport.  done() must not free it. */
+
+/* Create a request.  For IO_READ/IO_WRITE a pool buffer covering the blocks
+ * is attached; io_req_data() is where the caller's bytes go/come from.
+ * Returns NULL with *err set to a positive errno. */
+struct io_req *io_req_new (struct lun *lun, enum io_op op, uint64_t off,
+                           size_t len, int *err);
+/* Free a request that was never submitted. */
+void io_req_free (struct io_req *r);
+
+static inline void *
+io_req_data (struct io_req *r)
+{
+  return (char *) r->buf.addr + r->head;
+}
+
+/* Submit from any thread. */
+void io_submit (struct io_req *r);
+
+/* Submit a request and wait for its done() (from a thread other than the
+ * session's).  Returns 0 or a positive errno; the request is gone after. */
+int io_run_sync (struct io_req *r);
+
+/* Called by the session thread. */
+void io_start (struct io_req *r);
+void io_cmd_done (struct scmd *c, int err);
+/* Reply EIO to every request past its deadline (all of them if now is 0). */
+void io_expire (struct session *s, time_t now);
+
+#endif

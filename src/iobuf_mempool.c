@@ -1,0 +1,80 @@
+/* The default allocator behind the iobuf hook: the buddy chunk pool. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "iobuf.h"
+#include "log.h"
+#include "mempool.h"
+
+static struct mempool *pool;
+
+static int
+pool_alloc (void *ctx, size_t len, struct iobuf *buf)
+{
+  struct mempool_seg seg;
+  int r = mempool_alloc (ctx, len, &seg);
+
+  if (r < 0)
+    return r;
+  buf->addr = seg.addr;
+  buf->len = seg.len;
+  buf->handle = seg.handle;
+  return 0;
+}
+
+static void
+pool_free (void *ctx, struct iobuf *buf)
+{
+  /* A refused free is a bug in the engine; the pool has already counted it
+   * and left its state unchanged, so say so and go on. */
+  if (mempool_free (ctx, buf->addr) < 0)
+    log_error ("internal error: buffer %p was not a live pool segment",
+               buf->addr);
+}
+
+static void
+pool_stats (void *ctx, FILE *fp)
+{
+  struct mempool_stats st;
+
+  mempool_get_stats (ctx, &st);
+  fprintf (fp,
+           "pool_chunks=%" PRIu64 "\n"
+           "pool_registrations=%" PRIu64 "\n"
+           "pool_deregistrations=%" PRIu64 "\n"
+           "pool_bytes_in_use=%" PRIu64 "\n"
+           "pool_high_water=%" PRIu64 "\n"
+           "pool_direct_allocs=%" PRIu64 "\n"
+           "pool_failures=%" PRIu64 "\n",
+           st.chunks, st.registrations, st.deregistrations, st.bytes_in_use,
+           st.high_water, st.direct_allocs, st.failures);
+}
+
+int
+iobuf_use_mempool (void)
+{
+  struct iobuf_allocator a = {
+    .alloc = pool_alloc, .free = pool_free, .stats = pool_stats,
+  };
+
+  pool = mempool_create (NULL);
+  if (pool == NULL)
+    return -errno;
+  a.ctx = pool;
+  iobuf_set_allocator (&a);
+  return 0;
+}
+
+void
+iobuf_shutdown (void)
+{
+  struct iobuf_allocator none = { 0 };
+
+  iobuf_set_allocator (&none);
+  if (pool)
+    mempool_destroy (pool);
+  pool = NULL;
+}

@@ -1,0 +1,96 @@
+/* A TCP reachability check of a portal before libiscsi connects to it.
+ * libiscsi reports a refused or unreachable portal only as a failed
+ * reconnect; a person deserves "Connection refused" or "timed out". */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "portal.h"
+
+/* Split "host", "host:port", "[v6]" or "[v6]:port" as libiscsi does. */
+static int
+split_portal (const char *portal, char *host, size_t hostlen, char *port,
+              size_t portlen)
+{
+  const char *colon;
+
+  if (portal[0] == '[') {
+    const char *close = strchr (portal, ']');
+    if (close == NULL || (size_t) (close - portal - 1) >= hostlen)
+      return -1;
+    snprintf (host, hostlen, "%.*s", (int) (close - portal - 1), portal + 1);
+    colon = close[1] == ':' ? close + 1 : NULL;
+  }
+  else {
+    colon = strrchr (portal, ':');
+    snprintf (host, hostlen, "%.*s",
+              (int) (colon ? (size_t) (colon - portal) : strlen (portal)), portal);
+  }
+  snprintf (port, portlen, "%s", colon ? colon + 1 : "3260");
+  return 0;
+}
+
+static int
+connect_one (const struct addrinfo *ai, int timeout_ms)
+{
+  int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                   ai->ai_protocol);
+  int err = 0;
+  socklen_t len = sizeof err;
+  struct pollfd pfd;
+
+  if (fd < 0)
+    return errno;
+  if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0)
+    goto out;
+  if (errno != EINPROGRESS) {
+    err = errno;
+    goto out;
+  }
+  pfd.fd = fd;
+  pfd.events = POLLOUT;
+  if (poll (&pfd, 1, timeout_ms) == 0)
+    err = ETIMEDOUT;
+  else if (getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    err = errno;
+ out:
+  close (fd);
+  return err;
+}
+
+int
+portal_probe (const char *portal, unsigned timeout, char *err, size_t errlen)
+{
+  char host[256], port[32];
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+  int e, last = 0;
+
+  if (split_portal (portal, host, sizeof host, port, sizeof port) < 0) {
+    snprintf (err, errlen, "invalid portal '%s'", portal);
+    return -1;
+  }
+  e = getaddrinfo (host, port, &hints, &res);
+  if (e != 0) {
+    snprintf (err, errlen, "cannot resolve portal %s: %s", portal,
+              gai_strerror (e));
+    return -1;
+  }
+  for (ai = res; ai; ai = ai->ai_next)
+    if ((last = connect_one (ai, (timeout ? timeout : 30) * 1000)) == 0)
+      break;
+  freeaddrinfo (res);
+  if (last != 0) {
+    snprintf (err, errlen, "cannot connect to portal %s: %s", portal,
+              strerror (last));
+    return -1;
+  }
+  return 0;
+}

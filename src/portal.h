@@ -1,0 +1,10 @@
+#ifndef ISERFS_PORTAL_H
+#define ISERFS_PORTAL_H
+
+#include <stddef.h>
+
+/* Check that a TCP connection to the portal can be made within timeout
+ * seconds.  Returns 0, or -1 with a one-line reason in err. */
+int portal_probe (const char *portal, unsigned timeout, char *err, size_t errlen);
+
+#endif

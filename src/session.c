@@ -1,0 +1,454 @@
+/* Sessions: login, the per-session event loop, and the hand-off of requests
+ * from FUSE threads to that loop. */
+#include <config.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+#include "io.h"
+#include "log.h"
+#include "portal.h"
+#include "sense.h"
+#include "session.h"
+#include "stats.h"
+
+static void
+libiscsi_log (int level, const char *message)
+{
+  log_debug ("libiscsi[%d]: %s", level, message);
+}
+
+static int
+configure_context (struct iscsi_context *iscsi, const struct session_config *cfg,
+                   char *err, size_t errlen)
+{
+  if (cfg->iser && iscsi_init_transport (iscsi, ISER_TRANSPORT) != 0) {
+    snprintf (err, errlen, "cannot use the iSER transport: %s",
+              iscsi_get_error (iscsi));
+    return -1;
+  }
+  iscsi_set_session_type (iscsi, cfg->target ? ISCSI_SESSION_NORMAL
+                                              : ISCSI_SESSION_DISCOVERY);
+  if (cfg->target && iscsi_set_targetname (iscsi, cfg->target) != 0) {
+    snprintf (err, errlen, "invalid target name '%s'", cfg->target);
+    return -1;
+  }
+  iscsi_set_header_digest (iscsi, cfg->header_digest
+                           ? ISCSI_HEADER_DIGEST_CRC32C
+                           : ISCSI_HEADER_DIGEST_NONE);
+  if (cfg->user && cfg->password
+      && iscsi_set_initiator_username_pwd (iscsi, cfg->user, cfg->password)) {
+    snprintf (err, errlen, "cannot set CHAP credentials");
+    return -1;
+  }
+  if (cfg->target_user && cfg->target_password
+      && iscsi_set_target_username_pwd (iscsi, cfg->target_user,
+                                        cfg->target_password)) {
+    snprintf (err, errlen, "cannot set mutual CHAP credentials");
+    return -1;
+  }
+  if (log_debug_enabled ()) {
+    iscsi_set_log_level (iscsi, 3);
+    iscsi_set_log_fn (iscsi, libiscsi_log);
+  }
+  /* Notice a dead peer on an idle connection within about 20 seconds; the
+   * values apply to every socket libiscsi creates, reconnects included. */
+  iscsi_set_tcp_keepidle (iscsi, 10);
+  iscsi_set_tcp_keepintvl (iscsi, 3);
+  iscsi_set_tcp_keepcnt (iscsi, 3);
+  if (cfg->timeout) {
+    /* Bound the login-time commands and the TCP handshake to a silent
+     * host; commands in full-feature phase have our own deadline. */
+    iscsi_set_timeout (iscsi, cfg->timeout);
+    iscsi_set_tcp_syncnt (iscsi, 3);
+  }
+  return 0;
+}
+
+struct session *
+session_open (const struct session_config *cfg, char *err, size_t errlen)
+{
+  struct session *s = calloc (1, sizeof *s);
+  char why[256];
+
+  if (s == NULL) {
+    snprintf (err, errlen, "out of memory");
+    return NULL;
+  }
+  s->wake_fd = -1;
+  s->iser = cfg->iser;
+  s->timeout = cfg->timeout;
+  s->queue_depth = cfg->queue_depth ? cfg->queue_depth : 64;
+  s->portal = strdup (cfg->portal);
+  s->target = cfg->target ? strdup (cfg->target) : NULL;
+  s->iscsi = iscsi_create_context (cfg->initiator_name);
+  pthread_mutex_init (&s->lock, NULL);
+  if (s->iscsi == NULL || s->portal == NULL || (cfg->target && !s->target)) {
+    snprintf (err, errlen, "cannot create an iSCSI context (initiator name '%s')",
+              cfg->initiator_name);
+    goto fail;
+  }
+  if (configure_context (s->iscsi, cfg, err, errlen) < 0)
+    goto fail;
+
+  if (!cfg->iser && portal_probe (cfg->portal, cfg->timeout, err, errlen) < 0)
+    goto fail;
+  /* The full connect records the portal, which libiscsi's automatic
+   * reconnect needs. */
+  if (iscsi_full_connect_sync (s->iscsi, cfg->portal, -1) != 0) {
+    first_line (why, sizeof why, iscsi_get_error (s->iscsi));
+    if (cfg->target)
+      snprintf (err, errlen, "login to target %s at %s failed: %s",
+                cfg->target, cfg->portal, why);
+    else
+      snprintf (err, errlen, "discovery login at %s failed: %s",
+                cfg->portal, why);
+    goto fail;
+  }
+
+  /* Debian's libiscsi 1.19 iSER transport moves at most 256 KiB per command
+   * through its fixed registered buffers and has 256 task slots; stay inside
+   * both rather than crash it.  Over TCP 1 MiB matches FUSE's largest
+   * request, so a request is never split without need. */
+  s->max_xfer_bytes = s->iser ? 256 * 1024 : 1024 * 1024;
+  if (s->iser && s->queue_depth > 128)
+    s->queue_depth = 128;
+  return s;
+
+ fail:
+  session_close (s);
+  return NULL;
+}
+
+void
+session_close (struct session *s)
+{
+  if (s == NULL)
+    return;
+  if (s->iscsi) {
+    if (iscsi_is_logged_in (s->iscsi))
+      iscsi_logout_sync (s->iscsi);
+    iscsi_destroy_context (s->iscsi);
+  }
+  if (s->wake_fd >= 0)
+    close (s->wake_fd);
+  pthread_mutex_destroy (&s->lock);
+  free (s->luns);
+  free (s->portal);
+  free (s->target);
+  free (s);
+}
+
+/* ---- the session thread ---- */
+
+void
+session_submit (struct session *s, struct io_req *r)
+{
+  uint64_t one = 1;
+
+  r->next = NULL;
+  pthread_mutex_lock (&s->lock);
+  if (s->submit_tail)
+    s->submit_tail->next = r;
+  else
+    s->submit_head = r;
+  s->submit_tail = r;
+  pthread_mutex_unlock (&s->lock);
+  /* eventfd writes only fail on counter overflow, which a reader prevents. */
+  if (write (s->wake_fd, &one, sizeof one) != sizeof one)
+    log_error ("cannot wake session thread: %m");
+}
+
+static void
+take_submissions (struct session *s)
+{
+  struct io_req *r;
+  uint64_t n;
+
+  if (read (s->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
+    log_error ("session wake-up read failed: %m");
+  pthread_mutex_lock (&s->lock);
+  r = s->submit_head;
+  s->submit_head = s->submit_tail = NULL;
+  pthread_mutex_unlock (&s->lock);
+  while (r) {
+    struct io_req *next = r->next;
+    io_start (r);
+    r = next;
+  }
+}
+
+static bool
+has_submissions (struct session *s)
+{
+  bool yes;
+
+  pthread_mutex_lock (&s->lock);
+  yes = s->submit_head != NULL;
+  pthread_mutex_unlock (&s->lock);
+  return yes;
+}
+
+/* libiscsi reconnects by itself; we only watch the login state, to count
+ * reconnects and to fail new I/O fast while the target stays away. */
+static void
+watch_connection (struct session *s, time_t now)
+{
+  bool up = iscsi_is_logged_in (s->iscsi);
+
+  if (!up && s->down_since == 0) {
+    s->down_since = now;
+    log_error ("lost the session to %s at %s; reconnecting", s->target,
+               s->portal);
+  }
+  else if (up && s->down_since) {
+    s->down_since = 0;
+    atomic_fetch_add (&stats.reconnects, 1);
+    log_info ("session to %s at %s is back", s->target, s->portal);
+  }
+}
+
+static void *
+session_loop (void *arg)
+{
+  struct session *s = arg;
+  time_t stop_deadline = 0;
+
+  for (;;) {
+    struct pollfd pfd[2] = {
+      { .fd = s->wake_fd, .events = POLLIN },
+      { .fd = iscsi_get_fd (s->iscsi), .events = iscsi_which_events (s->iscsi) },
+    };
+    int n;
+
+    time_t now = time (NULL);
+
+    if (atomic_load (&s->stopping)) {
+      if (stop_deadline == 0)
+        stop_deadline = now + (s->timeout ? s->timeout : 30);
+      if (s->active == NULL && !has_submissions (s))
+        break;
+      if (now > stop_deadline) {
+        /* Answer everything while FUSE is still there to hear it. */
+        take_submissions (s);
+        io_expire (s, 0);
+        break;
+      }
+    }
+    /* Wake at least once a second: libiscsi checks its timeouts and retries
+     * reconnects from iscsi_service(). */
+    n = poll (pfd, pfd[1].fd >= 0 ? 2 : 1, 1000);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      log_error ("poll: %m");
+      break;
+    }
+    if (pfd[1].fd >= 0 && (pfd[1].revents || n == 0)) {
+      if (iscsi_service (s->iscsi, pfd[1].revents) < 0)
+        log_debug ("iscsi_service: %s", iscsi_get_error (s->iscsi));
+    }
+    else if (pfd[1].fd < 0)
+      iscsi_service (s->iscsi, 0);
+    if (pfd[0].revents & POLLIN)
+      take_submissions (s);
+    now = time (NULL);
+    if (now != s->last_scan) {
+      s->last_scan = now;
+      watch_connection (s, now);
+      io_expire (s, now);
+    }
+  }
+  return NULL;
+}
+
+int
+session_start (struct session *s)
+{
+  int r;
+
+  s->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->wake_fd < 0)
+    return -errno;
+  r = pthread_create (&s->thread, NULL, session_loop, s);
+  if (r != 0)
+    return -r;
+  s->running = true;
+  return 0;
+}
+
+void
+session_stop (struct session *s)
+{
+  uint64_t one = 1;
+
+  if (!s->running)
+    return;
+  atomic_store (&s->stopping, true);
+  if (write (s->wake_fd, &one, sizeof one) != sizeof one)
+    log_error ("cannot wake session thread: %m");
+  pthread_join (s->thread, NULL);
+  s->running = false;
+}
+
+/* ---- commands ---- */
+
+static void command_cb (struct iscsi_context *iscsi, int status,
+                        void *command_data, void *private_data);
+
+static struct scsi_task *
+send_command (struct session *s, struct scmd *c)
+{
+  struct lun *l = c->req->lun;
+  size_t bytes = (size_t) c->nblocks * l->block_size;
+
+  switch (c->kind) {
+  case CMD_READ:
+    return iscsi_read16_iov_task (s->iscsi, l->lun, c->lba, bytes,
+                                  l->block_size, 0, 0, 0, 0, 0,
+                                  command_cb, c, &c->iov, 1);
+  case CMD_WRITE:
+    return iscsi_write16_iov_task (s->iscsi, l->lun, c->lba, NULL, bytes,
+                                   l->block_size, 0, 0, 0, 0, 0,
+                                   command_cb, c, &c->iov, 1);
+  case CMD_SYNC:
+    if (l->sync16)
+      return iscsi_synchronizecache16_task (s->iscsi, l->lun, 0, 0, 0, 0,
+                                            command_cb, c);
+    return iscsi_synchronizecache10_task (s->iscsi, l->lun, 0, 0, 0, 0,
+                                          command_cb, c);
+  case CMD_UNMAP:
+    c->unmap.lba = c->lba;
+    c->unmap.num = c->nblocks;
+    return iscsi_unmap_task (s->iscsi, l->lun, 0, 0, &c->unmap, 1,
+                             command_cb, c);
+  case CMD_WRITESAME:
+    return iscsi_writesame16_iov_task (s->iscsi, l->lun, c->lba, NULL,
+                                       l->block_size, c->nblocks, 0, 0, 0, 0,
+                                       command_cb, c, &c->iov, 1);
+  default:
+    return NULL;
+  }
+}
+
+static void
+send_or_fail (struct session *s, struct scmd *c)
+{
+  /* Its request was already answered (deadline): do not start more of it. */
+  if (c->req->replied) {
+    io_cmd_done (c, ECANCELED);
+    return;
+  }
+  s->inflight++;
+  stats_inflight_inc ();
+  atomic_fetch_add (&stats.sent[c->kind], 1);
+  c->task = send_command (s, c);
+  if (c->task == NULL) {
+    log_error ("cannot queue a command: %s", iscsi_get_error (s->iscsi));
+    s->inflight--;
+    stats_inflight_dec ();
+    atomic_fetch_add (&stats.failed[c->kind], 1);
+    io_cmd_done (c, EIO);
+  }
+}
+
+void
+session_issue (struct session *s, struct scmd *c)
+{
+  c->next = NULL;
+  if (s->inflight >= s->queue_depth || s->wait_head) {
+    if (s->wait_tail)
+      s->wait_tail->next = c;
+    else
+      s->wait_head = c;
+    s->wait_tail = c;
+    return;
+  }
+  send_or_fail (s, c);
+}
+
+static void
+pump_waiting (struct session *s)
+{
+  while (s->wait_head && s->inflight < s->queue_depth) {
+    struct scmd *c = s->wait_head;
+
+    s->wait_head = c->next;
+    if (s->wait_head == NULL)
+      s->wait_tail = NULL;
+    send_or_fail (s, c);
+  }
+}
+
+/* Transient conditions a kernel initiator retries: a UNIT ATTENTION after a
+ * target restart or a capacity change, BUSY, TASK SET FULL. */
+static bool
+worth_retrying (int status, struct scsi_task *task, unsigned retries)
+{
+  if (retries >= 5)
+    return false;
+  if (status == SCSI_STATUS_BUSY || status == SCSI_STATUS_TASK_SET_FULL)
+    return true;
+  return status == SCSI_STATUS_CHECK_CONDITION && task
+    && (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
+        || (task->sense.key == SCSI_SENSE_NOT_READY
+            && task->sense.ascq != SCSI_SENSE_ASCQ_MEDIUM_NOT_PRESENT));
+}
+
+static const char *const kind_what[CMD_NR] = {
+  [CMD_READ] = "READ(16)", [CMD_WRITE] = "WRITE(16)",
+  [CMD_SYNC] = "SYNCHRONIZE CACHE", [CMD_UNMAP] = "UNMAP",
+  [CMD_WRITESAME] = "WRITE SAME(16)",
+};
+
+static void
+command_cb (struct iscsi_context *iscsi, int status, void *command_data,
+            void *private_data)
+{
+  struct scmd *c = private_data;
+  /* A cancelled command comes back without its task; it is still ours. */
+  struct scsi_task *task = command_data ? command_data : c->task;
+  struct session *s = c->req->lun->session;
+  int err = 0;
+
+  (void) iscsi;
+  c->task = NULL;
+  s->inflight--;
+  stats_inflight_dec ();
+  if (status != SCSI_STATUS_GOOD) {
+    if (!c->req->replied && worth_retrying (status, task, c->retries)) {
+      c->retries++;
+      if (task)
+        scsi_free_scsi_task (task);
+      session_issue (s, c);
+      return;
+    }
+    err = task_errno (status, task);
+    if (err == 0)
+      err = EIO;
+    /* An unsupported optional command is the caller's to handle quietly. */
+    if (!(c->kind != CMD_READ && c->kind != CMD_WRITE
+          && task_unsupported (status, task)))
+      task_log_failure (kind_what[c->kind], status, task);
+    else
+      err = EOPNOTSUPP;
+    atomic_fetch_add (&stats.failed[c->kind], 1);
+  }
+  else if (c->kind == CMD_READ)
+    atomic_fetch_add (&stats.bytes_read, c->iov.iov_len);
+  else if (c->kind == CMD_WRITE)
+    atomic_fetch_add (&stats.bytes_written, c->iov.iov_len);
+  if (task)
+    scsi_free_scsi_task (task);
+  pump_waiting (s);
+  io_cmd_done (c, err);
+}

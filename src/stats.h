@@ -1,0 +1,29 @@
+/* Counters shown by the mount root's user.iserfs.stats attribute. */
+#ifndef ISERFS_STATS_H
+#define ISERFS_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum cmd_kind { CMD_READ, CMD_WRITE, CMD_SYNC, CMD_UNMAP, CMD_WRITESAME, CMD_NR };
+
+struct stats {
+  atomic_uint_fast64_t sent[CMD_NR];
+  atomic_uint_fast64_t failed[CMD_NR];
+  atomic_uint_fast64_t bytes_read;
+  atomic_uint_fast64_t bytes_written;
+  atomic_uint_fast64_t rmw;           /* partial-block writes merged */
+  atomic_uint_fast64_t inflight;
+  atomic_uint_fast64_t inflight_max;
+  atomic_uint_fast64_t reconnects;
+};
+
+extern struct stats stats;
+
+void stats_inflight_inc (void);
+void stats_inflight_dec (void);
+/* Print every counter as key=value lines, the allocator's included. */
+void stats_print (FILE *fp);
+
+#endif
