@@ -63,7 +63,7 @@ iserfs_umount() {
 
 # The stats xattr of a mount as "key=value" lines.
 iserfs_stats() {
-    timeout 30 getfattr -n user.iserfs.stats --only-values "$1" ||
+    timeout 30 getfattr --absolute-names -n user.iserfs.stats --only-values "$1" ||
         die "cannot read the user.iserfs.stats xattr of $1"
 }
 
@@ -112,6 +112,7 @@ sha() {
     if [ $# -eq 1 ]; then
         sha256sum < "$1" | cut -d' ' -f1
     else
-        tail -c +"$(($2 + 1))" "$1" | head -c "$3" | sha256sum | cut -d' ' -f1
+        dd if="$1" bs=64K skip="$2" count="$3" iflag=skip_bytes,count_bytes status=none |
+            sha256sum | cut -d' ' -f1
     fi
 }
