@@ -102,16 +102,20 @@ show_status() {
     cat <<TIPS
 
 Things to try:
-  dd if=/dev/urandom of=$MNT/lun1 bs=1M count=16 conv=notrunc,fsync   # write to LUN 1
-  cmp -n 16M $MNT/lun1 $STATE_DIR/lun1.img                            # it is on the target
-  cp --sparse=always some-disk.img $MNT/lun1                          # a disk image onto a LUN
-  stat -c '%n %s bytes, block %o' $MNT/lun*                           # capacity and block size
-  getfattr -n user.iserfs.stats --only-values $MNT                    # I/O counters
-  $ISERFS --list iscsi://127.0.0.1:$PORT                  # discovery
+  # write 16 MiB to LUN 1, then see it on the target's backing file
+  dd if=/dev/urandom of=$MNT/lun1 bs=1M count=16 conv=notrunc,fsync
+  cmp -n 16M $MNT/lun1 $STATE_DIR/lun1.img
+  # copy a disk image onto a LUN (holes are zeroed, the LUN keeps its size)
+  cp --sparse=always some-disk.img $MNT/lun1
+  # capacity, block size, counters, discovery
+  stat -c '%n: %s bytes, block size %o' $MNT/lun1 $MNT/lun2
+  getfattr -n user.iserfs.stats --only-values $MNT
   df -h $MNT
-  umount $MNT                                                         # unmount (tgtd keeps running)
-  $top/contrib/demo.sh                                                # mount again / show status
-  $top/contrib/demo.sh stop                                           # unmount and stop the demo target
+  $ISERFS --list iscsi://127.0.0.1:$PORT
+  # unmount (the target keeps running; run the demo again to remount)
+  umount $MNT
+  # unmount and stop the demo target
+  $top/contrib/demo.sh stop
 TIPS
 }
 
