@@ -21,6 +21,7 @@
 struct chunk {
   struct region region;     /* first, so a region of kind CHUNK is a chunk */
   unsigned levels;          /* tree height: root level */
+  size_t pos;               /* position in the pool's chunk list */
   size_t live_units;        /* units in live segments */
   tree_value *seg_level;    /* per unit: level of the segment starting there */
   tree_value tree[];        /* tree_array_size (levels) entries, [0] unused */

@@ -629,12 +629,12 @@ START_TEST (test_check_detects_corruption)
   tree_value saved;
 
   alloc_ok (pool, 8 * KiB, 8 * KiB);
-  c = (struct chunk *) pool->chunks.head;
+  c = pool->chunk_v[0];
   for (unsigned node = 1; node < 16; node++) {
     saved = c->tree[node];
     c->tree[node] = saved == 1 ? 2 : 1;
     ck_assert_int_eq (mempool_check (pool, msg, sizeof msg), -EUCLEAN);
-    ck_assert_msg (strstr (msg, "node") != NULL, "message: %s", msg);
+    ck_assert_msg (strncmp (msg, "chunk 0: ", 9) == 0, "message: %s", msg);
     c->tree[node] = saved;
     assert_consistent (pool);
   }
@@ -647,6 +647,9 @@ START_TEST (test_check_detects_corruption)
   pool->stats.bytes_in_use++;
   ck_assert_int_eq (mempool_check (pool, msg, sizeof msg), -EUCLEAN);
   pool->stats.bytes_in_use--;
+  pool->roots[0]++;                     /* the list's copy of the root */
+  ck_assert_int_eq (mempool_check (pool, msg, sizeof msg), -EUCLEAN);
+  pool->roots[0]--;
   assert_consistent (pool);
   mempool_destroy (pool);
 }
