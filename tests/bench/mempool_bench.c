@@ -36,13 +36,18 @@ struct mix {
   const char *name;
   unsigned min_order, max_order;  /* sizes in (2^(o-1), 2^o], o in range */
   int exact;                      /* sizes exactly 2^o */
+  unsigned spares;                /* pool's spare_chunks; 0: default */
 };
 
 static const struct mix mixes[] = {
-  { "4K", 12, 12, 1 },
-  { "64K", 16, 16, 1 },
-  { "1M", 20, 20, 1 },
-  { "mixed 4K-1M", 12, 20, 0 },
+  { "4K", 12, 12, 1, 0 },
+  { "64K", 16, 16, 1, 0 },
+  { "1M", 20, 20, 1, 0 },
+  { "4K-1M", 12, 20, 0, 0 },
+  /* The mixed working set swings by several chunks; with the default two
+   * spares the pool gives chunks back and registers them again.  Spares
+   * sized to the swing make the steady state registration-free. */
+  { "4K-1M sp=8", 12, 20, 0, 8 },
 };
 
 static uint64_t rng = 0x1234567;
@@ -245,8 +250,9 @@ main (int argc, char *argv[])
   }
 
   printf ("mempool_bench: working set %d live buffers; ns per alloc+free "
-          "pair\n(pool and malloc: %zu pairs; malloc+mlock: %zu pairs)\n\n",
-          LIVE, pairs, mlock_pairs);
+          "pair\n(pool and malloc: %zu pairs; malloc+mlock: %zu pairs; "
+          "sp=N: N spare chunks, else %d)\n\n",
+          LIVE, pairs, mlock_pairs, MEMPOOL_SPARES_DEFAULT);
   printf ("%-12s %9s %9s %13s %12s %12s %14s\n", "mix", "pool", "malloc",
           "malloc+mlock", "malloc/pool", "mlock/pool", "steady regs");
 
@@ -254,7 +260,7 @@ main (int argc, char *argv[])
     const struct mix *mx = &mixes[m];
     struct step *steps = malloc (pairs * sizeof *steps);
     size_t initial[LIVE];
-    struct mempool_config cfg = { 0 };
+    struct mempool_config cfg = { .spare_chunks = mx->spares };
     struct mempool *pool;
     uint64_t regs = 0;
     struct allocator pa, ma = { malloc_alloc, malloc_free, NULL };
