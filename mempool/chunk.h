@@ -38,12 +38,6 @@ chunk_is_empty (const struct chunk *c)
   return c->tree[1] == c->levels;
 }
 
-static inline int
-chunk_fits (const struct chunk *c, unsigned level)
-{
-  return c->tree[1] >= level;
-}
-
 /* Take the leftmost free segment at `level`; the chunk must fit it.
  * Returns its offset in units. */
 size_t chunk_take (struct chunk *c, unsigned level);
