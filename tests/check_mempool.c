@@ -975,6 +975,12 @@ model_alloc (struct model *m)
   MODEL_ASSERT (m, r == 0, "alloc %zu: %s", size, strerror (-r));
   MODEL_ASSERT (m, seg.len == len, "alloc %zu: len %zu, want %zu",
                 size, seg.len, len);
+  /* Aligned to its own rounded size within its chunk (chunks are aligned
+   * to the chunk size); a direct allocation to the chunk size. */
+  MODEL_ASSERT (m, (uintptr_t) seg.addr %
+                (len < ((size_t) 1 << m->chunk_order) ? len
+                 : (size_t) 1 << m->chunk_order) == 0,
+                "alloc %zu at %p: misaligned", size, seg.addr);
   *l = (struct ref_live) { .addr = seg.addr, .len = len,
                            .handle = seg.handle,
                            .tag = rng_next (&m->rng) };
