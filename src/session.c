@@ -32,6 +32,15 @@ static int
 configure_context (struct iscsi_context *iscsi, const struct session_config *cfg,
                    char *err, size_t errlen)
 {
+#ifndef HAVE_LIBISCSI_1_20
+  /* 1.19's iSER login lands every response after the first in a 204-byte
+   * receive buffer, so a CHAP exchange cannot work: say so plainly. */
+  if (cfg->iser && cfg->password) {
+    snprintf (err, errlen, "CHAP over iSER needs libiscsi 1.20 or newer "
+              "(this iserfs is built with %s)", LIBISCSI_VERSION);
+    return -1;
+  }
+#endif
   if (cfg->iser && iscsi_init_transport (iscsi, ISER_TRANSPORT) != 0) {
     snprintf (err, errlen, "cannot use the iSER transport: %s",
               iscsi_get_error (iscsi));
@@ -120,9 +129,14 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
    * through its fixed registered buffers and has 256 task slots; stay inside
    * both rather than crash it.  Over TCP 1 MiB matches FUSE's largest
    * request, so a request is never split without need. */
+#ifdef HAVE_LIBISCSI_1_20
+  /* tgtd drops an iSER connection whose command carries more than 512 KiB. */
+  s->max_xfer_bytes = s->iser ? 512 * 1024 : 1024 * 1024;
+#else
   s->max_xfer_bytes = s->iser ? 256 * 1024 : 1024 * 1024;
   if (s->iser && s->queue_depth > 128)
     s->queue_depth = 128;
+#endif
   return s;
 
  fail:
