@@ -21,6 +21,7 @@
 struct chunk {
   struct region region;     /* first, so a region of kind CHUNK is a chunk */
   unsigned levels;          /* tree height: root level */
+  size_t pos;               /* position in the pool's chunk list */
   size_t live_units;        /* units in live segments */
   tree_value *seg_level;    /* per unit: level of the segment starting there */
   tree_value tree[];        /* tree_array_size (levels) entries, [0] unused */
@@ -35,12 +36,6 @@ static inline int
 chunk_is_empty (const struct chunk *c)
 {
   return c->tree[1] == c->levels;
-}
-
-static inline int
-chunk_fits (const struct chunk *c, unsigned level)
-{
-  return c->tree[1] >= level;
 }
 
 /* Take the leftmost free segment at `level`; the chunk must fit it.

@@ -13,11 +13,7 @@
 static struct chunk *
 chunk_at (struct mempool *pool, unsigned index)
 {
-  struct region *r = pool->chunks.head;
-
-  while (r && index--)
-    r = r->next;
-  return (struct chunk *) r;
+  return index < pool->nchunks ? pool->chunk_v[index] : NULL;
 }
 
 unsigned
@@ -26,7 +22,7 @@ mempool_nr_chunks (struct mempool *pool)
   unsigned n;
 
   pthread_mutex_lock (&pool->lock);
-  n = (unsigned) pool->chunks.count;
+  n = (unsigned) pool->nchunks;
   pthread_mutex_unlock (&pool->lock);
   return n;
 }
@@ -65,17 +61,19 @@ int
 mempool_locate (struct mempool *pool, const void *addr,
                 unsigned *chunk, size_t *offset)
 {
-  unsigned index = 0;
   int ret = -ENOENT;
 
   pthread_mutex_lock (&pool->lock);
-  for (struct region *r = pool->chunks.head; r; r = r->next, index++)
+  for (size_t index = 0; index < pool->nchunks; index++) {
+    struct region *r = &pool->chunk_v[index]->region;
+
     if (region_contains (r, addr, 1)) {
-      *chunk = index;
+      *chunk = (unsigned) index;
       *offset = (size_t) ((const char *) addr - (const char *) r->base);
       ret = 0;
       break;
     }
+  }
   pthread_mutex_unlock (&pool->lock);
   return ret;
 }
@@ -114,16 +112,19 @@ check_locked (struct mempool *pool, char *msg, size_t msglen)
   uint64_t bytes = 0, slots = 0, empty = 0, nchunks = 0, ndirect = 0;
   uint64_t segs = 0;
   char why[160];
-  unsigned index = 0;
-
-  for (struct region *r = pool->chunks.head; r; r = r->next, index++) {
-    struct chunk *c = (struct chunk *) r;
+  for (unsigned index = 0; index < pool->nchunks; index++) {
+    struct chunk *c = pool->chunk_v[index];
+    struct region *r = &c->region;
 
     if (r->kind != REGION_CHUNK || r->len != pool->chunk_size)
       return inconsistent (msg, msglen, "chunk %u: not a chunk", index);
     if (!region_indexed (pool, r))
       return inconsistent (msg, msglen, "chunk %u: not found by address",
                            index);
+    if (c->pos != index || pool->roots[index] != c->tree[1])
+      return inconsistent (msg, msglen, "chunk %u: list position %zu, "
+                           "root copy %u, root %u", index, c->pos,
+                           pool->roots[index], c->tree[1]);
     if (chunk_check (c, why, sizeof why) == -1)
       return inconsistent (msg, msglen, "chunk %u: %s", index, why);
     bytes += (uint64_t) c->live_units << pool->unit_order;
@@ -141,10 +142,9 @@ check_locked (struct mempool *pool, char *msg, size_t msglen)
     slots += r->len >> pool->chunk_order;
     ndirect++;
   }
-  if (nchunks != pool->chunks.count || nchunks != st->chunks)
+  if (nchunks != st->chunks)
     return inconsistent (msg, msglen, "%" PRIu64 " chunks in the list, "
-                         "counters say %zu and %" PRIu64,
-                         nchunks, pool->chunks.count, st->chunks);
+                         "counter says %" PRIu64, nchunks, st->chunks);
   if (ndirect != st->direct_live)
     return inconsistent (msg, msglen, "%" PRIu64 " direct allocations live, "
                          "counter says %" PRIu64, ndirect, st->direct_live);

@@ -18,7 +18,12 @@ struct mempool {
   struct mempool_hooks hooks;
 
   pthread_mutex_t lock;         /* protects everything below */
-  struct region_list chunks;    /* searched head to tail */
+  /* The chunk list, head first, as arrays: the search from the head reads
+   * only the bytes of roots[] (a copy of each chunk's tree root), not one
+   * cache line per chunk; chunks are added and removed rarely. */
+  struct chunk **chunk_v;
+  tree_value *roots;
+  size_t nchunks, chunks_cap;
   struct region_list directs;
   struct regmap map;            /* slot -> region, for O(1) free and find */
   unsigned empty_chunks;        /* chunks with nothing live in them */

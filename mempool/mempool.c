@@ -147,15 +147,40 @@ region_close (struct mempool *pool, struct region *r)
   sysmem_unmap (r->base, r->len);
 }
 
+/* Room for one more chunk in the list arrays. */
+static int
+chunk_list_reserve (struct mempool *pool)
+{
+  size_t cap = pool->chunks_cap ? 2 * pool->chunks_cap : 16;
+  struct chunk **v;
+  tree_value *roots;
+
+  if (pool->nchunks < pool->chunks_cap)
+    return 0;
+  v = realloc (pool->chunk_v, cap * sizeof *v);
+  if (v == NULL)
+    return -ENOMEM;
+  pool->chunk_v = v;
+  roots = realloc (pool->roots, cap * sizeof *roots);
+  if (roots == NULL)
+    return -ENOMEM;
+  pool->roots = roots;
+  pool->chunks_cap = cap;
+  return 0;
+}
+
 /* A new empty chunk at the tail of the list.  Called with the lock held:
  * registration may be slow, but a new chunk is rare once the pool has
  * grown to its working set, and holding the lock keeps the list simple. */
 static int
 chunk_create (struct mempool *pool, struct chunk **cp)
 {
-  struct chunk *c = chunk_new (pool->levels);
-  int err;
+  struct chunk *c;
+  int err = chunk_list_reserve (pool);
 
+  if (err)
+    return err;
+  c = chunk_new (pool->levels);
   if (c == NULL)
     return -ENOMEM;
   c->region.kind = REGION_CHUNK;
@@ -165,7 +190,9 @@ chunk_create (struct mempool *pool, struct chunk **cp)
     chunk_delete (c);
     return err;
   }
-  region_list_append (&pool->chunks, &c->region);
+  c->pos = pool->nchunks++;
+  pool->chunk_v[c->pos] = c;
+  pool->roots[c->pos] = c->tree[1];
   pool->stats.chunks++;
   pool->empty_chunks++;
   *cp = c;
@@ -177,7 +204,13 @@ chunk_destroy (struct mempool *pool, struct chunk *c)
 {
   if (chunk_is_empty (c))
     pool->empty_chunks--;
-  region_list_remove (&pool->chunks, &c->region);
+  /* Close the gap in the list, keeping its order. */
+  for (size_t i = c->pos + 1; i < pool->nchunks; i++) {
+    pool->chunk_v[i - 1] = pool->chunk_v[i];
+    pool->roots[i - 1] = pool->roots[i];
+    pool->chunk_v[i - 1]->pos = i - 1;
+  }
+  pool->nchunks--;
   region_close (pool, &c->region);
   pool->stats.chunks--;
   chunk_delete (c);
@@ -224,10 +257,11 @@ chunk_alloc (struct mempool *pool, unsigned level, struct mempool_seg *seg)
   int err;
 
   /* Head to tail: the first chunks stay full and the last ones drain, which
-   * is what lets spare chunks at the tail be given back. */
-  for (struct region *r = pool->chunks.head; r; r = r->next)
-    if (chunk_fits ((struct chunk *) r, level)) {
-      c = (struct chunk *) r;
+   * is what lets spare chunks at the tail be given back.  Whether a chunk
+   * fits is one comparison with (a copy of) its root. */
+  for (size_t i = 0; i < pool->nchunks; i++)
+    if (pool->roots[i] >= level) {
+      c = pool->chunk_v[i];
       break;
     }
   if (c == NULL) {
@@ -238,6 +272,7 @@ chunk_alloc (struct mempool *pool, unsigned level, struct mempool_seg *seg)
   if (chunk_is_empty (c))
     pool->empty_chunks--;
   unit = chunk_take (c, level);
+  pool->roots[c->pos] = c->tree[1];
   seg->addr = (char *) c->region.base + (unit << pool->unit_order);
   seg->len = tree_units_at (level) << pool->unit_order;
   seg->handle = c->region.handle;
@@ -305,6 +340,7 @@ chunk_free (struct mempool *pool, struct chunk *c, void *addr)
   level = chunk_give (c, off >> pool->unit_order);
   if (level == 0)
     return 0;
+  pool->roots[c->pos] = c->tree[1];
   if (chunk_is_empty (c)) {
     pool->empty_chunks++;
     /* Keep a few empty chunks for the next burst; give the rest back. */
@@ -389,8 +425,10 @@ mempool_destroy (struct mempool *pool)
 {
   if (pool == NULL)
     return;
-  while (pool->chunks.head)
-    chunk_destroy (pool, (struct chunk *) pool->chunks.head);
+  while (pool->nchunks)
+    chunk_destroy (pool, pool->chunk_v[pool->nchunks - 1]);
+  free (pool->chunk_v);
+  free (pool->roots);
   while (pool->directs.head)
     direct_free (pool, pool->directs.head);
   regmap_free (&pool->map);

@@ -99,9 +99,11 @@ tree_aligned (unsigned level, size_t unit)
 static inline tree_value
 tree_combine (unsigned level, tree_value left, tree_value right)
 {
-  if (left == level - 1 && right == level - 1)
-    return (tree_value) level;
-  return left > right ? left : right;
+  /* Written without branches: on the I/O path these comparisons depend on
+   * the data and mispredict.  Both children are at most level-1, so their
+   * sum reaches 2*(level-1) only when both are fully free. */
+  unsigned larger = left > right ? left : right;
+  return (tree_value) (larger + ((unsigned) left + right == 2 * level - 2));
 }
 
 /* The level (order+1 in units) of a segment of 2^order bytes. */

@@ -3,6 +3,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,15 @@ static int
 configure_context (struct iscsi_context *iscsi, const struct session_config *cfg,
                    char *err, size_t errlen)
 {
+#ifndef HAVE_LIBISCSI_1_20
+  /* 1.19's iSER login lands every response after the first in a 204-byte
+   * receive buffer, so a CHAP exchange cannot work: say so plainly. */
+  if (cfg->iser && cfg->password) {
+    snprintf (err, errlen, "CHAP over iSER needs libiscsi 1.20 or newer "
+              "(this iserfs is built with %s)", LIBISCSI_VERSION);
+    return -1;
+  }
+#endif
   if (cfg->iser && iscsi_init_transport (iscsi, ISER_TRANSPORT) != 0) {
     snprintf (err, errlen, "cannot use the iSER transport: %s",
               iscsi_get_error (iscsi));
@@ -119,9 +129,14 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
    * through its fixed registered buffers and has 256 task slots; stay inside
    * both rather than crash it.  Over TCP 1 MiB matches FUSE's largest
    * request, so a request is never split without need. */
+#ifdef HAVE_LIBISCSI_1_20
+  /* tgtd drops an iSER connection whose command carries more than 512 KiB. */
+  s->max_xfer_bytes = s->iser ? 512 * 1024 : 1024 * 1024;
+#else
   s->max_xfer_bytes = s->iser ? 256 * 1024 : 1024 * 1024;
   if (s->iser && s->queue_depth > 128)
     s->queue_depth = 128;
+#endif
   return s;
 
  fail:
@@ -335,6 +350,8 @@ send_command (struct session *s, struct scmd *c)
     return iscsi_writesame16_iov_task (s->iscsi, l->lun, c->lba, NULL,
                                        l->block_size, c->nblocks, 0, 0, 0, 0,
                                        command_cb, c, &c->iov, 1);
+  case CMD_CAPACITY:
+    return iscsi_readcapacity16_task (s->iscsi, l->lun, command_cb, c);
   default:
     return NULL;
   }
@@ -407,8 +424,47 @@ worth_retrying (int status, struct scsi_task *task, unsigned retries)
 static const char *const kind_what[CMD_NR] = {
   [CMD_READ] = "READ(16)", [CMD_WRITE] = "WRITE(16)",
   [CMD_SYNC] = "SYNCHRONIZE CACHE", [CMD_UNMAP] = "UNMAP",
-  [CMD_WRITESAME] = "WRITE SAME(16)",
+  [CMD_WRITESAME] = "WRITE SAME(16)", [CMD_CAPACITY] = "READ CAPACITY(16)",
 };
+
+/* A resize reaches us as new READ CAPACITY data; a LUN deleted on the
+ * target as LOGICAL UNIT NOT SUPPORTED. */
+static void
+note_capacity (struct lun *l, struct scsi_task *task)
+{
+  struct scsi_readcapacity16 *rc = scsi_datain_unmarshall (task);
+
+  if (rc == NULL || rc->block_length != l->block_size)
+    return;
+  if (rc->returned_lba + 1 != l->nr_blocks) {
+    log_info ("lun%d of %s changed size: %" PRIu64 " -> %" PRIu64 " bytes",
+              l->lun, l->session->target, l->nr_blocks * l->block_size,
+              (rc->returned_lba + 1) * l->block_size);
+    l->nr_blocks = rc->returned_lba + 1;
+    __atomic_store_n (&l->size, l->nr_blocks * l->block_size, __ATOMIC_RELAXED);
+  }
+  if (lun_gone (l)) {
+    log_info ("lun%d of %s is back", l->lun, l->session->target);
+    __atomic_store_n (&l->gone, false, __ATOMIC_RELAXED);
+  }
+}
+
+static void
+note_sense (struct lun *l, struct scsi_task *task)
+{
+  if (task == NULL)
+    return;
+  if (task->sense.key == SCSI_SENSE_ILLEGAL_REQUEST
+      && task->sense.ascq == SCSI_SENSE_ASCQ_LOGICAL_UNIT_NOT_SUPPORTED
+      && !lun_gone (l)) {
+    log_error ("lun%d of %s is gone from the target", l->lun,
+               l->session->target);
+    __atomic_store_n (&l->gone, true, __ATOMIC_RELAXED);
+  }
+  if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
+      && task->sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED)
+    __atomic_store_n (&l->capacity_checked, 0, __ATOMIC_RELAXED);
+}
 
 static void
 command_cb (struct iscsi_context *iscsi, int status, void *command_data,
@@ -424,6 +480,10 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
   c->task = NULL;
   s->inflight--;
   stats_inflight_dec ();
+  if (status == SCSI_STATUS_CHECK_CONDITION)
+    note_sense (c->req->lun, task);
+  if (status == SCSI_STATUS_GOOD && c->kind == CMD_CAPACITY && task)
+    note_capacity (c->req->lun, task);
   if (status != SCSI_STATUS_GOOD) {
     if (!c->req->replied && worth_retrying (status, task, c->retries)) {
       c->retries++;
@@ -435,12 +495,16 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
     err = task_errno (status, task);
     if (err == 0)
       err = EIO;
-    /* An unsupported optional command is the caller's to handle quietly. */
-    if (!(c->kind != CMD_READ && c->kind != CMD_WRITE
-          && task_unsupported (status, task)))
-      task_log_failure (kind_what[c->kind], status, task);
-    else
+    /* An unsupported optional command is the caller's to handle quietly;
+     * so is WRITE SAME, which some targets (tgtd's file store among them)
+     * fail with nonsense: the caller falls back to plain writes. */
+    if (c->kind != CMD_READ && c->kind != CMD_WRITE
+        && task_unsupported (status, task))
       err = EOPNOTSUPP;
+    else if (c->kind == CMD_WRITESAME)
+      log_debug ("WRITE SAME(16) failed with status 0x%x", status);
+    else
+      task_log_failure (kind_what[c->kind], status, task);
     atomic_fetch_add (&stats.failed[c->kind], 1);
   }
   else if (c->kind == CMD_READ)
