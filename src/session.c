@@ -46,6 +46,13 @@ configure_context (struct iscsi_context *iscsi, const struct session_config *cfg
               iscsi_get_error (iscsi));
     return -1;
   }
+  /* libiscsi 1.19's small-allocation cache and its iSER transport do not
+   * agree on buffer sizes: a cached 32-byte block comes back as a
+   * 48-byte one (ASan: heap-buffer-overflow in iscsi_szmalloc under
+   * READ CAPACITY(16); without ASan, "double free or corruption").
+   * The cache only saves a malloc per PDU: switch it off for iSER. */
+  if (cfg->iser)
+    iscsi_set_cache_allocations (iscsi, 0);
   iscsi_set_session_type (iscsi, cfg->target ? ISCSI_SESSION_NORMAL
                                               : ISCSI_SESSION_DISCOVERY);
   if (cfg->target && iscsi_set_targetname (iscsi, cfg->target) != 0) {
