@@ -32,6 +32,7 @@ declare -A TARGET_BACKING=() # "tid/lun" -> backing file
 CLEANUP_CMDS=()
 : "${ISERFS_INITIATOR:=iqn.2026-01.org.iserfs:$(hostname -s 2>/dev/null || echo localhost)}"
 MOUNTS=()                    # every mount point this test mounted
+DAEMON_PIDS=()               # the iserfs daemons serving them
 
 # --- messages --------------------------------------------------------------
 
@@ -125,6 +126,14 @@ cleanup() {
     done
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         unmount_one "${MOUNTS[i]}"
+    done
+    # A daemon that outlived its unmount (a bug the tests report) must not
+    # outlive the test either.
+    for i in "${DAEMON_PIDS[@]}"; do
+        if [ "$(cat "/proc/$i/comm" 2>/dev/null)" = iserfs ]; then
+            echo "cleanup: iserfs daemon $i still running: killing it" >&2
+            kill -KILL "$i" 2>/dev/null
+        fi
     done
     if [ -n "$TGTD_PID" ]; then
         kill -KILL "$TGTD_PID" 2>/dev/null
