@@ -246,12 +246,17 @@ session_loop (void *arg)
   time_t stop_deadline = 0;
 
   for (;;) {
+    /* A socket in error makes poll() return at once until libiscsi's next
+     * reconnect attempt; after many such wake-ups in one second, wait on
+     * the timer instead of spinning. */
+    bool throttle = s->error_wakeups > 50;
     struct pollfd pfd[2] = {
       { .fd = s->wake_fd, .events = POLLIN },
-      { .fd = iscsi_get_fd (s->iscsi), .events = iscsi_which_events (s->iscsi) },
+      { .fd = throttle ? -1 : iscsi_get_fd (s->iscsi),
+        .events = iscsi_which_events (s->iscsi) },
     };
+    short revents;
     int n;
-
     time_t now = time (NULL);
 
     if (atomic_load (&s->stopping)) {
@@ -259,7 +264,9 @@ session_loop (void *arg)
         stop_deadline = now + (s->timeout ? s->timeout : 30);
       if (s->active == NULL && !has_submissions (s))
         break;
-      if (now > stop_deadline) {
+      /* Nothing will come back from a session that is down: do not keep
+       * the unmount waiting for it. */
+      if (now > stop_deadline || s->down_since) {
         /* Answer everything while FUSE is still there to hear it. */
         take_submissions (s);
         io_expire (s, 0);
@@ -268,24 +275,25 @@ session_loop (void *arg)
     }
     /* Wake at least once a second: libiscsi checks its timeouts and retries
      * reconnects from iscsi_service(). */
-    n = poll (pfd, pfd[1].fd >= 0 ? 2 : 1, 1000);
+    n = poll (pfd, 2, throttle ? 100 : 1000);
     if (n < 0) {
       if (errno == EINTR)
         continue;
       log_error ("poll: %m");
       break;
     }
-    if (pfd[1].fd >= 0 && (pfd[1].revents || n == 0)) {
-      if (iscsi_service (s->iscsi, pfd[1].revents) < 0)
+    revents = pfd[1].fd >= 0 ? pfd[1].revents : 0;
+    if (revents || n == 0 || throttle)
+      if (iscsi_service (s->iscsi, revents) < 0)
         log_debug ("iscsi_service: %s", iscsi_get_error (s->iscsi));
-    }
-    else if (pfd[1].fd < 0)
-      iscsi_service (s->iscsi, 0);
+    if (revents & (POLLERR | POLLHUP | POLLNVAL))
+      s->error_wakeups++;
     if (pfd[0].revents & POLLIN)
       take_submissions (s);
     now = time (NULL);
     if (now != s->last_scan) {
       s->last_scan = now;
+      s->error_wakeups = 0;
       watch_connection (s, now);
       io_expire (s, now);
     }
