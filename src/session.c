@@ -3,6 +3,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -28,6 +29,29 @@ libiscsi_log (int level, const char *message)
   log_debug ("libiscsi[%d]: %s", level, message);
 }
 
+/* libiscsi 1.19 allocates its iSER connection state (4280 bytes) with plain
+ * malloc and never initialises some of it: the head of its list of transmit
+ * descriptors is appended to as found, so a non-zero leftover there makes
+ * its CM thread follow a wild pointer during connect (valgrind: conditional
+ * jump on an uninitialised value from a block allocated in
+ * iscsi_init_transport).  glibc can fill every new block with a byte
+ * (M_PERTURB fills with the value's complement): ask for zeros while that
+ * block is allocated.  Fixed at the source in contrib/libiscsi. */
+static int
+init_iser_transport (struct iscsi_context *iscsi)
+{
+  int r;
+
+#ifndef HAVE_LIBISCSI_1_20
+  mallopt (M_PERTURB, 0xff);
+#endif
+  r = iscsi_init_transport (iscsi, ISER_TRANSPORT);
+#ifndef HAVE_LIBISCSI_1_20
+  mallopt (M_PERTURB, 0);
+#endif
+  return r;
+}
+
 static int
 configure_context (struct iscsi_context *iscsi, const struct session_config *cfg,
                    char *err, size_t errlen)
@@ -41,7 +65,7 @@ configure_context (struct iscsi_context *iscsi, const struct session_config *cfg
     return -1;
   }
 #endif
-  if (cfg->iser && iscsi_init_transport (iscsi, ISER_TRANSPORT) != 0) {
+  if (cfg->iser && init_iser_transport (iscsi) != 0) {
     snprintf (err, errlen, "cannot use the iSER transport: %s",
               iscsi_get_error (iscsi));
     return -1;
