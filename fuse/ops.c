@@ -31,6 +31,7 @@
  * ever touching the LUN beyond what they meant to write. */
 struct handle {
   struct lun *lun;
+  bool writable;
   bool trunc;
   bool dirty;                   /* wrote since the last SYNCHRONIZE CACHE */
   pthread_mutex_t lock;
@@ -284,6 +285,7 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   h->lun = n->lun;
+  h->writable = writing;
   h->trunc = writing && (fi->flags & O_TRUNC);
   pthread_mutex_init (&h->lock, NULL);
   fi->fh = (uintptr_t) h;
@@ -547,7 +549,9 @@ fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
 
   (void) ino;
   (void) datasync;
-  fuse_reply_err (req, settle (h, (fi->flags & O_ACCMODE) != O_RDONLY));
+  /* fsync on a descriptor open for writing always reaches the target's
+   * cache, even if this descriptor wrote nothing: another may have. */
+  fuse_reply_err (req, settle (h, h->writable));
 }
 
 static void

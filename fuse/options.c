@@ -80,6 +80,10 @@ option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
       o->mountpoint = strdup (arg);
     return 1;                   /* also kept for fuse_parse_cmdline */
   case FUSE_OPT_KEY_OPT:
+    if (strncmp (arg, "fsname=", 7) == 0)
+      o->has_fsname = true;
+    if (strncmp (arg, "subtype=", 8) == 0)
+      o->has_subtype = true;
     return mount_only_option (arg) ? 0 : 1;
   case KEY_HELP:
     o->help = true;
@@ -309,21 +313,24 @@ read_credentials_file (struct options *o)
   return 0;
 }
 
+void
+options_take_env (struct options *o)
+{
+  o->env_user = take_env_secret ("LIBISCSI_CHAP_USERNAME");
+  o->env_password = take_env_secret ("LIBISCSI_CHAP_PASSWORD");
+}
+
 int
 options_read_credentials (struct options *o)
 {
-  char *env_user = take_env_secret ("LIBISCSI_CHAP_USERNAME");
-  char *env_pass = take_env_secret ("LIBISCSI_CHAP_PASSWORD");
-
-  if (o->credentials) {
-    free (env_user);
-    free (env_pass);
+  if (o->credentials)
     return read_credentials_file (o);
+  if (o->env_user && o->user[0] == '\0')
+    snprintf (o->user, sizeof o->user, "%s", o->env_user);
+  if (o->env_password) {
+    o->password = o->env_password;
+    o->env_password = NULL;
   }
-  if (env_user && o->user[0] == '\0')
-    snprintf (o->user, sizeof o->user, "%s", env_user);
-  o->password = env_pass;
-  free (env_user);
   return 0;
 }
 
@@ -347,6 +354,8 @@ options_free (struct options *o)
   free (o->timeout_s);
   free (o->max_xfer_s);
   free_secret (o->password);
+  free_secret (o->env_password);
+  free (o->env_user);
   free (o->target_user);
   free_secret (o->target_password);
 }
@@ -394,7 +403,7 @@ options_usage (void)
 "  LIBISCSI_CHAP_USERNAME, LIBISCSI_CHAP_PASSWORD   CHAP credentials\n"
 "\n"
 "FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
-"  max_background=N, congestion_threshold=N, fsname=NAME, subtype=NAME, ...\n"
+"  fsname=NAME (default: the URL), subtype=NAME (default: iserfs), ...\n"
 "\n"
 "The mount root answers `getfattr -n user.iserfs.stats MOUNTPOINT`.\n"
 "See iserfs(8).\n");

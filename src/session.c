@@ -307,7 +307,9 @@ session_loop (void *arg)
       break;
     }
     revents = pfd[1].fd >= 0 ? pfd[1].revents : 0;
-    if (revents || n == 0 || throttle)
+    /* TCP wants a call without events now and then (timeouts, reconnect);
+     * the iSER transport only understands POLLIN on its completion fd. */
+    if (revents || (!s->iser && (n == 0 || throttle)))
       if (iscsi_service (s->iscsi, revents) < 0)
         log_debug ("iscsi_service: %s", iscsi_get_error (s->iscsi));
     if (revents & (POLLERR | POLLHUP | POLLNVAL))

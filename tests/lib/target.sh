@@ -217,12 +217,14 @@ target_start() {
         TARGET_CTL=$(pick_ctl_port)
         TARGET_PORT=$(pick_port)
         if [ "$ISERFS_TRANSPORT" = iser ]; then
-            # iSER keeps tgtd's default portal (a name in our private
-            # SOFTRDMA_DIR); the TCP listener goes to the random port.
+            # iSER listens on the same port number as TCP, as a real target
+            # does (discovery runs over TCP, logins over iSER); with the
+            # emulation that port is a name in our private SOFTRDMA_DIR.
+            # tgtd parses the iSER port as a short: keep it below 32768.
+            TARGET_PORT=$((20000 + TARGET_PORT % 12000))
             export SOFTRDMA_DIR="$TARGET_DIR/softrdma"
             mkdir -p "$SOFTRDMA_DIR"
-            extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT")
-            TARGET_PORT=3260
+            extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT" --iser "port=$TARGET_PORT")
         else
             extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT")
         fi
