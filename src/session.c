@@ -115,6 +115,27 @@ configure_context (struct iscsi_context *iscsi, const struct session_config *cfg
   return 0;
 }
 
+/* When an iSER connect or login fails, libiscsi 1.19's CM thread notes the
+ * error in the context and exits on its own, racing with whoever frees the
+ * context (ASan: heap-use-after-free, a 255-byte write from its thread).
+ * A failed session ends the program anyway, so keep such a context,
+ * reachable, instead of destroying it under that thread. */
+static void
+park_failed_iser_context (struct iscsi_context *iscsi)
+{
+#ifdef HAVE_LIBISCSI_1_20
+  iscsi_destroy_context (iscsi);
+#else
+  static struct iscsi_context *parked[64];
+  static unsigned nr_parked;
+
+  if (nr_parked < sizeof parked / sizeof parked[0])
+    parked[nr_parked++] = iscsi;
+  else
+    iscsi_destroy_context (iscsi);
+#endif
+}
+
 struct session *
 session_open (const struct session_config *cfg, char *err, size_t errlen)
 {
@@ -171,6 +192,10 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   return s;
 
  fail:
+  if (s->iser && s->iscsi && !iscsi_is_logged_in (s->iscsi)) {
+    park_failed_iser_context (s->iscsi);
+    s->iscsi = NULL;
+  }
   session_close (s);
   return NULL;
 }
