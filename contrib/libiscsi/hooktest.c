@@ -1,7 +1,7 @@
 /* hooktest: exercise the iSER allocator hook of the patched libiscsi
  * (the patch series in contrib/libiscsi) against a real target.
  *
- *   hooktest INITIATOR-IQN iser://HOST/IQN/LUN OUT-FILE
+ *   hooktest [--no-hook] INITIATOR-IQN iser://HOST/IQN/LUN OUT-FILE
  *
  * It installs an allocator backed by one registered arena, moves data with
  * READ(16)/WRITE(16) of mixed sizes up to 1 MiB -- through the transport's
@@ -15,6 +15,10 @@
  *     not move while I/O runs after the warm-up.
  * The bytes it left on the LUN's first REGION bytes are written to
  * OUT-FILE, for the caller to compare with the target's backing file.
+ *
+ * With --no-hook no allocator is installed: the same I/O and reconnect
+ * must work as with an unpatched libiscsi, and the arena is then only
+ * ordinary memory.
  *
  * Needs a LUN of at least REGION bytes and a target accepting 1 MiB
  * commands (tgtd: --iser buf_sz_kb=1024 or more). */
@@ -384,6 +388,59 @@ report_limits(void)
         scsi_free_scsi_task(t);
 }
 
+static int
+save_region(const char *path, const unsigned char *shadow)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    if (fd < 0 || write(fd, shadow, REGION) != REGION || close(fd) != 0) {
+        perror(path);
+        return 1;
+    }
+    return 0;
+}
+
+static void
+read_capacity(void)
+{
+    struct scsi_task *t = iscsi_readcapacity16_sync(iscsi, lun);
+    struct scsi_readcapacity16 *rc;
+
+    if (!t || t->status != SCSI_STATUS_GOOD || !(rc = scsi_datain_unmarshall(t)))
+        die("READ CAPACITY(16) failed");
+    bs = rc->block_length;
+    if (!bs || 4096 % bs || (rc->returned_lba + 1) * bs < REGION)
+        die("the LUN must be at least 16 MiB with a block size dividing 4096");
+    scsi_free_scsi_task(t);
+}
+
+/* The same I/O and reconnect without an allocator: the transport's own
+ * buffers, as in an unpatched libiscsi.  The hook must never be called. */
+static int
+no_hook(struct arena *a, struct iscsi_url *url, unsigned char *shadow,
+        unsigned char *heap, unsigned char *tmp, const char *out)
+{
+    uint64_t moved;
+
+    read_capacity();
+    moved = workload(a, shadow, heap, tmp, 320, 1);
+    check_whole_region(a, shadow, tmp);
+    printf("moved %" PRIu64 " MiB without an allocator\n", moved / MIB);
+    if (iscsi_force_reconnect_sync(iscsi) != 0)
+        die("reconnect failed");
+    check_whole_region(a, shadow, tmp);
+    workload(a, shadow, heap, tmp, 2 * NSIZES * NPATHS, 5000);
+    check_whole_region(a, shadow, tmp);
+    printf("ok: data intact across a reconnect\n");
+    iscsi_logout_sync(iscsi);
+    iscsi_destroy_url(url);
+    iscsi_destroy_context(iscsi);
+    iscsi = NULL;
+    expect(a->pd_set + a->pd_cleared + a->allocs + a->frees + a->hits +
+           a->misses == 0, "no allocator callback without an allocator");
+    return save_region(out, shadow);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -393,16 +450,19 @@ main(int argc, char **argv)
         .free = arena_free, .lookup = arena_lookup, .opaque = &a,
     };
     struct iscsi_url *url;
-    struct scsi_task *t;
-    struct scsi_readcapacity16 *rc;
     unsigned char *shadow, *heap, *tmp;
     unsigned regs_before;
     long sr_before, sr_after;
     uint64_t moved;
-    int fd;
+    int use_hook = 1;
 
+    if (argc == 5 && !strcmp(argv[1], "--no-hook")) {
+        use_hook = 0;
+        argv++;
+        argc--;
+    }
     if (argc != 4) {
-        fprintf(stderr, "usage: hooktest INITIATOR-IQN iser://HOST/IQN/LUN OUT-FILE\n");
+        fprintf(stderr, "usage: hooktest [--no-hook] INITIATOR-IQN iser://HOST/IQN/LUN OUT-FILE\n");
         return 2;
     }
     a.base = mmap(NULL, ARENA, PROT_READ | PROT_WRITE,
@@ -420,8 +480,9 @@ main(int argc, char **argv)
     if (!url)
         die("bad URL");
     lun = url->lun;
-    expect(iscsi_set_rdma_allocator(iscsi, &hook) == 0,
-           "allocator installed before connecting");
+    if (use_hook)
+        expect(iscsi_set_rdma_allocator(iscsi, &hook) == 0,
+               "allocator installed before connecting");
     iscsi_set_targetname(iscsi, url->target);
     iscsi_set_session_type(iscsi, ISCSI_SESSION_NORMAL);
     iscsi_set_header_digest(iscsi, ISCSI_HEADER_DIGEST_NONE);
@@ -431,19 +492,22 @@ main(int argc, char **argv)
     iscsi_set_no_ua_on_reconnect(iscsi, 1);
     if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0)
         die("login failed");
+    if (!use_hook) {
+        int rc = no_hook(&a, url, shadow, heap, tmp, argv[3]);
+
+        munmap(a.base, ARENA);
+        free(shadow);
+        free(heap);
+        free(tmp);
+        return rc;
+    }
     expect(a.pd_set == 1 && a.mr != NULL, "pd_changed gave the PD, arena registered once");
     expect(a.allocs > 0 && a.outstanding == 0,
            "login PDUs used allocator buffers and gave them back");
     expect(iscsi_set_rdma_allocator(iscsi, NULL) != 0,
            "allocator cannot be removed while connected");
 
-    t = iscsi_readcapacity16_sync(iscsi, lun);
-    if (!t || t->status != SCSI_STATUS_GOOD || !(rc = scsi_datain_unmarshall(t)))
-        die("READ CAPACITY(16) failed");
-    bs = rc->block_length;
-    if (!bs || 4096 % bs || (rc->returned_lba + 1) * bs < REGION)
-        die("the LUN must be at least 16 MiB with a block size dividing 4096");
-    scsi_free_scsi_task(t);
+    read_capacity();
     report_limits();
 
     /* Warm-up: the transport registers its per-descriptor headers and
@@ -493,11 +557,8 @@ main(int argc, char **argv)
            "destroy: PD cleared after every buffer came back");
     expect(a.errors == 0, "allocator saw no contract violation");
 
-    fd = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, shadow, REGION) != REGION || close(fd) != 0) {
-        perror(argv[3]);
+    if (save_region(argv[3], shadow) != 0)
         return 1;
-    }
     munmap(a.base, ARENA);
     free(shadow);
     free(heap);
