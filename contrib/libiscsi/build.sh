@@ -110,4 +110,4 @@ grep -q LIBISCSI_FEATURE_RDMA_ALLOCATOR "$prefix/include/iscsi/iscsi.h" ||
 grep -q 'HAVE_LINUX_ISER 1' "$tree/config.h" ||
     die "libiscsi was built without iSER: install libibverbs-dev and librdmacm-dev"
 echo "$want" >"$stamp"
-echo "done: PKG_CONFIG_PATH=$prefix/lib/pkgconfig, or configure --with-libiscsi=$prefix"
+echo "done: libiscsi $version with the allocator hook in $prefix (PKG_CONFIG_PATH=$prefix/lib/pkgconfig)"

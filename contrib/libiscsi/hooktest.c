@@ -414,6 +414,28 @@ read_capacity(void)
     scsi_free_scsi_task(t);
 }
 
+/* Commands with data-in that fail: libiscsi frees their in-data with
+ * the PDU instead of handing it to the task (libiscsi 1.20.0 allocated
+ * and freed it with mismatched functions: patch 0001).  A 16-byte
+ * buffer then sits in the small-allocation cache, and the next PDU's
+ * 48-byte header is written over it (ASan sees it). */
+static void
+failing_reads(void)
+{
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        struct scsi_task *t = iscsi_inquiry_sync(iscsi, lun, 1, 0x7e, 16);
+
+        if (!t)
+            die("INQUIRY failed to run");
+        if (t->status != SCSI_STATUS_CHECK_CONDITION)
+            die("INQUIRY of VPD page 0x7e did not fail");
+        scsi_free_scsi_task(t);
+        read_capacity();
+    }
+}
+
 /* The same I/O and reconnect without an allocator: the transport's own
  * buffers, as in an unpatched libiscsi.  The hook must never be called. */
 static int
@@ -423,6 +445,7 @@ no_hook(struct arena *a, struct iscsi_url *url, unsigned char *shadow,
     uint64_t moved;
 
     read_capacity();
+    failing_reads();
     moved = workload(a, shadow, heap, tmp, 320, 1);
     check_whole_region(a, shadow, tmp);
     printf("moved %" PRIu64 " MiB without an allocator\n", moved / MIB);
@@ -509,6 +532,8 @@ main(int argc, char **argv)
 
     read_capacity();
     report_limits();
+    failing_reads();
+    printf("ok: failing small reads\n");
 
     /* Warm-up: the transport registers its per-descriptor headers and
      * receive buffers on first use. */
