@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -335,6 +336,95 @@ check_whole_region(struct arena *a, unsigned char *shadow, unsigned char *tmp)
     }
 }
 
+/* ---- many commands in flight (as under a FUSE server): more transport
+ * buffers out at once than the allocator has slots, so some commands
+ * also take the transport's own buffers. */
+
+#define PSLICES 32
+#define PSLICE (REGION / PSLICES)
+
+struct pending {
+    int outstanding, failed;
+};
+
+static void
+parallel_done(struct iscsi_context *ctx, int status, void *command_data,
+              void *private_data)
+{
+    struct pending *p = private_data;
+
+    (void)ctx;
+    if (status != SCSI_STATUS_GOOD)
+        p->failed++;
+    if (command_data)
+        scsi_free_scsi_task(command_data);
+    p->outstanding--;
+}
+
+static void
+wait_all(struct pending *p)
+{
+    while (p->outstanding > 0) {
+        struct pollfd pfd = { .fd = iscsi_get_fd(iscsi),
+                              .events = iscsi_which_events(iscsi) };
+        int r = poll(&pfd, 1, 10000);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            die("no progress for 10 s with commands in flight");
+        if (iscsi_service(iscsi, pfd.revents) < 0)
+            die("iscsi_service");
+    }
+    if (p->failed)
+        die("a command in flight failed");
+}
+
+/* Slice i's buffer: zero copy for every fourth slice, outside the arena
+ * (bounced) for the others: 24 bounce buffers wanted, 16 slots. */
+static unsigned char *
+slice_buf(struct arena *a, unsigned char *big, int i)
+{
+    return (i % 4 ? big : a->base + NSLOTS * SLOT) + (size_t)i * PSLICE;
+}
+
+static void
+parallel(struct arena *a, unsigned char *shadow, unsigned char *big,
+         uint64_t seed)
+{
+    struct scsi_iovec iov[PSLICES];
+    struct pending p = { 0, 0 };
+    int i;
+
+    for (i = 0; i < PSLICES; i++) {
+        fill(shadow + (size_t)i * PSLICE, PSLICE, seed + i);
+        memcpy(slice_buf(a, big, i), shadow + (size_t)i * PSLICE, PSLICE);
+        iov[i].iov_base = slice_buf(a, big, i);
+        iov[i].iov_len = PSLICE;
+        if (!iscsi_write16_iov_task(iscsi, lun, (uint64_t)i * PSLICE / bs,
+                                    NULL, PSLICE, bs, 0, 0, 0, 0, 0,
+                                    parallel_done, &p, &iov[i], 1))
+            die("cannot queue a WRITE(16)");
+        p.outstanding++;
+    }
+    wait_all(&p);
+    for (i = 0; i < PSLICES; i++) {
+        memset(slice_buf(a, big, i), 0xa5, PSLICE);
+        if (!iscsi_read16_iov_task(iscsi, lun, (uint64_t)i * PSLICE / bs,
+                                   PSLICE, bs, 0, 0, 0, 0, 0,
+                                   parallel_done, &p, &iov[i], 1))
+            die("cannot queue a READ(16)");
+        p.outstanding++;
+    }
+    wait_all(&p);
+    for (i = 0; i < PSLICES; i++)
+        if (memcmp(slice_buf(a, big, i), shadow + (size_t)i * PSLICE, PSLICE)) {
+            fprintf(stderr, "hooktest: slice %d differs after %d commands "
+                    "in flight\n", i, PSLICES);
+            exit(1);
+        }
+}
+
 static const uint32_t sizes[] = {
     4096, 1 * MIB, 65536, 524288, 12288, 786432, 262144, 1 * MIB - 4096,
 };
@@ -440,12 +530,14 @@ failing_reads(void)
  * buffers, as in an unpatched libiscsi.  The hook must never be called. */
 static int
 no_hook(struct arena *a, struct iscsi_url *url, unsigned char *shadow,
-        unsigned char *heap, unsigned char *tmp, const char *out)
+        unsigned char *heap, unsigned char *tmp, unsigned char *big,
+        const char *out)
 {
     uint64_t moved;
 
     read_capacity();
     failing_reads();
+    parallel(a, shadow, big, 77);
     moved = workload(a, shadow, heap, tmp, 320, 1);
     check_whole_region(a, shadow, tmp);
     printf("moved %" PRIu64 " MiB without an allocator\n", moved / MIB);
@@ -473,7 +565,7 @@ main(int argc, char **argv)
         .free = arena_free, .lookup = arena_lookup, .opaque = &a,
     };
     struct iscsi_url *url;
-    unsigned char *shadow, *heap, *tmp;
+    unsigned char *shadow, *heap, *tmp, *big;
     unsigned regs_before;
     long sr_before, sr_after;
     uint64_t moved;
@@ -493,7 +585,8 @@ main(int argc, char **argv)
     shadow = calloc(1, REGION);
     heap = malloc(SLOT + 4096);
     tmp = malloc(SLOT);
-    if (a.base == MAP_FAILED || !shadow || !heap || !tmp)
+    big = malloc(REGION);
+    if (a.base == MAP_FAILED || !shadow || !heap || !tmp || !big)
         die("out of memory");
 
     iscsi = iscsi_create_context(argv[1]);
@@ -516,12 +609,13 @@ main(int argc, char **argv)
     if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0)
         die("login failed");
     if (!use_hook) {
-        int rc = no_hook(&a, url, shadow, heap, tmp, argv[3]);
+        int rc = no_hook(&a, url, shadow, heap, tmp, big, argv[3]);
 
         munmap(a.base, ARENA);
         free(shadow);
         free(heap);
         free(tmp);
+        free(big);
         return rc;
     }
     expect(a.pd_set == 1 && a.mr != NULL, "pd_changed gave the PD, arena registered once");
@@ -539,6 +633,12 @@ main(int argc, char **argv)
      * receive buffers on first use. */
     workload(&a, shadow, heap, tmp, NSIZES * NPATHS, 1);
     check_whole_region(&a, shadow, tmp);
+    parallel(&a, shadow, big, 77);
+    check_whole_region(&a, shadow, tmp);
+    printf("ok: %d commands of %d KiB in flight: %u allocator buffers, "
+           "%u fallbacks to transport buffers, %u zero copy\n", PSLICES,
+           PSLICE / 1024, a.allocs, a.fallbacks, a.hits);
+    expect(a.outstanding == 0, "all buffers returned after the parallel I/O");
 
     regs_before = a.regs;
     sr_before = softrdma_reg_mr();
@@ -588,5 +688,6 @@ main(int argc, char **argv)
     free(shadow);
     free(heap);
     free(tmp);
+    free(big);
     return 0;
 }
