@@ -236,7 +236,8 @@ print_version (void)
   printf ("iserfs %s\n", PACKAGE_VERSION);
   printf ("libfuse %s, FUSE %d.%d\n", fuse_pkgversion (), FUSE_MAJOR_VERSION,
           FUSE_MINOR_VERSION);
-  printf ("libiscsi: stock iSER transport (pool not on the wire)\n");
+  printf ("libiscsi %s: stock iSER transport (pool not on the wire)\n",
+          LIBISCSI_VERSION);
 }
 
 int
