@@ -96,6 +96,16 @@ int mempool_free (struct mempool *pool, void *addr);
 int mempool_find (struct mempool *pool, const void *addr, size_t len,
                   void **handle);
 
+/* Let fn replace the registration handle of every region (chunk or direct
+ * allocation) the pool holds, for example after the transport's protection
+ * domain changed: deregister the old handle, register again, store the new
+ * one (NULL is allowed).  Runs under the pool's lock: fn must not call the
+ * pool.  Returns 0, or the first non-zero result of fn (the walk stops). */
+int mempool_rehandle (struct mempool *pool,
+                      int (*fn) (void *arg, void *base, size_t len,
+                                 void **handle),
+                      void *arg);
+
 void mempool_get_stats (struct mempool *pool, struct mempool_stats *st);
 
 /* Geometry, for callers and tests. */
