@@ -21,9 +21,9 @@ mempool_nr_chunks (struct mempool *pool)
 {
   unsigned n;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   n = (unsigned) pool->nchunks;
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return n;
 }
 
@@ -33,11 +33,11 @@ mempool_tree_node (struct mempool *pool, unsigned chunk, unsigned node)
   struct chunk *c;
   int ret = -ENOENT;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   c = chunk_at (pool, chunk);
   if (c && node >= 1 && node < tree_array_size (c->levels))
     ret = c->tree[node];
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }
 
@@ -47,13 +47,13 @@ mempool_dump (struct mempool *pool, unsigned chunk, FILE *fp)
   struct chunk *c;
   int ret = -ENOENT;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   c = chunk_at (pool, chunk);
   if (c) {
     chunk_dump (c, fp);
     ret = 0;
   }
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }
 
@@ -63,7 +63,7 @@ mempool_locate (struct mempool *pool, const void *addr,
 {
   int ret = -ENOENT;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   for (size_t index = 0; index < pool->nchunks; index++) {
     struct region *r = &pool->chunk_v[index]->region;
 
@@ -74,7 +74,7 @@ mempool_locate (struct mempool *pool, const void *addr,
       break;
     }
   }
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }
 
@@ -177,8 +177,8 @@ mempool_check (struct mempool *pool, char *msg, size_t msglen)
 {
   int ret;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   ret = check_locked (pool, msg, msglen);
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }

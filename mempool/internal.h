@@ -2,10 +2,10 @@
 #ifndef MEMPOOL_INTERNAL_H
 #define MEMPOOL_INTERNAL_H
 
-#include <pthread.h>
 #include <stdio.h>
 
 #include "chunk.h"
+#include "lock.h"
 #include "mempool.h"
 #include "region.h"
 #include "regmap.h"
@@ -17,7 +17,7 @@ struct mempool {
   unsigned spare_chunks;
   struct mempool_hooks hooks;
 
-  pthread_mutex_t lock;         /* protects everything below */
+  struct pool_lock lock;        /* protects everything below */
   /* The chunk list, head first, as arrays: the search from the head reads
    * only the bytes of roots[] (a copy of each chunk's tree root), not one
    * cache line per chunk; chunks are added and removed rarely. */

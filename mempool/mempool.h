@@ -10,7 +10,7 @@
  *
  * Thread safety: every function may be called from any thread; one pool may be
  * used by several threads at once (a segment may be allocated in one thread and
- * freed in another).  The pool serialises its own state with a mutex.
+ * freed in another).  The pool serialises its own state with a lock.
  */
 #ifndef MEMPOOL_H
 #define MEMPOOL_H
