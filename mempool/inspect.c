@@ -156,10 +156,15 @@ check_locked (struct mempool *pool, char *msg, size_t msglen)
                          "says %" PRIu64, bytes, st->bytes_in_use);
   if (st->high_water < st->bytes_in_use)
     return inconsistent (msg, msglen, "high water below bytes in use");
-  if (empty != pool->empty_chunks || empty > pool->spare_chunks)
+  if (empty != pool->empty_chunks ||
+      (empty > pool->spare_chunks && !pool_in_band (pool)))
     return inconsistent (msg, msglen, "%" PRIu64 " empty chunks, counter "
-                         "says %u, spares allowed %u",
-                         empty, pool->empty_chunks, pool->spare_chunks);
+                         "says %u, spares allowed %u, %u in use, peak %u",
+                         empty, pool->empty_chunks, pool->spare_chunks,
+                         pool_busy_chunks (pool), pool->busy_peak);
+  if (pool_busy_chunks (pool) > pool->busy_peak)
+    return inconsistent (msg, msglen, "%u chunks in use, above the peak %u",
+                         pool_busy_chunks (pool), pool->busy_peak);
   if (st->registrations - st->deregistrations != nchunks + ndirect)
     return inconsistent (msg, msglen, "%" PRIu64 " registrations and %"
                          PRIu64 " deregistrations for %" PRIu64 " regions",

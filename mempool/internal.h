@@ -15,6 +15,7 @@ struct mempool {
   unsigned chunk_order, unit_order, levels;
   size_t chunk_size, unit_size;
   unsigned spare_chunks;
+  int release_eagerly;
   struct mempool_hooks hooks;
 
   struct pool_lock lock;        /* protects everything below */
@@ -27,6 +28,7 @@ struct mempool {
   struct region_list directs;
   struct regmap map;            /* slot -> region, for O(1) free and find */
   unsigned empty_chunks;        /* chunks with nothing live in them */
+  unsigned busy_peak;           /* most chunks in use since the last shrink */
   FILE *warn_fp;                /* where misuse is reported; NULL: silent */
   struct mempool_stats stats;
 };
@@ -35,6 +37,23 @@ static inline uintptr_t
 pool_slot (const struct mempool *pool, const void *addr)
 {
   return (uintptr_t) addr >> pool->chunk_order;
+}
+
+/* Chunks with something live in them. */
+static inline unsigned
+pool_busy_chunks (const struct mempool *pool)
+{
+  return (unsigned) pool->nchunks - pool->empty_chunks;
+}
+
+/* May the pool hold more empty chunks than its spares right now?  Only
+ * with hysteresis, and only while use has not fallen below the band. */
+static inline int
+pool_in_band (const struct mempool *pool)
+{
+  return !pool->release_eagerly &&
+    (uint64_t) pool_busy_chunks (pool) * MEMPOOL_SHRINK_RATIO >=
+    pool->busy_peak;
 }
 
 #endif /* MEMPOOL_INTERNAL_H */

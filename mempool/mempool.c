@@ -60,6 +60,7 @@ mempool_create (const struct mempool_config *cfg)
    * unless the caller says it really means none. */
   pool->spare_chunks = cfg->spare_chunks || cfg->keep_no_spares
     ? cfg->spare_chunks : MEMPOOL_SPARES_DEFAULT;
+  pool->release_eagerly = cfg->release_eagerly;
   pool->hooks = cfg->hooks;
   pool->warn_fp = stderr;
   regmap_init (&pool->map);
@@ -296,8 +297,11 @@ chunk_alloc (struct mempool *pool, unsigned level, struct mempool_seg *seg)
     if (err)
       return err;
   }
-  if (chunk_is_empty (c))
+  if (chunk_is_empty (c)) {
     pool->empty_chunks--;
+    if (pool_busy_chunks (pool) > pool->busy_peak)
+      pool->busy_peak = pool_busy_chunks (pool);
+  }
   unit = chunk_take (c, level);
   pool->roots[c->pos] = c->tree[1];
   seg->addr = (char *) c->region.base + (unit << pool->unit_order);
@@ -354,6 +358,19 @@ mempool_alloc (struct mempool *pool, size_t size, struct mempool_seg *seg)
   return err;
 }
 
+/* Use has fallen below the hysteresis band (or there is none): give back
+ * empty chunks beyond the spares, from the tail, where allocation comes
+ * last, and let the peak restart from here. */
+static void
+chunks_shrink (struct mempool *pool)
+{
+  for (size_t i = pool->nchunks; i-- > 0 &&
+         pool->empty_chunks > pool->spare_chunks; )
+    if (chunk_is_empty (pool->chunk_v[i]))
+      chunk_destroy (pool, pool->chunk_v[i]);   /* moves only entries > i */
+  pool->busy_peak = pool_busy_chunks (pool);
+}
+
 /* Free within a chunk.  Returns the bytes freed, or 0 if no live segment
  * starts at addr. */
 static size_t
@@ -370,9 +387,14 @@ chunk_free (struct mempool *pool, struct chunk *c, void *addr)
   pool->roots[c->pos] = c->tree[1];
   if (chunk_is_empty (c)) {
     pool->empty_chunks++;
-    /* Keep a few empty chunks for the next burst; give the rest back. */
-    if (pool->empty_chunks > pool->spare_chunks)
-      chunk_destroy (pool, c);
+    /* Keep a few empty chunks for the next burst, and more while the
+     * working set only swings; give the rest back when it shrinks. */
+    if (pool->empty_chunks > pool->spare_chunks) {
+      if (pool->release_eagerly)
+        chunk_destroy (pool, c);
+      else if (!pool_in_band (pool))
+        chunks_shrink (pool);
+    }
   }
   return tree_units_at (level) << pool->unit_order;
 }

@@ -74,15 +74,17 @@ reset_hooks (void)
 }
 
 /* A pool of 2^units_order units of 4 KiB (0: default geometry), recording
- * its registrations in `hooks`, with warnings off. */
+ * its registrations in `hooks`, with warnings off; eager: no hysteresis. */
 static struct mempool *
-new_pool (unsigned units_order, unsigned spares, int keep_no_spares)
+new_pool_policy (unsigned units_order, unsigned spares, int keep_no_spares,
+                 int eager)
 {
   struct mempool_config cfg = {
     .chunk_order = units_order ? 12 + units_order : 0,
     .unit_order = 12,
     .spare_chunks = spares,
     .keep_no_spares = keep_no_spares,
+    .release_eagerly = eager,
     .hooks = { log_reg, log_dereg, &hooks },
   };
   struct mempool *pool;
@@ -92,6 +94,12 @@ new_pool (unsigned units_order, unsigned spares, int keep_no_spares)
   ck_assert_ptr_nonnull (pool);
   mempool_set_warnings (pool, NULL);
   return pool;
+}
+
+static struct mempool *
+new_pool (unsigned units_order, unsigned spares, int keep_no_spares)
+{
+  return new_pool_policy (units_order, spares, keep_no_spares, 0);
 }
 
 static void
@@ -409,7 +417,8 @@ START_TEST (test_find)
 }
 END_TEST
 
-/* Empty chunks beyond the spares are deregistered and unmapped. */
+/* With release_eagerly, an empty chunk beyond the spares is deregistered
+ * and unmapped at once. */
 START_TEST (test_spares)
 {
   struct mempool *pool;
@@ -421,7 +430,7 @@ START_TEST (test_spares)
     unsigned spares = mode == 0 ? 1 : 0;
     unsigned want = mode == 0 ? 1 : mode == 1 ? 0 : MEMPOOL_SPARES_DEFAULT;
 
-    pool = new_pool (3, spares, mode == 1);
+    pool = new_pool_policy (3, spares, mode == 1, 1);
     for (int i = 0; i < 5; i++)
       p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
     ck_assert_uint_eq (mempool_nr_chunks (pool), 5);
@@ -439,6 +448,66 @@ START_TEST (test_spares)
     ck_assert_uint_eq (hooks.regs, 5);
     mempool_destroy (pool);
   }
+}
+END_TEST
+
+/* By default empty chunks beyond the spares are kept while the chunks in
+ * use stay within 1/MEMPOOL_SHRINK_RATIO of their peak, so a swinging
+ * working set registers nothing; below that, all of them go, tail first. */
+START_TEST (test_spares_hysteresis)
+{
+  enum { PEAK = 8 };
+  const unsigned low = (PEAK + MEMPOOL_SHRINK_RATIO - 1) / MEMPOOL_SHRINK_RATIO;
+  struct mempool *pool = new_pool (3, 0, 1);    /* no spares: only the band */
+  struct mempool_stats st;
+  void *p[PEAK];
+
+  ck_assert_uint_ge (low, 1);
+  for (unsigned i = 0; i < PEAK; i++)           /* one chunk each */
+    p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
+  /* Down to the bottom of the band: every empty chunk is kept... */
+  for (unsigned i = PEAK; i-- > low; ) {
+    free_ok (pool, p[i]);
+    ck_assert_uint_eq (mempool_nr_chunks (pool), PEAK);
+  }
+  ck_assert_uint_eq (hooks.deregs, 0);
+  /* ...and serves the swing back up without registering. */
+  for (unsigned i = low; i < PEAK; i++) {
+    p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
+    ck_assert_uint_eq (offset_in (pool, p[i], i), 0);
+  }
+  ck_assert_uint_eq (hooks.regs, PEAK);
+  /* Below the band: every empty chunk beyond the spares (none) goes, from
+   * the tail; the chunks still in use stay where they were. */
+  for (unsigned i = PEAK; i-- > low; )
+    free_ok (pool, p[i]);
+  ck_assert_uint_eq (hooks.deregs, 0);
+  free_ok (pool, p[low - 1]);
+  ck_assert_uint_eq (mempool_nr_chunks (pool), low - 1);
+  ck_assert_uint_eq (hooks.deregs, PEAK - (low - 1));
+  for (unsigned i = 0; i + 1 < low; i++)
+    ck_assert_uint_eq (offset_in (pool, p[i], i), 0);
+  /* The peak restarted from what was in use: freeing the rest returns
+   * every chunk. */
+  for (unsigned i = 0; i + 1 < low; i++)
+    free_ok (pool, p[i]);
+  mempool_get_stats (pool, &st);
+  ck_assert_uint_eq (st.chunks, 0);
+  ck_assert_uint_eq (st.deregistrations, PEAK);
+  mempool_destroy (pool);
+
+  /* With spares, the shrink keeps them: the head ones, nearest to where
+   * allocation starts. */
+  pool = new_pool (3, 2, 0);
+  for (unsigned i = 0; i < PEAK; i++)
+    p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
+  for (unsigned i = 0; i < PEAK; i++)
+    free_ok (pool, p[i]);
+  ck_assert_uint_eq (mempool_nr_chunks (pool), 2);
+  ck_assert_uint_eq (hooks.deregs, PEAK - 2);
+  ck_assert_ptr_eq (alloc_ok (pool, 32 * KiB, 32 * KiB), p[0]);
+  ck_assert_uint_eq (hooks.regs, PEAK);
+  mempool_destroy (pool);
 }
 END_TEST
 
@@ -839,6 +908,8 @@ struct ref_live {
 struct model {
   struct mempool *pool;
   unsigned chunk_order, unit_order, spares;
+  int eager;                    /* release_eagerly: no hysteresis */
+  unsigned peak;                /* most chunks in use since the last shrink */
   size_t units, words;
   struct ref_chunk **chunks;    /* in list order */
   size_t nchunks, chunks_cap;
@@ -1026,8 +1097,11 @@ model_alloc (struct model *m)
                   "alloc %zu: at %p, model says %p", size, seg.addr,
                   (void *) (c->base + ((size_t) unit << m->unit_order)));
     MODEL_ASSERT (m, seg.handle == c->handle, "wrong handle");
-    if (c->live_units == 0)
+    if (c->live_units == 0) {
       m->empty--;
+      if (m->nchunks - m->empty > m->peak)
+        m->peak = (unsigned) (m->nchunks - m->empty);
+    }
     ref_mark (c, (size_t) unit, n, 1);
     c->live_units += n;
     l->chunk = c;
@@ -1081,12 +1155,34 @@ model_free (struct model *m, unsigned i)
     ref_mark (l.chunk, unit, n, 0);
     l.chunk->live_units -= n;
     if (l.chunk->live_units == 0 && ++m->empty > m->spares) {
-      m->deregs++;
-      m->empty--;
-      MODEL_ASSERT (m, hooks.deregs == deregs_before + 1 &&
-                    hooks.last_dereg == l.chunk->handle,
-                    "empty chunk beyond the spares not deregistered");
-      model_remove_chunk (m, l.chunk);
+      if (m->eager) {
+        m->deregs++;
+        m->empty--;
+        MODEL_ASSERT (m, hooks.deregs == deregs_before + 1 &&
+                      hooks.last_dereg == l.chunk->handle,
+                      "empty chunk beyond the spares not deregistered");
+        model_remove_chunk (m, l.chunk);
+      }
+      else if ((uint64_t) (m->nchunks - m->empty) * MEMPOOL_SHRINK_RATIO
+               < m->peak) {
+        /* Below the band: empty chunks go from the tail to the spares. */
+        unsigned gone = 0;
+        void *last = NULL;
+
+        for (size_t j = m->nchunks; j-- > 0 && m->empty > m->spares; )
+          if (m->chunks[j]->live_units == 0) {
+            last = m->chunks[j]->handle;
+            model_remove_chunk (m, m->chunks[j]);
+            m->empty--;
+            m->deregs++;
+            gone++;
+          }
+        m->peak = (unsigned) (m->nchunks - m->empty);
+        MODEL_ASSERT (m, hooks.deregs == deregs_before + gone &&
+                      hooks.last_dereg == last,
+                      "shrink: %u deregistrations, model expects %u",
+                      hooks.deregs - deregs_before, gone);
+      }
     }
   }
   MODEL_ASSERT (m, hooks.deregs == m->deregs, "unexpected deregistration");
@@ -1098,16 +1194,18 @@ model_free (struct model *m, unsigned i)
  * would dominate the run). */
 static void
 model_run (uint64_t seed, unsigned chunk_order, unsigned spares,
-           int keep_no_spares, unsigned long ops, unsigned check_every)
+           int keep_no_spares, int eager, unsigned long ops,
+           unsigned check_every)
 {
   struct mempool_config cfg = {
     .chunk_order = chunk_order, .unit_order = 12, .spare_chunks = spares,
-    .keep_no_spares = keep_no_spares,
+    .keep_no_spares = keep_no_spares, .release_eagerly = eager,
     .hooks = { log_reg, log_dereg, &hooks },
   };
   struct model m = {
     .chunk_order = chunk_order, .unit_order = 12,
     .spares = spares || keep_no_spares ? spares : MEMPOOL_SPARES_DEFAULT,
+    .eager = eager,
     .units = (size_t) 1 << (chunk_order - 12),
     .seed = seed, .rng = seed,
   };
@@ -1164,10 +1262,11 @@ START_TEST (test_random_model)
            "MEMPOOL_SEED=%" PRIu64 "), %lu operations\n", seed, seed, ops);
   /* A million operations in all: most on small chunks (8 and 64 units,
    * checked fully after every step), the rest on the default 4 MiB chunk
-   * with sizes up to 8 MiB. */
-  model_run (seed, 15, 1, 0, ops * 3 / 10, 1);
-  model_run (seed + 1, 18, 0, 1, ops * 3 / 10, 1);
-  model_run (seed + 2, 22, 0, 0, ops - 2 * (ops * 3 / 10), 512);
+   * with sizes up to 8 MiB.  The first run gives chunks back eagerly, the
+   * others with the default hysteresis. */
+  model_run (seed, 15, 1, 0, 1, ops * 3 / 10, 1);
+  model_run (seed + 1, 18, 0, 1, 0, ops * 3 / 10, 1);
+  model_run (seed + 2, 22, 0, 0, 0, ops - 2 * (ops * 3 / 10), 512);
 }
 END_TEST
 
@@ -1190,6 +1289,7 @@ mempool_suite (void)
   tcase_add_test (tc, test_direct);
   tcase_add_test (tc, test_find);
   tcase_add_test (tc, test_spares);
+  tcase_add_test (tc, test_spares_hysteresis);
   tcase_add_test (tc, test_misuse);
   tcase_add_test (tc, test_size_zero_and_overflow);
   tcase_add_test (tc, test_hook_failure);
