@@ -4,7 +4,7 @@
  * For several size mixes it keeps a working set of live buffers and, in a
  * loop, frees a random one and allocates a new one in its place, timing
  * alloc+free pairs for: the pool (chunks registered through mlock/munlock
- * hooks, default configuration unless a row says sp=N); plain malloc/free;
+ * hooks, default configuration unless a row says eager); plain malloc/free;
  * and malloc + register + deregister + free where registration is
  * mlock/munlock of the buffer, a fair stand-in for pinning memory for RDMA.
  * All replay the same pre-drawn sequence.  Each allocator runs the sequence
@@ -51,7 +51,7 @@ struct mix {
   const char *name;
   unsigned min_order, max_order;  /* sizes in (2^(o-1), 2^o], o in range */
   int exact;                      /* sizes exactly 2^o */
-  unsigned spares;                /* pool's spare_chunks; 0: default */
+  int eager;                      /* pool's release_eagerly */
 };
 
 static const struct mix mixes[] = {
@@ -59,9 +59,9 @@ static const struct mix mixes[] = {
   { "64K", 16, 16, 1, 0 },
   { "1M", 20, 20, 1, 0 },
   { "4K-1M", 12, 20, 0, 0 },
-  /* The mixed working set swings by several chunks: with too few spares
-   * the pool gives chunks back and registers them again. */
-  { "4K-1M sp=2", 12, 20, 0, 2 },
+  /* The mixed working set swings by several chunks: without the default
+   * hysteresis the pool gives chunks back and registers them again. */
+  { "4K-1M eager", 12, 20, 0, 1 },
 };
 #define NMIXES (sizeof mixes / sizeof mixes[0])
 
@@ -316,7 +316,7 @@ row (size_t m, size_t pairs, size_t mlock_pairs, int touching, int can_mlock,
   const struct mix *mx = &mixes[m];
   size_t initial[LIVE];
   struct step *steps = make_steps (m, pairs, initial);
-  struct mempool_config cfg = { .spare_chunks = mx->spares };
+  struct mempool_config cfg = { .release_eagerly = mx->eager };
   struct mempool *pool;
   struct allocator pa;
   uint64_t regs = 0;
@@ -387,8 +387,8 @@ main (int argc, char *argv[])
 
   printf ("mempool_bench: working set %d live buffers; ns per alloc+free "
           "pair, best of %d runs\n(pool and malloc: %zu pairs; "
-          "malloc+mlock: %zu pairs; sp=N: N spare chunks, else the "
-          "default %d;\nmalloc: in a multi-threaded process, as iserfs; "
+          "malloc+mlock: %zu pairs; pool: default configuration, %d spare "
+          "chunks;\neager: release_eagerly, no hysteresis; malloc: in a multi-threaded process, as iserfs; "
           "malloc 1T: before any thread was started)\n\n",
           LIVE, REPEATS, pairs, pairs / 50, MEMPOOL_SPARES_DEFAULT);
   printf ("%-12s %9s %9s %9s %13s %12s %12s %12s\n", "mix", "pool",
