@@ -102,11 +102,10 @@ descend3 (const tree_value *tree, unsigned node, unsigned level)
   return (node << 3) + i;
 }
 
-size_t
-chunk_take (struct chunk *c, unsigned level)
+unsigned
+chunk_find (const struct chunk *c, unsigned level)
 {
   unsigned node = 1, l = c->levels;
-  size_t unit;
 
   /* Descend to the leftmost node of the wanted level that is fully free:
    * go left whenever the left subtree can serve the request. */
@@ -118,32 +117,77 @@ chunk_take (struct chunk *c, unsigned level)
     node = tree_left (node);
     node += c->tree[node] < level;      /* branch-free: to the right buddy */
   }
+  return node;
+}
+
+int
+chunk_fit_left_of (const struct chunk *c, unsigned node, unsigned level)
+{
+  unsigned any = 0;
+
+  /* Everything left of node lies in the left siblings of the ancestors
+   * (and node itself) that are right children.  node is a live segment,
+   * so no ancestor is one and their siblings' values are exact. */
+  for (; node > 1; node = tree_parent (node))
+    any |= (node & 1) & (c->tree[tree_buddy (node)] >= level);
+  return (int) any;
+}
+
+size_t
+chunk_mark (struct chunk *c, unsigned node, unsigned level)
+{
   /* Mark only this node; its subtree keeps its (fully free) values and is
    * not rewritten, which is what makes the later free O(levels). */
   set_node (c, node, level, 0);
+  return chunk_relive (c, node, level);
+}
 
-  unit = tree_unit_offset (c->levels, node);
+size_t
+chunk_relive (struct chunk *c, unsigned node, unsigned level)
+{
+  size_t unit = tree_unit_offset (c->levels, node);
+
   c->seg_level[unit] = (tree_value) level;
   c->live_units += tree_units_at (level);
   return unit;
 }
 
-unsigned
-chunk_give (struct chunk *c, size_t unit)
+size_t
+chunk_take (struct chunk *c, unsigned level)
 {
-  unsigned level, node;
+  return chunk_mark (c, chunk_find (c, level), level);
+}
+
+unsigned
+chunk_release (struct chunk *c, size_t unit)
+{
+  unsigned level;
 
   if (unit >= tree_units_at (c->levels))
     return 0;
   level = c->seg_level[unit];
   if (level == 0)
     return 0;
-  node = tree_node_at (c->levels, level, unit);
   c->seg_level[unit] = 0;
   c->live_units -= tree_units_at (level);
+  return level;
+}
+
+void
+chunk_restore (struct chunk *c, unsigned node, unsigned level)
+{
   /* The subtree below still holds its fully free values, so restoring this
    * node is enough; the ancestors merge buddies by the buddy rule. */
   set_node (c, node, level, (tree_value) level);
+}
+
+unsigned
+chunk_give (struct chunk *c, size_t unit)
+{
+  unsigned level = chunk_release (c, unit);
+
+  if (level)
+    chunk_restore (c, tree_node_at (c->levels, level, unit), level);
   return level;
 }
 

@@ -34,6 +34,7 @@ mempool_tree_node (struct mempool *pool, unsigned chunk, unsigned node)
   int ret = -ENOENT;
 
   pool_lock_acquire (&pool->lock);
+  pool_flush_deferred (pool);
   c = chunk_at (pool, chunk);
   if (c && node >= 1 && node < tree_array_size (c->levels))
     ret = c->tree[node];
@@ -48,6 +49,7 @@ mempool_dump (struct mempool *pool, unsigned chunk, FILE *fp)
   int ret = -ENOENT;
 
   pool_lock_acquire (&pool->lock);
+  pool_flush_deferred (pool);
   c = chunk_at (pool, chunk);
   if (c) {
     chunk_dump (c, fp);
@@ -183,6 +185,7 @@ mempool_check (struct mempool *pool, char *msg, size_t msglen)
   int ret;
 
   pool_lock_acquire (&pool->lock);
+  pool_flush_deferred (pool);
   ret = check_locked (pool, msg, msglen);
   pool_lock_release (&pool->lock);
   return ret;

@@ -29,6 +29,13 @@ struct mempool {
   struct regmap map;            /* slot -> region, for O(1) free and find */
   unsigned empty_chunks;        /* chunks with nothing live in them */
   unsigned busy_peak;           /* most chunks in use since the last shrink */
+  /* The last free, if its tree update is still deferred (see mempool.c):
+   * out of the record and the counters, but its node still marked in the
+   * tree and in roots[].  chunk NULL: none. */
+  struct {
+    struct chunk *chunk;
+    unsigned node, level;
+  } deferred;
   FILE *warn_fp;                /* where misuse is reported; NULL: silent */
   struct mempool_stats stats;
 };
@@ -38,6 +45,10 @@ pool_slot (const struct mempool *pool, const void *addr)
 {
   return (uintptr_t) addr >> pool->chunk_order;
 }
+
+/* Apply the deferred tree update, if any, so that the trees and roots[]
+ * describe exactly the live segments.  Called with the lock held. */
+void pool_flush_deferred (struct mempool *pool);
 
 /* Chunks with something live in them. */
 static inline unsigned

@@ -288,33 +288,98 @@ first_fit (const tree_value *roots, size_t n, unsigned level)
   return n;
 }
 
+/* Deferred frees.
+ *
+ * The commonest steady state of an I/O path is "a request completes and
+ * frees its buffer, the next one allocates a buffer of the same size".
+ * With leftmost fit the new buffer is very often the one just freed, and
+ * updating the tree for the free and again for the allocation is most of
+ * the cost of the pair (two walks of up to `levels` nodes).  So a free
+ * takes the segment out of the record and the counters at once (misuse is
+ * still refused at once) but leaves its node marked in the tree; the next
+ * allocation of the same level takes it back without touching the tree
+ * when leftmost fit would have chosen it anyway, and any other operation
+ * first applies the update (pool_flush_deferred).
+ *
+ * Why the choice is exact: let X (chunk C, level L) be deferred and the
+ * tree otherwise up to date.  Chunks before C are unaffected by X, so if
+ * one of them fits, it is the answer as before.  If none does and C's
+ * tree, with X still marked, has no fit left of X, then none exists with
+ * X free either: a fully free aligned block of level L left of X cannot
+ * contain X (X is aligned at level L), so it was free already.  So X is
+ * the leftmost fit.  Otherwise the fit F left of X stays leftmost once X
+ * is freed (the same argument), and the update is applied before F is
+ * taken.  Whether C has a fit left of X is read off the left siblings of
+ * X's ancestors (chunk_fit_left_of): loads that do not depend on each
+ * other, unlike a descent.  A free that would empty its chunk is never deferred, so the
+ * spare policy sees exactly what it saw before; introspection flushes
+ * first, so trees, dumps and mempool_check are unchanged. */
+void
+pool_flush_deferred (struct mempool *pool)
+{
+  struct chunk *c = pool->deferred.chunk;
+
+  if (c == NULL)
+    return;
+  pool->deferred.chunk = NULL;
+  chunk_restore (c, pool->deferred.node, pool->deferred.level);
+  pool->roots[c->pos] = c->tree[1];
+}
+
+/* An allocation at level that the deferred free can serve, or -1.  Returns
+ * the unit offset in chunk *cp, or -1 (and flushes when needed) if the
+ * ordinary path must run from position i. */
+static long
+take_deferred (struct mempool *pool, unsigned level, size_t i,
+               struct chunk **cp)
+{
+  struct chunk *c = pool->deferred.chunk;
+
+  if (c == NULL || i < c->pos)          /* an earlier chunk fits: not X */
+    return -1;
+  if (i == c->pos && chunk_fit_left_of (c, pool->deferred.node, level)) {
+    pool_flush_deferred (pool);         /* a fit left of X: take that */
+    return -1;
+  }
+  /* X is the leftmost fit: live again, and the tree is already right. */
+  pool->deferred.chunk = NULL;
+  *cp = c;
+  return (long) chunk_relive (c, pool->deferred.node, level);
+}
+
 static int
 chunk_alloc (struct mempool *pool, unsigned level, struct mempool_seg *seg)
 {
   struct chunk *c = NULL;
-  size_t unit;
+  size_t i;
+  long unit = -1;
   int err;
 
+  if (pool->deferred.chunk && pool->deferred.level != level)
+    pool_flush_deferred (pool);
   /* Head to tail: the first chunks stay full and the last ones drain, which
    * is what lets spare chunks at the tail be given back.  Whether a chunk
    * fits is one comparison with (a copy of) its root. */
-  size_t i = first_fit (pool->roots, pool->nchunks, level);
-
-  if (i < pool->nchunks)
-    c = pool->chunk_v[i];
-  else {
-    err = chunk_create (pool, &c);
-    if (err)
-      return err;
+  i = first_fit (pool->roots, pool->nchunks, level);
+  if (pool->deferred.chunk)
+    unit = take_deferred (pool, level, i, &c);
+  if (unit < 0) {
+    if (i < pool->nchunks)
+      c = pool->chunk_v[i];
+    else {
+      err = chunk_create (pool, &c);
+      if (err)
+        return err;
+    }
+    if (chunk_is_empty (c)) {
+      pool->empty_chunks--;
+      if (pool_busy_chunks (pool) > pool->busy_peak)
+        pool->busy_peak = pool_busy_chunks (pool);
+    }
+    unit = (long) chunk_take (c, level);
+    pool->roots[c->pos] = c->tree[1];
   }
-  if (chunk_is_empty (c)) {
-    pool->empty_chunks--;
-    if (pool_busy_chunks (pool) > pool->busy_peak)
-      pool->busy_peak = pool_busy_chunks (pool);
-  }
-  unit = chunk_take (c, level);
-  pool->roots[c->pos] = c->tree[1];
-  seg->addr = (char *) c->region.base + (unit << pool->unit_order);
+  seg->addr = (char *) c->region.base + ((size_t) unit << pool->unit_order);
   seg->len = tree_units_at (level) << pool->unit_order;
   seg->handle = c->region.handle;
   return 0;
@@ -387,13 +452,24 @@ static size_t
 chunk_free (struct mempool *pool, struct chunk *c, void *addr)
 {
   size_t off = (size_t) ((char *) addr - (char *) c->region.base);
-  unsigned level;
+  size_t unit = off >> pool->unit_order;
+  unsigned level, node;
 
   if (off & (pool->unit_size - 1))
     return 0;
-  level = chunk_give (c, off >> pool->unit_order);
+  pool_flush_deferred (pool);           /* at most one at a time */
+  level = chunk_release (c, unit);
   if (level == 0)
     return 0;
+  node = tree_node_at (c->levels, level, unit);
+  if (c->live_units > 0) {
+    /* Defer the tree update: the next allocation may take it back. */
+    pool->deferred.chunk = c;
+    pool->deferred.node = node;
+    pool->deferred.level = level;
+    return tree_units_at (level) << pool->unit_order;
+  }
+  chunk_restore (c, node, level);
   pool->roots[c->pos] = c->tree[1];
   if (chunk_is_empty (c)) {
     pool->empty_chunks++;

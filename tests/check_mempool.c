@@ -511,6 +511,89 @@ START_TEST (test_spares_hysteresis)
 }
 END_TEST
 
+/* Without the consistency check (which applies a deferred free first). */
+static void *
+raw_alloc (struct mempool *pool, size_t size)
+{
+  struct mempool_seg seg;
+
+  ck_assert_int_eq (mempool_alloc (pool, size, &seg), 0);
+  return seg.addr;
+}
+
+static void
+raw_free (struct mempool *pool, void *addr)
+{
+  ck_assert_int_eq (mempool_free (pool, addr), 0);
+}
+
+/* A free's tree update is deferred so that the next allocation of the same
+ * size can take the segment back without touching the tree; nothing of
+ * that may be visible: placement stays leftmost fit, misuse is refused,
+ * and the trees read as if every free had been applied at once. */
+START_TEST (test_deferred_free)
+{
+  struct mempool *pool = new_pool (3, 0, 0);     /* 8 units of 4 KiB */
+  struct mempool_stats st;
+  void *u[8], *p, *q;
+
+  for (int i = 0; i < 8; i++)
+    u[i] = raw_alloc (pool, 4 * KiB);
+  for (int i = 0; i < 8; i++)
+    ck_assert_uint_eq (offset_in (pool, u[i], 0), (size_t) i * 4 * KiB);
+
+  /* Freed then asked for again: the same unit. */
+  raw_free (pool, u[5]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[5]);
+  assert_consistent (pool);
+
+  /* A fit left of the deferred segment wins: u[1] was freed (and applied
+   * when u[6] was freed), so the next unit is u[1], then u[6]. */
+  raw_free (pool, u[1]);
+  raw_free (pool, u[6]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[1]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[6]);
+  assert_consistent (pool);
+
+  /* The tree reads as if the free were applied: leaf 0xb (unit 3) is free,
+   * and its parent 0x5 offers one unit. */
+  raw_free (pool, u[3]);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0xb), 1);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x5), 1);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[3]);
+
+  /* A double free of a deferred segment is refused, and the segment is
+   * still free afterwards. */
+  raw_free (pool, u[3]);
+  ck_assert_int_eq (mempool_free (pool, u[3]), -EINVAL);
+  mempool_get_stats (pool, &st);
+  ck_assert_uint_eq (st.bad_frees, 1);
+  ck_assert_uint_eq (st.bytes_in_use, 7 * 4 * KiB);
+  assert_consistent (pool);
+  u[3] = raw_alloc (pool, 4 * KiB);
+  ck_assert_uint_eq (offset_in (pool, u[3], 0), 3 * 4 * KiB);
+
+  /* Another size does not take the deferred unit: u[2] is applied, and 8
+   * KiB (two aligned units) does not fit in chunk 0 and opens chunk 1. */
+  raw_free (pool, u[2]);
+  p = raw_alloc (pool, 8 * KiB);
+  ck_assert_uint_eq (offset_in (pool, p, 1), 0);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0xa), 1);
+  u[2] = raw_alloc (pool, 4 * KiB);
+  ck_assert_uint_eq (offset_in (pool, u[2], 0), 2 * 4 * KiB);
+
+  /* Deferred in chunk 1, while chunk 0 has a hole: the hole comes first. */
+  q = raw_alloc (pool, 4 * KiB);                /* chunk 1, unit 2 */
+  ck_assert_uint_eq (offset_in (pool, q, 1), 2 * 4 * KiB);
+  raw_free (pool, u[4]);                        /* chunk 0 hole, applied */
+  raw_free (pool, q);                           /* deferred */
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[4]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), q);
+  assert_consistent (pool);
+  mempool_destroy (pool);
+}
+END_TEST
+
 /* Misuse is refused, counted, reported, and changes nothing. */
 START_TEST (test_misuse)
 {
@@ -1260,13 +1343,16 @@ START_TEST (test_random_model)
 
   fprintf (stderr, "test_random_model: seed %" PRIu64 " (replay with "
            "MEMPOOL_SEED=%" PRIu64 "), %lu operations\n", seed, seed, ops);
-  /* A million operations in all: most on small chunks (8 and 64 units,
-   * checked fully after every step), the rest on the default 4 MiB chunk
+  /* A million operations in all: most on small chunks (8, 16 and 64
+   * units, checked fully often), the rest on the default 4 MiB chunk
    * with sizes up to 8 MiB.  The first run gives chunks back eagerly, the
    * others with the default hysteresis. */
-  model_run (seed, 15, 1, 0, 1, ops * 3 / 10, 1);
-  model_run (seed + 1, 18, 0, 1, 0, ops * 3 / 10, 1);
-  model_run (seed + 2, 22, 0, 0, 0, ops - 2 * (ops * 3 / 10), 512);
+  model_run (seed, 15, 1, 0, 1, ops / 4, 1);
+  model_run (seed + 1, 18, 0, 1, 0, ops / 4, 1);
+  /* Checked every step, the runs above apply each deferred free before the
+   * next allocation; this one lets them reach it. */
+  model_run (seed + 3, 16, 1, 0, 0, ops / 4, 13);
+  model_run (seed + 2, 22, 0, 0, 0, ops - 3 * (ops / 4), 512);
 }
 END_TEST
 
@@ -1290,6 +1376,7 @@ mempool_suite (void)
   tcase_add_test (tc, test_find);
   tcase_add_test (tc, test_spares);
   tcase_add_test (tc, test_spares_hysteresis);
+  tcase_add_test (tc, test_deferred_free);
   tcase_add_test (tc, test_misuse);
   tcase_add_test (tc, test_size_zero_and_overflow);
   tcase_add_test (tc, test_hook_failure);
