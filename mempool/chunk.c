@@ -125,6 +125,11 @@ chunk_fit_left_of (const struct chunk *c, unsigned node, unsigned level)
 {
   unsigned any = 0;
 
+  /* Nothing free below the floor: then nothing left of node either.  The
+   * floor rises as leftmost fit fills a chunk from its start, so in a
+   * steady state it is usually above the segments being recycled. */
+  if (tree_unit_offset (c->levels, node) <= c->free_floor)
+    return 0;
   /* Everything left of node lies in the left siblings of the ancestors
    * (and node itself) that are right children.  node is a live segment,
    * so no ancestor is one and their siblings' values are exact. */
@@ -147,6 +152,9 @@ chunk_relive (struct chunk *c, unsigned node, unsigned level)
 {
   size_t unit = tree_unit_offset (c->levels, node);
 
+  /* Units below the floor were not free, these no longer are. */
+  if (unit == c->free_floor)
+    c->free_floor = unit + tree_units_at (level);
   c->seg_level[unit] = (tree_value) level;
   c->live_units += tree_units_at (level);
   return unit;
@@ -178,6 +186,10 @@ chunk_restore (struct chunk *c, unsigned node, unsigned level)
 {
   /* The subtree below still holds its fully free values, so restoring this
    * node is enough; the ancestors merge buddies by the buddy rule. */
+  size_t unit = tree_unit_offset (c->levels, node);
+
+  if (unit < c->free_floor)
+    c->free_floor = unit;
   set_node (c, node, level, (tree_value) level);
 }
 
@@ -262,7 +274,7 @@ check_node (const struct chunk *c, unsigned node, char *msg, size_t msglen)
 int
 chunk_check (const struct chunk *c, char *msg, size_t msglen)
 {
-  size_t units = tree_units_at (c->levels), live = 0;
+  size_t units = tree_units_at (c->levels), live = 0, first_free = units;
 
   /* The record first: each live segment properly sized and aligned, and
    * no other segment starting inside it. */
@@ -270,6 +282,8 @@ chunk_check (const struct chunk *c, char *msg, size_t msglen)
     unsigned level = c->seg_level[unit];
 
     if (level == 0) {
+      if (first_free == units)
+        first_free = unit;
       unit++;
       continue;
     }
@@ -286,6 +300,9 @@ chunk_check (const struct chunk *c, char *msg, size_t msglen)
   if (live != c->live_units)
     return fail (msg, msglen, "record: %zu units live, counter says %zu",
                  live, c->live_units);
+  if (first_free < c->free_floor)
+    return fail (msg, msglen, "unit %zu is free, below the floor %zu",
+                 first_free, c->free_floor);
 
   return check_node (c, 1, msg, msglen) == -1 ? -1 : 0;
 }

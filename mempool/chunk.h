@@ -23,6 +23,8 @@ struct chunk {
   unsigned levels;          /* tree height: root level */
   size_t pos;               /* position in the pool's chunk list */
   size_t live_units;        /* units in live segments */
+  size_t free_floor;        /* no unit below this one is free (a lower
+                               bound, kept in O(1); see chunk_fit_left_of) */
   tree_value *seg_level;    /* per unit: level of the segment starting there */
   tree_value tree[];        /* tree_array_size (levels) entries, [0] unused */
 };
