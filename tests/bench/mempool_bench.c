@@ -19,7 +19,9 @@
  * as in iserfs, and "malloc 1T" (the single-threaded fast path) before.
  * The second table touches every buffer after allocating it (one write per
  * 4 KiB page), as real I/O does: fresh malloc memory may page-fault there,
- * the pool's does not.
+ * the pool's does not.  Rows "xN" free N buffers, then allocate N, as
+ * completions that arrive in batches do: the pool's deferred free (one
+ * at a time) helps only the last of each batch there.
  *
  * Usage: mempool_bench [PAIRS]   (default 1000000; malloc+mlock runs
  * PAIRS/50 pairs because each of its pairs pins and unpins memory; the
@@ -52,16 +54,21 @@ struct mix {
   unsigned min_order, max_order;  /* sizes in (2^(o-1), 2^o], o in range */
   int exact;                      /* sizes exactly 2^o */
   int eager;                      /* pool's release_eagerly */
+  unsigned batch;                 /* frees, then as many allocations */
 };
 
 static const struct mix mixes[] = {
-  { "4K", 12, 12, 1, 0 },
-  { "64K", 16, 16, 1, 0 },
-  { "1M", 20, 20, 1, 0 },
-  { "4K-1M", 12, 20, 0, 0 },
+  { "4K", 12, 12, 1, 0, 1 },
+  { "64K", 16, 16, 1, 0, 1 },
+  { "1M", 20, 20, 1, 0, 1 },
+  /* Completions in batches: 8 frees, then 8 allocations.  The pool defers
+   * only the last free's tree update, so most of these pay full price. */
+  { "4K x8", 12, 12, 1, 0, 8 },
+  { "64K x8", 16, 16, 1, 0, 8 },
+  { "4K-1M", 12, 20, 0, 0, 1 },
   /* The mixed working set swings by several chunks: without the default
    * hysteresis the pool gives chunks back and registers them again. */
-  { "4K-1M eager", 12, 20, 0, 1 },
+  { "4K-1M eager", 12, 20, 0, 1, 1 },
 };
 #define NMIXES (sizeof mixes / sizeof mixes[0])
 
@@ -225,8 +232,8 @@ touch (void *p, size_t size)
  * given, *regs gets the registrations it made during them. */
 static double
 run (const struct allocator *a, const struct step *steps, size_t nsteps,
-     const size_t *initial, int touching, struct mempool *pool,
-     uint64_t *regs)
+     unsigned batch, const size_t *initial, int touching,
+     struct mempool *pool, uint64_t *regs)
 {
   void *live[LIVE];
   size_t sizes[LIVE];
@@ -243,14 +250,20 @@ run (const struct allocator *a, const struct step *steps, size_t nsteps,
     if (pass == 1 && pool)
       mempool_get_stats (pool, &before);
     t0 = now_ns ();
-    for (size_t i = 0; i < nsteps; i++) {
-      unsigned s = steps[i].slot;
+    for (size_t i = 0; i + batch <= nsteps; i += batch) {
+      for (unsigned j = 0; j < batch; j++) {
+        unsigned s = steps[i + j].slot;
 
-      a->free (a->ctx, live[s], sizes[s]);
-      sizes[s] = steps[i].size;
-      live[s] = a->alloc (a->ctx, sizes[s]);
-      if (touching)
-        touch (live[s], sizes[s]);
+        a->free (a->ctx, live[s], sizes[s]);
+      }
+      for (unsigned j = 0; j < batch; j++) {
+        unsigned s = steps[i + j].slot;
+
+        sizes[s] = steps[i + j].size;
+        live[s] = a->alloc (a->ctx, sizes[s]);
+        if (touching)
+          touch (live[s], sizes[s]);
+      }
     }
     t = (now_ns () - t0) / (double) nsteps;
     if (pass == 1 || (pass > 1 && t < best))
@@ -280,7 +293,11 @@ make_steps (size_t m, size_t pairs, size_t *initial)
   for (unsigned i = 0; i < LIVE; i++)
     initial[i] = draw_size (mx);
   for (size_t i = 0; i < pairs; i++) {
-    steps[i].slot = (unsigned) (rng_next () % LIVE);
+    /* Within a batch the slots must differ: 7 is coprime with LIVE. */
+    if (i % mx->batch == 0)
+      steps[i].slot = (unsigned) (rng_next () % LIVE);
+    else
+      steps[i].slot = (steps[i - 1].slot + 7) % LIVE;
     steps[i].size = draw_size (mx);
   }
   return steps;
@@ -333,11 +350,12 @@ row (size_t m, size_t pairs, size_t mlock_pairs, int touching, int can_mlock,
   }
   pa = (struct allocator) { pool_alloc, pool_free, pool };
 
-  t_pool = run (&pa, steps, pairs, initial, touching, pool, &regs);
-  t_malloc = run (&malloc_a, steps, pairs, initial, touching, NULL, NULL);
+  t_pool = run (&pa, steps, pairs, mx->batch, initial, touching, pool, &regs);
+  t_malloc = run (&malloc_a, steps, pairs, mx->batch, initial, touching, NULL,
+                  NULL);
   if (can_mlock)
-    t_mlock = run (&mlock_a, steps, mlock_pairs, initial, touching,
-                   NULL, NULL);
+    t_mlock = run (&mlock_a, steps, mlock_pairs, mx->batch, initial,
+                   touching, NULL, NULL);
 
   printf ("%-12s %9.1f %9.1f ", mx->name, t_pool, t_malloc);
   if (!touching)
@@ -380,7 +398,8 @@ main (int argc, char *argv[])
     size_t initial[LIVE];
     struct step *steps = make_steps (m, pairs, initial);
 
-    malloc_1t[m] = run (&malloc_a, steps, pairs, initial, 0, NULL, NULL);
+    malloc_1t[m] = run (&malloc_a, steps, pairs, mixes[m].batch, initial, 0,
+                        NULL, NULL);
     free (steps);
   }
   become_multithreaded ();
