@@ -10,6 +10,10 @@
 #include "region.h"
 #include "regmap.h"
 
+/* At most this many frees wait for their tree updates: enough for the
+ * completions of one batch, few enough to scan on every allocation. */
+#define POOL_DEFERRED_MAX 16
+
 struct mempool {
   /* Geometry, fixed at creation (read without the lock). */
   unsigned chunk_order, unit_order, levels;
@@ -29,12 +33,15 @@ struct mempool {
   struct regmap map;            /* slot -> region, for O(1) free and find */
   unsigned empty_chunks;        /* chunks with nothing live in them */
   unsigned busy_peak;           /* most chunks in use since the last shrink */
-  /* The last free, if its tree update is still deferred (see mempool.c):
-   * out of the record and the counters, but its node still marked in the
-   * tree and in roots[].  chunk NULL: none. */
+  /* The last frees, all of one level, whose tree updates are deferred
+   * (see mempool.c): out of the record and the counters, but their nodes
+   * still marked in the trees and in roots[]. */
   struct {
-    struct chunk *chunk;
-    unsigned node, level;
+    struct deferred_seg {
+      struct chunk *chunk;
+      unsigned node;
+    } v[POOL_DEFERRED_MAX];
+    unsigned n, level;
   } deferred;
   FILE *warn_fp;                /* where misuse is reported; NULL: silent */
   struct mempool_stats stats;
@@ -46,7 +53,7 @@ pool_slot (const struct mempool *pool, const void *addr)
   return (uintptr_t) addr >> pool->chunk_order;
 }
 
-/* Apply the deferred tree update, if any, so that the trees and roots[]
+/* Apply the deferred tree updates, if any, so that the trees and roots[]
  * describe exactly the live segments.  Called with the lock held. */
 void pool_flush_deferred (struct mempool *pool);
 

@@ -290,61 +290,81 @@ first_fit (const tree_value *roots, size_t n, unsigned level)
 
 /* Deferred frees.
  *
- * The commonest steady state of an I/O path is "a request completes and
- * frees its buffer, the next one allocates a buffer of the same size".
- * With leftmost fit the new buffer is very often the one just freed, and
- * updating the tree for the free and again for the allocation is most of
- * the cost of the pair (two walks of up to `levels` nodes).  So a free
- * takes the segment out of the record and the counters at once (misuse is
- * still refused at once) but leaves its node marked in the tree; the next
- * allocation of the same level takes it back without touching the tree
- * when leftmost fit would have chosen it anyway, and any other operation
- * first applies the update (pool_flush_deferred).
+ * The commonest steady state of an I/O path is "requests complete and
+ * free their buffers, the next ones allocate buffers of the same size".
+ * With leftmost fit the new buffers are very often the ones just freed,
+ * and updating the tree for each free and again for each allocation is
+ * most of the cost of a pair (two walks of up to `levels` nodes).  So a
+ * free takes the segment out of the record and the counters at once
+ * (misuse is still refused at once) but leaves its node marked in the
+ * tree, in a small set of deferred segments of one level; an allocation
+ * of that level takes back the leftmost of them without touching the tree
+ * when leftmost fit would have chosen it anyway.  Anything else applies
+ * the updates first (pool_flush_deferred): a free or an allocation of
+ * another level, a full set, a free that empties its chunk (so the spare
+ * policy sees exactly what it saw before), and introspection (so trees,
+ * dumps and mempool_check read as before).
  *
- * Why the choice is exact: let X (chunk C, level L) be deferred and the
- * tree otherwise up to date.  Chunks before C are unaffected by X, so if
- * one of them fits, it is the answer as before.  If none does and C's
- * tree, with X still marked, has no fit left of X, then none exists with
- * X free either: a fully free aligned block of level L left of X cannot
- * contain X (X is aligned at level L), so it was free already.  So X is
- * the leftmost fit.  Otherwise the fit F left of X stays leftmost once X
- * is freed (the same argument), and the update is applied before F is
- * taken.  Whether C has a fit left of X is read off the left siblings of
- * X's ancestors (chunk_fit_left_of): loads that do not depend on each
- * other, unlike a descent.  A free that would empty its chunk is never deferred, so the
- * spare policy sees exactly what it saw before; introspection flushes
- * first, so trees, dumps and mempool_check are unchanged. */
+ * Why the choice is exact: let the deferred segments be of level L and
+ * X the leftmost of them (chunk position first, then offset), in chunk C.
+ * A fully free aligned block of level L that contains part of a deferred
+ * segment is that segment (they are aligned at level L too), so the
+ * blocks of level L free once the updates are applied are those free in
+ * the tree now plus the deferred segments.  The leftmost fit is therefore
+ * the leftmost of X and the tree's own leftmost fit F: X if no chunk
+ * before C fits and C's tree has no fit left of X, else F, which the
+ * ordinary path takes while the deferred segments stay as they are.
+ * Whether C has a fit left of X is answered by its free floor or read off
+ * the left siblings of X's ancestors (chunk_fit_left_of): no descent. */
 void
 pool_flush_deferred (struct mempool *pool)
 {
-  struct chunk *c = pool->deferred.chunk;
+  for (unsigned k = 0; k < pool->deferred.n; k++) {
+    struct chunk *c = pool->deferred.v[k].chunk;
 
-  if (c == NULL)
-    return;
-  pool->deferred.chunk = NULL;
-  chunk_restore (c, pool->deferred.node, pool->deferred.level);
-  pool->roots[c->pos] = c->tree[1];
+    chunk_restore (c, pool->deferred.v[k].node, pool->deferred.level);
+    pool->roots[c->pos] = c->tree[1];
+  }
+  pool->deferred.n = 0;
 }
 
-/* An allocation at level that the deferred free can serve, or -1.  Returns
- * the unit offset in chunk *cp, or -1 (and flushes when needed) if the
- * ordinary path must run from position i. */
+/* Defer the tree update of the segment at node (level) of c. */
+static void
+defer_free (struct mempool *pool, struct chunk *c, unsigned node,
+            unsigned level)
+{
+  if (pool->deferred.n &&
+      (pool->deferred.level != level || pool->deferred.n == POOL_DEFERRED_MAX))
+    pool_flush_deferred (pool);
+  pool->deferred.v[pool->deferred.n].chunk = c;
+  pool->deferred.v[pool->deferred.n].node = node;
+  pool->deferred.level = level;
+  pool->deferred.n++;
+}
+
+/* An allocation at level (the deferred level) that a deferred segment can
+ * serve, leftmost fit being at position i of the list as the trees stand.
+ * Returns the unit offset in chunk *cp, or -1 if the ordinary path must
+ * run. */
 static long
 take_deferred (struct mempool *pool, unsigned level, size_t i,
                struct chunk **cp)
 {
-  struct chunk *c = pool->deferred.chunk;
+  struct deferred_seg *v = pool->deferred.v, x;
+  unsigned best = 0;
 
-  if (c == NULL || i < c->pos)          /* an earlier chunk fits: not X */
+  for (unsigned k = 1; k < pool->deferred.n; k++)
+    if (v[k].chunk->pos < v[best].chunk->pos ||
+        (v[k].chunk == v[best].chunk && v[k].node < v[best].node))
+      best = k;
+  x = v[best];
+  if (i < x.chunk->pos ||               /* an earlier chunk fits */
+      (i == x.chunk->pos && chunk_fit_left_of (x.chunk, x.node, level)))
     return -1;
-  if (i == c->pos && chunk_fit_left_of (c, pool->deferred.node, level)) {
-    pool_flush_deferred (pool);         /* a fit left of X: take that */
-    return -1;
-  }
-  /* X is the leftmost fit: live again, and the tree is already right. */
-  pool->deferred.chunk = NULL;
-  *cp = c;
-  return (long) chunk_relive (c, pool->deferred.node, level);
+  /* X is the leftmost fit: live again, and its tree is already right. */
+  v[best] = v[--pool->deferred.n];
+  *cp = x.chunk;
+  return (long) chunk_relive (x.chunk, x.node, level);
 }
 
 static int
@@ -355,13 +375,13 @@ chunk_alloc (struct mempool *pool, unsigned level, struct mempool_seg *seg)
   long unit = -1;
   int err;
 
-  if (pool->deferred.chunk && pool->deferred.level != level)
+  if (pool->deferred.n && pool->deferred.level != level)
     pool_flush_deferred (pool);
   /* Head to tail: the first chunks stay full and the last ones drain, which
    * is what lets spare chunks at the tail be given back.  Whether a chunk
    * fits is one comparison with (a copy of) its root. */
   i = first_fit (pool->roots, pool->nchunks, level);
-  if (pool->deferred.chunk)
+  if (pool->deferred.n)
     unit = take_deferred (pool, level, i, &c);
   if (unit < 0) {
     if (i < pool->nchunks)
@@ -457,18 +477,16 @@ chunk_free (struct mempool *pool, struct chunk *c, void *addr)
 
   if (off & (pool->unit_size - 1))
     return 0;
-  pool_flush_deferred (pool);           /* at most one at a time */
   level = chunk_release (c, unit);
   if (level == 0)
     return 0;
   node = tree_node_at (c->levels, level, unit);
   if (c->live_units > 0) {
-    /* Defer the tree update: the next allocation may take it back. */
-    pool->deferred.chunk = c;
-    pool->deferred.node = node;
-    pool->deferred.level = level;
+    /* Defer the tree update: an allocation may take it back. */
+    defer_free (pool, c, node, level);
     return tree_units_at (level) << pool->unit_order;
   }
+  pool_flush_deferred (pool);           /* the chunk may be given back */
   chunk_restore (c, node, level);
   pool->roots[c->pos] = c->tree[1];
   if (chunk_is_empty (c)) {

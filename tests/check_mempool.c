@@ -527,10 +527,10 @@ raw_free (struct mempool *pool, void *addr)
   ck_assert_int_eq (mempool_free (pool, addr), 0);
 }
 
-/* A free's tree update is deferred so that the next allocation of the same
- * size can take the segment back without touching the tree; nothing of
- * that may be visible: placement stays leftmost fit, misuse is refused,
- * and the trees read as if every free had been applied at once. */
+/* Frees' tree updates are deferred so that allocations of the same size
+ * can take the segments back without touching the tree; nothing of that
+ * may be visible: placement stays leftmost fit, misuse is refused, and
+ * the trees read as if every free had been applied at once. */
 START_TEST (test_deferred_free)
 {
   struct mempool *pool = new_pool (3, 0, 0);     /* 8 units of 4 KiB */
@@ -547,9 +547,18 @@ START_TEST (test_deferred_free)
   ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[5]);
   assert_consistent (pool);
 
-  /* A fit left of the deferred segment wins: u[1] was freed (and applied
-   * when u[6] was freed), so the next unit is u[1], then u[6]. */
+  /* Two deferred: the leftmost comes back first, whatever the order of
+   * the frees. */
+  raw_free (pool, u[6]);
   raw_free (pool, u[1]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[1]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[6]);
+  assert_consistent (pool);
+
+  /* A fit in the tree left of the deferred segment wins: u[1] is applied
+   * (introspection applies deferred frees), u[6] deferred. */
+  raw_free (pool, u[1]);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x9), 1);
   raw_free (pool, u[6]);
   ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[1]);
   ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[6]);
@@ -582,15 +591,39 @@ START_TEST (test_deferred_free)
   u[2] = raw_alloc (pool, 4 * KiB);
   ck_assert_uint_eq (offset_in (pool, u[2], 0), 2 * 4 * KiB);
 
-  /* Deferred in chunk 1, while chunk 0 has a hole: the hole comes first. */
+  /* Deferred in chunk 1, while chunk 0 has a hole in its tree: the hole
+   * comes first.  And both deferred: chunk 0's first. */
   q = raw_alloc (pool, 4 * KiB);                /* chunk 1, unit 2 */
   ck_assert_uint_eq (offset_in (pool, q, 1), 2 * 4 * KiB);
-  raw_free (pool, u[4]);                        /* chunk 0 hole, applied */
+  raw_free (pool, u[4]);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0xc), 1);     /* applied */
   raw_free (pool, q);                           /* deferred */
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[4]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), q);
+  raw_free (pool, q);
+  raw_free (pool, u[4]);
   ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[4]);
   ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), q);
   assert_consistent (pool);
   mempool_destroy (pool);
+
+  /* More frees in a row than are deferred at once (16): freed from the
+   * highest unit down, they come back from the lowest up. */
+  {
+    enum { N = 32, FREED = 24 };
+    void *v[N];
+
+    pool = new_pool (5, 0, 0);                  /* 32 units */
+    for (int i = 0; i < N; i++)
+      v[i] = raw_alloc (pool, 4 * KiB);
+    for (int i = N; i-- > N - FREED; )
+      raw_free (pool, v[i]);
+    for (int i = N - FREED; i < N; i++)
+      ck_assert_uint_eq (offset_in (pool, raw_alloc (pool, 4 * KiB), 0),
+                         (size_t) i * 4 * KiB);
+    assert_consistent (pool);
+    mempool_destroy (pool);
+  }
 }
 END_TEST
 
