@@ -216,14 +216,23 @@ mlock_free (void *ctx, void *p, size_t size)
   malloc_free (ctx, p, size);
 }
 
-/* Write one byte per page of a new buffer, as I/O into it would. */
+/* Write one byte per page of a new buffer, as I/O into it would: enough
+ * to fault in any page not present.  The byte is in a different cache
+ * line of each page: writing at the same offset of every page puts all
+ * the writes in one L1 cache set, which evicts whatever else maps there
+ * (the allocator's own data included) and made the result depend on
+ * where that data happened to lie -- a conflict that I/O, which writes
+ * every line or (with RDMA) none, does not have. */
 static void
 touch (void *p, size_t size)
 {
   volatile char *c = p;
 
-  for (size_t off = 0; off < size; off += PAGE)
-    c[off] = 1;
+  for (size_t off = 0, line = 0; off < size; off += PAGE, line += 5) {
+    size_t i = off + (line % (PAGE / 64)) * 64;
+
+    c[i < size ? i : off] = 1;          /* sizes need not be whole pages */
+  }
 }
 
 /* Fill the working set, run the steps once to warm up (the pool grows to
