@@ -19,11 +19,11 @@ mempool_rehandle (struct mempool *pool,
 {
   int err = 0;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   for (size_t i = 0; i < pool->nchunks && err == 0; i++)
     err = rehandle_region (&pool->chunk_v[i]->region, fn, arg);
   for (struct region *r = pool->directs.head; r && err == 0; r = r->next)
     err = rehandle_region (r, fn, arg);
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return err;
 }
