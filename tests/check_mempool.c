@@ -417,6 +417,59 @@ START_TEST (test_find)
 }
 END_TEST
 
+/* Re-registration (a new protection domain): every region, chunks and
+ * direct allocations alike, gets the handle the callback gives it, and a
+ * callback's error stops the walk. */
+struct rehandle_log {
+  unsigned calls, stop_after;
+  size_t bytes;
+};
+
+static int
+swap_handle (void *arg, void *base, size_t len, void **handle)
+{
+  struct rehandle_log *log = arg;
+
+  (void) base;
+  if (log->stop_after && log->calls == log->stop_after)
+    return -EIO;
+  log->calls++;
+  log->bytes += len;
+  *handle = (void *) (uintptr_t) (0x1000 + log->calls);
+  return 0;
+}
+
+START_TEST (test_rehandle)
+{
+  struct mempool *pool = new_pool (3, 0, 0);
+  struct mempool_seg a, b, big;
+  struct rehandle_log log = { 0 };
+  void *h1 = NULL, *h2 = NULL, *h3 = NULL;
+
+  ck_assert_int_eq (mempool_alloc (pool, 32 * KiB, &a), 0);     /* chunk 0 */
+  ck_assert_int_eq (mempool_alloc (pool, 32 * KiB, &b), 0);     /* chunk 1 */
+  ck_assert_int_eq (mempool_alloc (pool, 40 * KiB, &big), 0);   /* direct */
+  ck_assert_int_eq (mempool_rehandle (pool, swap_handle, &log), 0);
+  ck_assert_uint_eq (log.calls, 3);
+  ck_assert_uint_eq (log.bytes, 2 * 32 * KiB + big.len);
+  ck_assert_int_eq (mempool_find (pool, a.addr, a.len, &h1), 0);
+  ck_assert_int_eq (mempool_find (pool, b.addr, b.len, &h2), 0);
+  ck_assert_int_eq (mempool_find (pool, big.addr, big.len, &h3), 0);
+  ck_assert_ptr_ne (h1, h2);
+  ck_assert (h1 != a.handle && (uintptr_t) h1 > 0x1000 && (uintptr_t) h1 <= 0x1003);
+  ck_assert (h3 != big.handle && (uintptr_t) h3 > 0x1000 && (uintptr_t) h3 <= 0x1003);
+  /* An error ends the walk and is returned. */
+  log = (struct rehandle_log) { .stop_after = 1 };
+  ck_assert_int_eq (mempool_rehandle (pool, swap_handle, &log), -EIO);
+  ck_assert_uint_eq (log.calls, 1);
+  /* The pool deregisters the handles it now holds. */
+  ck_assert_int_eq (mempool_free (pool, big.addr), 0);
+  ck_assert_ptr_eq (hooks.last_dereg, h3);
+  assert_consistent (pool);
+  mempool_destroy (pool);
+}
+END_TEST
+
 /* With release_eagerly, an empty chunk beyond the spares is deregistered
  * and unmapped at once. */
 START_TEST (test_spares)
@@ -1407,6 +1460,7 @@ mempool_suite (void)
   tcase_add_test (tc, test_chunk_list);
   tcase_add_test (tc, test_direct);
   tcase_add_test (tc, test_find);
+  tcase_add_test (tc, test_rehandle);
   tcase_add_test (tc, test_spares);
   tcase_add_test (tc, test_spares_hysteresis);
   tcase_add_test (tc, test_deferred_free);
