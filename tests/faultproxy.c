@@ -144,7 +144,8 @@ may_inject (void)
 
 /* Draw the next connection's fault from the PRNG.  Every connection draws
  * the same number of values whether or not injection is on, so the
- * sequence of choices depends only on the seed. */
+ * sequence of choices depends only on the seed.  While injection is off
+ * the fault stays pending and happens as soon as it is turned on. */
 static void
 plan_fault (struct conn *c)
 {
@@ -152,7 +153,7 @@ plan_fault (struct conn *c)
   uint64_t at = opt.drop_min + next_random () % span;
   uint64_t kind = next_random ();
 
-  c->fault_at = may_inject () ? at : 0;
+  c->fault_at = c->passed + at;
   if (opt.mode == MODE_MIX)
     c->fault = kind & 1 ? FAULT_STALL : FAULT_DROP;
   else
@@ -284,10 +285,8 @@ check_fault (struct conn *c)
 {
   if (c->fault_at == 0 || c->passed < c->fault_at || c->stalled_until)
     return;
-  if (!may_inject ()) {
-    c->fault_at = 0;
+  if (!may_inject ())
     return;
-  }
   faults_done++;
   if (c->fault == FAULT_DROP) {
     say ("fault %ld: conn %u: dropping after %" PRIu64 " bytes", faults_done,
@@ -305,9 +304,11 @@ end_stall (struct conn *c, int64_t now)
 {
   if (c->stalled_until == 0 || now < c->stalled_until)
     return;
-  say ("conn %u: stall over", c->id);
   c->stalled_until = 0;
-  c->fault_at = 0;              /* one fault per connection */
+  /* A stalled connection lives on: plan its next fault from here. */
+  plan_fault (c);
+  say ("conn %u: stall over; next %s after %" PRIu64 " more bytes", c->id,
+       c->fault == FAULT_DROP ? "drop" : "stall", c->fault_at - c->passed);
 }
 
 static short

@@ -111,7 +111,9 @@ proxy_start() {
     "$FAULTPROXY" --connect "127.0.0.1:$TARGET_PORT" --port-file "$pf" "$@" \
         >>"$PROXY_LOG" 2>&1 &
     PROXY_PID=$!
-    cleanup_add 'kill -TERM $PROXY_PID 2>/dev/null; wait $PROXY_PID 2>/dev/null'
+    # (rc is cleanup's exit status: show what the proxy did if we failed.)
+    cleanup_add 'kill -TERM $PROXY_PID 2>/dev/null; wait $PROXY_PID 2>/dev/null;
+        [ "$rc" = 0 ] || [ "$rc" = 77 ] || { echo "=== tail of proxy.log" >&2; tail -n 30 "$PROXY_LOG" >&2; }'
     wait_for "faultproxy to listen" 10 test -s "$pf"
     PROXY_PORT=$(cat "$pf")
     PROXY_PORTAL="127.0.0.1:$PROXY_PORT"
