@@ -148,18 +148,20 @@ iserfs_mount_fg() {
     done
 }
 
-# wait_exit PID SECONDS: wait (bounded) for a child to exit; prints its
-# status.  Returns 1 if it is still running at the deadline.
+# wait_exit PID SECONDS: wait (bounded) for a child of this shell to exit
+# and set EXIT_RC to its status.  Returns 1 if it still runs at the
+# deadline.  Call it directly, not in $(...): only this shell can reap it.
 wait_exit() {
-    local pid=$1 deadline=$((SECONDS + $2)) rc=0
+    local pid=$1 deadline=$((SECONDS + $2))
+    EXIT_RC=
     while kill -0 "$pid" 2>/dev/null; do
         # A zombie child still answers kill -0; wait reaps it below.
         [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ] && break
         [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 0.1   # poll interval
     done
-    wait "$pid" 2>/dev/null || rc=$?
-    echo "$rc"
+    EXIT_RC=0
+    wait "$pid" 2>/dev/null || EXIT_RC=$?
 }
 
 # Any foreground iserfs still running at the end is killed, after the
