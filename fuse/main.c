@@ -205,8 +205,11 @@ serve (struct fuse_args *args, struct fuse_cmdline_opts *cmd, struct fs *fs)
       goto out_stop;
     }
   daemon_ready ();
+  /* The loop returns 0, -errno, or the number of the signal (SIGTERM,
+   * SIGINT, SIGHUP) that asked us to stop: that is a clean exit too, as
+   * systemd and a shell script expect of a daemon told to stop. */
   if (cmd->singlethread)
-    rc = fuse_session_loop (se) != 0;
+    rc = fuse_session_loop (se) < 0;
   else {
     struct fuse_loop_config *cfg = fuse_loop_cfg_create ();
     fuse_loop_cfg_set_clone_fd (cfg, cmd->clone_fd);
@@ -215,7 +218,7 @@ serve (struct fuse_args *args, struct fuse_cmdline_opts *cmd, struct fs *fs)
       fuse_loop_cfg_set_max_threads (cfg, cmd->max_threads);
     if (cmd->max_idle_threads != UINT_MAX)
       fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
-    rc = fuse_session_loop_mt (se, cfg) != 0;
+    rc = fuse_session_loop_mt (se, cfg) < 0;
     fuse_loop_cfg_destroy (cfg);
   }
  out_stop:
