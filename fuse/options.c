@@ -134,6 +134,21 @@ options_parse (struct fuse_args *args, struct options *o)
   return 0;
 }
 
+/* Whether the URL text itself carries a password: USER%PASSWORD@HOST or a
+ * ?target_password= parameter.  libiscsi's parser also fills in the
+ * password from LIBISCSI_CHAP_* in the environment, so the parsed URL
+ * cannot tell the two apart; only the text can. */
+static bool
+url_has_secret (const char *authority)
+{
+  size_t len = strcspn (authority, "/?");
+  const char *at = memrchr (authority, '@', len);
+
+  if (at && memchr (authority, '%', at - authority))
+    return true;
+  return strstr (authority, "password=") != NULL;
+}
+
 /* libiscsi's parser wants a LUN in a target URL; we accept a target URL
  * without one (every LUN) by asking it about LUN 0 and forgetting the LUN. */
 int
@@ -177,7 +192,7 @@ options_parse_url (struct options *o)
     log_error ("%s", why);
     goto out;
   }
-  if (url->passwd[0] || url->target_passwd[0]) {
+  if (url_has_secret (sep + 3)) {
     log_error ("refusing a password in the URL (it would be visible in ps): "
                "use credentials=FILE or LIBISCSI_CHAP_PASSWORD");
     goto out;
@@ -198,6 +213,14 @@ options_parse_url (struct options *o)
   free (with_lun);
   iscsi_destroy_context (iscsi);
   return r;
+}
+
+static void
+free_secret (char *s)
+{
+  if (s)
+    memset (s, 0, strlen (s));
+  free (s);
 }
 
 /* Wipe a secret from the process's environment block as well, so that it
@@ -294,25 +317,23 @@ options_read_credentials (struct options *o)
 {
   char *env_user = take_env_secret ("LIBISCSI_CHAP_USERNAME");
   char *env_pass = take_env_secret ("LIBISCSI_CHAP_PASSWORD");
+  char *env_tuser = take_env_secret ("LIBISCSI_CHAP_TARGET_USERNAME");
+  char *env_tpass = take_env_secret ("LIBISCSI_CHAP_TARGET_PASSWORD");
 
   if (o->credentials) {
     free (env_user);
-    free (env_pass);
+    free_secret (env_pass);
+    free (env_tuser);
+    free_secret (env_tpass);
     return read_credentials_file (o);
   }
   if (env_user && o->user[0] == '\0')
     snprintf (o->user, sizeof o->user, "%s", env_user);
   o->password = env_pass;
+  o->target_user = env_tuser;
+  o->target_password = env_tpass;
   free (env_user);
   return 0;
-}
-
-static void
-free_secret (char *s)
-{
-  if (s)
-    memset (s, 0, strlen (s));
-  free (s);
 }
 
 void
@@ -369,6 +390,7 @@ options_usage (void)
 "\n"
 "Environment:\n"
 "  LIBISCSI_CHAP_USERNAME, LIBISCSI_CHAP_PASSWORD   CHAP credentials\n"
+"  LIBISCSI_CHAP_TARGET_USERNAME, LIBISCSI_CHAP_TARGET_PASSWORD   mutual CHAP\n"
 "\n"
 "FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
 "  max_background=N, congestion_threshold=N, fsname=NAME, subtype=NAME, ...\n"
