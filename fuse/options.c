@@ -201,6 +201,13 @@ options_parse_url (struct options *o)
     log_error ("invalid URL '%s': no host", u);
     goto out;
   }
+  /* libiscsi reads the LUN with strtol and puts its low 16 bits on the
+   * wire: "-2" would quietly mean "every LUN" to us, 65537 LUN 1. */
+  if (!whole_target && url->target[0] && (url->lun < 0 || url->lun > 16383)) {
+    log_error ("invalid URL '%s': LUN %d is out of range (0 to 16383)", u,
+               url->lun);
+    goto out;
+  }
   snprintf (o->portal, sizeof o->portal, "%s", url->portal);
   snprintf (o->target, sizeof o->target, "%s", url->target);
   snprintf (o->user, sizeof o->user, "%s", url->user);
