@@ -132,8 +132,9 @@ iserfs_mount_fg() {
     track_mount "$mnt"
     err=$(mktemp "$TARGET_DIR/iserfs.err.XXXXXX")
     echo "+ iserfs -f $* $url $mnt"
+    # ISERFS_WRAP: a command iserfs runs under, e.g. valgrind.
     # shellcheck disable=SC2086
-    $prefix "$ISERFS" -f "$@" "$url" "$mnt" 2>"$err" &
+    $prefix ${ISERFS_WRAP:-} "$ISERFS" -f "$@" "$url" "$mnt" 2>"$err" &
     ISERFS_PID=$!
     ISERFS_ERR=$err
     FG_PIDS+=("$ISERFS_PID")
