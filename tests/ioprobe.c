@@ -8,6 +8,7 @@
  * FLAGS is a comma list of r, w, rw, trunc, direct, sync.  Each OP is
  *   pwrite:OFFSET:LENGTH:BYTE   write LENGTH copies of BYTE (0..255)
  *   pread:OFFSET:LENGTH         read, print the count
+ *   punch:OFFSET:LENGTH         fallocate(PUNCH_HOLE|KEEP_SIZE)
  *   ftruncate:SIZE | fsync | fstat (prints the size)
  * One line per step: "open ok", "pwrite ok N", "pread ok N", or
  * "<op> err ENAME".  The process exits 0 unless the usage is wrong, so
@@ -28,7 +29,7 @@ static void
 usage (void)
 {
   fprintf (stderr, "usage: ioprobe FILE r|w|rw[,trunc,direct,sync] "
-           "pwrite:OFF:LEN:BYTE|pread:OFF:LEN|ftruncate:SIZE|fsync|fstat...\n");
+           "pwrite:OFF:LEN:BYTE|pread:OFF:LEN|punch:OFF:LEN|ftruncate:SIZE|fsync|fstat...\n");
   exit (2);
 }
 
@@ -109,6 +110,13 @@ run_op (int fd, const char *op)
     char *buf = buffer (len);
     report ("pread", pread (fd, buf, len, (off_t) off));
     free (buf);
+  }
+  else if (!strncmp (op, "punch:", 6)) {
+    uint64_t off = number (arg);
+    const char *p2 = strchr (arg, ':');
+    if (!p2) usage ();
+    report ("punch", fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                (off_t) off, (off_t) number (p2 + 1)));
   }
   else if (!strncmp (op, "ftruncate:", 10))
     report ("ftruncate", ftruncate (fd, (off_t) number (arg)));

@@ -29,6 +29,16 @@ new_mountpoint() {
 # Remember a mount point so cleanup unmounts it even if the test fails.
 track_mount() { MOUNTS+=("$1"); }
 
+# The pid of the iserfs daemon serving MNT (mount points are unique temp
+# paths, so the command line identifies it).
+daemon_pid() {
+    local p
+    for p in $(pgrep -f -- "$1" 2>/dev/null); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = iserfs ] && { echo "$p"; return 0; }
+    done
+    return 1
+}
+
 # iserfs_mount URL MNT [OPTS...]: mount and check it is really mounted.
 # iserfs daemonizes once the mount is up, so exit 0 means ready.
 iserfs_mount() {
@@ -40,6 +50,9 @@ iserfs_mount() {
     [ "$rc" != 124 ] || die "iserfs did not return within ${ISERFS_TIMEOUT}s (mount of $url)"
     [ "$rc" = 0 ] || die "iserfs exited $rc mounting $url on $mnt"
     mountpoint -q "$mnt" || die "iserfs exited 0 but $mnt is not a mount point"
+    local pid
+    pid=$(daemon_pid "$mnt") || die "no iserfs daemon process serves $mnt"
+    DAEMON_PIDS+=("$pid")
     case "$(findmnt -n -o FSTYPE --mountpoint "$mnt")" in
         fuse|fuse.*) ;;
         *) die "$mnt is mounted, but not as a FUSE file system" ;;
@@ -55,15 +68,25 @@ wait_unmounted() {
     done
 }
 
-# iserfs_umount MNT: a clean unmount; fails the test if it does not happen.
+# iserfs_umount MNT: a clean unmount, and the daemon then exits (while
+# the target is still up); fails the test if either does not happen.
 iserfs_umount() {
+    local pid deadline
+    pid=$(daemon_pid "$1") || pid=
     timeout 30 fusermount3 -u "$1" || die "fusermount3 -u $1 failed"
     wait_unmounted "$1" || die "$1 still mounted 20s after fusermount3 -u"
+    [ -n "$pid" ] || return 0
+    deadline=$((SECONDS + 20))
+    while kill -0 "$pid" 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "iserfs daemon $pid still runs 20s after $1 was unmounted"
+        sleep 0.1
+    done
 }
 
 # The stats xattr of a mount as "key=value" lines.
 iserfs_stats() {
-    timeout 30 getfattr -n user.iserfs.stats --only-values "$1" ||
+    timeout 30 getfattr --absolute-names -n user.iserfs.stats --only-values "$1" ||
         die "cannot read the user.iserfs.stats xattr of $1"
 }
 
@@ -112,6 +135,7 @@ sha() {
     if [ $# -eq 1 ]; then
         sha256sum < "$1" | cut -d' ' -f1
     else
-        tail -c +"$(($2 + 1))" "$1" | head -c "$3" | sha256sum | cut -d' ' -f1
+        dd if="$1" bs=64K skip="$2" count="$3" iflag=skip_bytes,count_bytes status=none |
+            sha256sum | cut -d' ' -f1
     fi
 }

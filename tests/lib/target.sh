@@ -30,7 +30,9 @@ TGTD_PID=
 declare -A TARGET_IQN=()     # tid -> IQN
 declare -A TARGET_BACKING=() # "tid/lun" -> backing file
 CLEANUP_CMDS=()
+: "${ISERFS_INITIATOR:=iqn.2026-01.org.iserfs:$(hostname -s 2>/dev/null || echo localhost)}"
 MOUNTS=()                    # every mount point this test mounted
+DAEMON_PIDS=()               # the iserfs daemons serving them
 
 # --- messages --------------------------------------------------------------
 
@@ -125,6 +127,14 @@ cleanup() {
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
         unmount_one "${MOUNTS[i]}"
     done
+    # A daemon that outlived its unmount (a bug the tests report) must not
+    # outlive the test either.
+    for i in "${DAEMON_PIDS[@]}"; do
+        if [ "$(cat "/proc/$i/comm" 2>/dev/null)" = iserfs ]; then
+            echo "cleanup: iserfs daemon $i still running: killing it" >&2
+            kill -KILL "$i" 2>/dev/null
+        fi
+    done
     if [ -n "$TGTD_PID" ]; then
         kill -KILL "$TGTD_PID" 2>/dev/null
         wait "$TGTD_PID" 2>/dev/null
@@ -185,8 +195,11 @@ wait_tgtd_ready() {
     while [ "$SECONDS" -lt "$deadline" ]; do
         kill -0 "$TGTD_PID" 2>/dev/null || return 1
         if tgtadm_ --op show --mode sys >/dev/null 2>&1 &&
-           { [ "$ISERFS_TRANSPORT" != iscsi ] ||
-             [ -n "$(ss -ltnH "sport = :$TARGET_PORT" 2>/dev/null)" ]; }; then
+           if [ "$ISERFS_TRANSPORT" = iser ]; then
+               [ -S "$SOFTRDMA_DIR/0.0.0.0-$TARGET_PORT" ]
+           else
+               [ -n "$(ss -ltnH "sport = :$TARGET_PORT" 2>/dev/null)" ]
+           fi; then
             return 0
         fi
         sleep 0.1   # poll interval, not synchronisation
@@ -204,8 +217,14 @@ target_start() {
         TARGET_CTL=$(pick_ctl_port)
         TARGET_PORT=$(pick_port)
         if [ "$ISERFS_TRANSPORT" = iser ]; then
-            # iSER listens on TARGET_PORT; keep the TCP listener off it.
-            extra=(--iscsi "portal=127.0.0.1:$(pick_port)" --iser "port=$TARGET_PORT")
+            # iSER listens on the same port number as TCP, as a real target
+            # does (discovery runs over TCP, logins over iSER); with the
+            # emulation that port is a name in our private SOFTRDMA_DIR.
+            # tgtd parses the iSER port as a short: keep it below 32768.
+            TARGET_PORT=$((20000 + TARGET_PORT % 12000))
+            export SOFTRDMA_DIR="$TARGET_DIR/softrdma"
+            mkdir -p "$SOFTRDMA_DIR"
+            extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT" --iser "port=$TARGET_PORT")
         else
             extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT")
         fi
@@ -287,6 +306,11 @@ target_bind() {
     else
         tgtadm_ --lld "$(transport_lld)" --op bind --mode target --tid "$1" -I ALL ||
             die "tgtadm: cannot bind target $1"
+        if [ "$ISERFS_TRANSPORT" = iser ]; then
+            tgtadm_ --lld iser --op bind --mode target --tid "$1" \
+                --initiator-name "$ISERFS_INITIATOR" ||
+                die "tgtadm: cannot bind target $1 to $ISERFS_INITIATOR"
+        fi
     fi
 }
 
