@@ -242,6 +242,9 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
     fuse_loop_cfg_destroy (cfg);
   }
  out_stop:
+  /* Files still open (stopped by a signal): sync what they wrote while
+   * the sessions still run. */
+  fs_close_handles ();
   /* Let commands in flight finish before their replies' session goes. */
   for (unsigned i = 0; i < fs->nr_sessions; i++)
     session_stop (fs->sessions[i]);

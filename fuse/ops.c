@@ -37,7 +37,39 @@ struct handle {
   pthread_mutex_t lock;
   struct rangeset written;
   uint64_t hwm;
+  struct handle *prev, *next;   /* in open_handles */
 };
+
+/* Every open handle, so that a daemon stopped while files are still open
+ * (SIGTERM: the kernel then never sends RELEASE) can still settle them:
+ * sync what they wrote and free them. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *open_handles;
+
+static void
+handle_link (struct handle *h)
+{
+  pthread_mutex_lock (&open_lock);
+  h->prev = NULL;
+  h->next = open_handles;
+  if (open_handles)
+    open_handles->prev = h;
+  open_handles = h;
+  pthread_mutex_unlock (&open_lock);
+}
+
+static void
+handle_unlink (struct handle *h)
+{
+  pthread_mutex_lock (&open_lock);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    open_handles = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  pthread_mutex_unlock (&open_lock);
+}
 
 static struct fs *
 get_fs (fuse_req_t req)
@@ -288,6 +320,7 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   h->writable = writing;
   h->trunc = writing && (fi->flags & O_TRUNC);
   pthread_mutex_init (&h->lock, NULL);
+  handle_link (h);
   fi->fh = (uintptr_t) h;
   fuse_reply_open (req, fi);
 }
@@ -564,10 +597,29 @@ fs_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   if (err)
     log_error ("lun%d: data may not be on stable storage at close: %s",
                h->lun->lun, strerror (err));
+  handle_unlink (h);
   rangeset_free (&h->written);
   pthread_mutex_destroy (&h->lock);
   free (h);
   fuse_reply_err (req, 0);
+}
+
+void
+fs_close_handles (void)
+{
+  struct handle *h;
+
+  while ((h = open_handles) != NULL) {
+    int err = settle (h, false);
+
+    if (err)
+      log_error ("lun%d: data may not be on stable storage at exit: %s",
+                 h->lun->lun, strerror (err));
+    handle_unlink (h);
+    rangeset_free (&h->written);
+    pthread_mutex_destroy (&h->lock);
+    free (h);
+  }
 }
 
 static int
