@@ -33,4 +33,9 @@ void fs_free_tree (struct fs *fs);
 
 extern const struct fuse_lowlevel_ops fs_ops;
 
+/* After the FUSE loop has ended: settle (sync) and free the handles the
+ * kernel never released, e.g. when stopped by a signal with files open.
+ * Needs the session threads still running. */
+void fs_close_handles (void);
+
 #endif

@@ -225,8 +225,11 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
       goto out_stop;
     }
   daemon_ready ();
+  /* The loop returns 0, -errno, or the number of the signal (SIGTERM,
+   * SIGINT, SIGHUP) that asked us to stop: that is a clean exit too, as
+   * systemd and a shell script expect of a daemon told to stop. */
   if (cmd->singlethread)
-    rc = fuse_session_loop (se) != 0;
+    rc = fuse_session_loop (se) < 0;
   else {
     struct fuse_loop_config *cfg = fuse_loop_cfg_create ();
     fuse_loop_cfg_set_clone_fd (cfg, cmd->clone_fd);
@@ -235,10 +238,13 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
       fuse_loop_cfg_set_max_threads (cfg, cmd->max_threads);
     if (cmd->max_idle_threads != UINT_MAX)
       fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
-    rc = fuse_session_loop_mt (se, cfg) != 0;
+    rc = fuse_session_loop_mt (se, cfg) < 0;
     fuse_loop_cfg_destroy (cfg);
   }
  out_stop:
+  /* Files still open (stopped by a signal): sync what they wrote while
+   * the sessions still run. */
+  fs_close_handles ();
   /* Let commands in flight finish before their replies' session goes. */
   for (unsigned i = 0; i < fs->nr_sessions; i++)
     session_stop (fs->sessions[i]);

@@ -37,7 +37,41 @@ struct handle {
   pthread_mutex_t lock;
   struct rangeset written;
   uint64_t hwm;
+  unsigned writes;              /* submitted, not yet answered */
+  pthread_cond_t writes_done;   /* signalled when writes drops to 0 */
+  struct handle *prev, *next;   /* in open_handles */
 };
+
+/* Every open handle, so that a daemon stopped while files are still open
+ * (SIGTERM: the kernel then never sends RELEASE) can still settle them:
+ * sync what they wrote and free them. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *open_handles;
+
+static void
+handle_link (struct handle *h)
+{
+  pthread_mutex_lock (&open_lock);
+  h->prev = NULL;
+  h->next = open_handles;
+  if (open_handles)
+    open_handles->prev = h;
+  open_handles = h;
+  pthread_mutex_unlock (&open_lock);
+}
+
+static void
+handle_unlink (struct handle *h)
+{
+  pthread_mutex_lock (&open_lock);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    open_handles = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  pthread_mutex_unlock (&open_lock);
+}
 
 static struct fs *
 get_fs (fuse_req_t req)
@@ -288,6 +322,8 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   h->writable = writing;
   h->trunc = writing && (fi->flags & O_TRUNC);
   pthread_mutex_init (&h->lock, NULL);
+  pthread_cond_init (&h->writes_done, NULL);
+  handle_link (h);
   fi->fh = (uintptr_t) h;
   /* O_DIRECT bypasses the page cache either way; through FUSE's direct-I/O
    * path the kernel submits asynchronous writes without waiting for each
@@ -337,10 +373,10 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   io_submit (r);
 }
 
+/* Record a successful write of h (h->lock held). */
 static void
-note_written (struct handle *h, uint64_t off, size_t len)
+mark_written (struct handle *h, uint64_t off, size_t len)
 {
-  pthread_mutex_lock (&h->lock);
   h->dirty = true;
   if (h->trunc) {
     if (rangeset_add (&h->written, off, off + len) < 0)
@@ -348,6 +384,26 @@ note_written (struct handle *h, uint64_t off, size_t len)
     if (off + len > h->hwm)
       h->hwm = off + len;
   }
+}
+
+static void
+note_written (struct handle *h, uint64_t off, size_t len)
+{
+  pthread_mutex_lock (&h->lock);
+  mark_written (h, off, len);
+  pthread_mutex_unlock (&h->lock);
+}
+
+/* A write of this handle was answered.  The last touch of h: once writes
+ * is 0 and the lock dropped, fs_close_handles() may free it. */
+static void
+write_finished (struct handle *h, bool ok, uint64_t off, size_t len)
+{
+  pthread_mutex_lock (&h->lock);
+  if (ok)
+    mark_written (h, off, len);
+  if (--h->writes == 0)
+    pthread_cond_broadcast (&h->writes_done);
   pthread_mutex_unlock (&h->lock);
 }
 
@@ -356,12 +412,11 @@ write_done (struct io_req *r)
 {
   fuse_req_t req = r->opaque;
 
+  write_finished (r->opaque2, r->err == 0, r->off, r->len);
   if (r->err)
     fuse_reply_err (req, r->err);
-  else {
-    note_written (r->opaque2, r->off, r->len);
+  else
     fuse_reply_write (req, r->len);
-  }
 }
 
 static void
@@ -399,6 +454,9 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   r->done = write_done;
   r->opaque = req;
   r->opaque2 = h;
+  pthread_mutex_lock (&h->lock);
+  h->writes++;
+  pthread_mutex_unlock (&h->lock);
   io_submit (r);
 }
 
@@ -561,6 +619,15 @@ fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
 }
 
 static void
+handle_free (struct handle *h)
+{
+  rangeset_free (&h->written);
+  pthread_cond_destroy (&h->writes_done);
+  pthread_mutex_destroy (&h->lock);
+  free (h);
+}
+
+static void
 fs_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   struct handle *h = (struct handle *) (uintptr_t) fi->fh;
@@ -570,10 +637,51 @@ fs_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   if (err)
     log_error ("lun%d: data may not be on stable storage at close: %s",
                h->lun->lun, strerror (err));
-  rangeset_free (&h->written);
-  pthread_mutex_destroy (&h->lock);
-  free (h);
+  handle_unlink (h);
+  handle_free (h);
   fuse_reply_err (req, 0);
+}
+
+/* Wait until no write of h is in flight; false if some still are at the
+ * deadline (their commands have deadlines of their own, but timeout=0
+ * means none). */
+static bool
+wait_writes (struct handle *h, const struct timespec *deadline)
+{
+  bool idle;
+
+  pthread_mutex_lock (&h->lock);
+  while (h->writes > 0
+         && pthread_cond_timedwait (&h->writes_done, &h->lock, deadline) == 0)
+    ;
+  idle = h->writes == 0;
+  pthread_mutex_unlock (&h->lock);
+  return idle;
+}
+
+void
+fs_close_handles (void)
+{
+  struct handle *h;
+  struct timespec deadline;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 60;
+  while ((h = open_handles) != NULL) {
+    int err;
+
+    handle_unlink (h);
+    if (!wait_writes (h, &deadline)) {
+      /* A late answer would still touch it: leave it allocated. */
+      log_error ("lun%d: writes still in flight at exit", h->lun->lun);
+      continue;
+    }
+    err = settle (h, false);
+    if (err)
+      log_error ("lun%d: data may not be on stable storage at exit: %s",
+                 h->lun->lun, strerror (err));
+    handle_free (h);
+  }
 }
 
 static int

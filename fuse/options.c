@@ -206,6 +206,13 @@ options_parse_url (struct options *o)
     log_error ("invalid URL '%s': no host", u);
     goto out;
   }
+  /* libiscsi reads the LUN with strtol and puts its low 16 bits on the
+   * wire: "-2" would quietly mean "every LUN" to us, 65537 LUN 1. */
+  if (!whole_target && url->target[0] && (url->lun < 0 || url->lun > 16383)) {
+    log_error ("invalid URL '%s': LUN %d is out of range (0 to 16383)", u,
+               url->lun);
+    goto out;
+  }
   if (portal_check (url->portal, why, sizeof why) < 0) {
     log_error ("invalid URL '%s': %s", u, why);
     goto out;
@@ -318,6 +325,10 @@ options_take_env (struct options *o)
 {
   o->env_user = take_env_secret ("LIBISCSI_CHAP_USERNAME");
   o->env_password = take_env_secret ("LIBISCSI_CHAP_PASSWORD");
+  /* The mutual pair too: left in the environment it would stay readable in
+   * /proc/PID/environ, and libiscsi's URL parser would pick it up. */
+  o->env_target_user = take_env_secret ("LIBISCSI_CHAP_TARGET_USERNAME");
+  o->env_target_password = take_env_secret ("LIBISCSI_CHAP_TARGET_PASSWORD");
 }
 
 int
@@ -330,6 +341,11 @@ options_read_credentials (struct options *o)
   if (o->env_password) {
     o->password = o->env_password;
     o->env_password = NULL;
+  }
+  if (o->env_target_user && o->env_target_password) {
+    o->target_user = o->env_target_user;
+    o->target_password = o->env_target_password;
+    o->env_target_user = o->env_target_password = NULL;
   }
   return 0;
 }
@@ -356,6 +372,8 @@ options_free (struct options *o)
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
+  free_secret (o->env_target_password);
+  free (o->env_target_user);
   free (o->target_user);
   free_secret (o->target_password);
 }
@@ -401,6 +419,7 @@ options_usage (void)
 "\n"
 "Environment:\n"
 "  LIBISCSI_CHAP_USERNAME, LIBISCSI_CHAP_PASSWORD   CHAP credentials\n"
+"  LIBISCSI_CHAP_TARGET_USERNAME, LIBISCSI_CHAP_TARGET_PASSWORD   mutual CHAP\n"
 "\n"
 "FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
 "  fsname=NAME (default: the URL), subtype=NAME (default: iserfs), ...\n"

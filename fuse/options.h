@@ -31,6 +31,7 @@ struct options {
   char *password;
   char *target_user, *target_password;
   char *env_user, *env_password;        /* taken from the environment */
+  char *env_target_user, *env_target_password;  /* mutual CHAP, likewise */
   bool has_fsname, has_subtype;         /* given by the user */
 };
 

@@ -364,10 +364,13 @@ session_loop (void *arg)
     if (pfd[0].revents & POLLIN)
       take_submissions (s);
     now = time (NULL);
+    /* Every turn, not once a second: libiscsi can lose and re-establish a
+     * connection within one second, and a reconnect seen only by its
+     * effects would go uncounted. */
+    watch_connection (s, now);
     if (now != s->last_scan) {
       s->last_scan = now;
       s->error_wakeups = 0;
-      watch_connection (s, now);
       io_expire (s, now);
     }
   }
