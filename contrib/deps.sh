@@ -6,7 +6,7 @@ pkgs=(
   build-essential autoconf automake libtool pkg-config
   libfuse3-dev fuse3 libiscsi-dev libiscsi-bin
   libibverbs-dev librdmacm-dev check
-  tgt attr procps iproute2 util-linux python3 clang
+  tgt attr procps iproute2 util-linux python3 clang valgrind fio
 )
 # libiscsi 1.20's source (for contrib/libiscsi/build.sh) comes from
 # Debian trixie's source packages; no binary package changes suite.
