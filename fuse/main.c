@@ -261,8 +261,13 @@ print_version (void)
   printf ("iserfs %s\n", PACKAGE_VERSION);
   printf ("libfuse %s, FUSE %d.%d\n", fuse_pkgversion (), FUSE_MAJOR_VERSION,
           FUSE_MINOR_VERSION);
+#ifdef HAVE_RDMA_ALLOCATOR
+  printf ("libiscsi %s with the RDMA allocator hook: iSER data goes to the "
+          "wire from the pool\n", LIBISCSI_VERSION);
+#else
   printf ("libiscsi %s: stock iSER transport (pool not on the wire)\n",
           LIBISCSI_VERSION);
+#endif
 }
 
 int

@@ -325,6 +325,12 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   pthread_cond_init (&h->writes_done, NULL);
   handle_link (h);
   fi->fh = (uintptr_t) h;
+  /* O_DIRECT bypasses the page cache either way; through FUSE's direct-I/O
+   * path the kernel submits asynchronous writes without waiting for each
+   * other, instead of one at a time under the inode lock (measured: 4 KiB
+   * random writes, 32 in flight, no faster than 1 in flight without it). */
+  if (fi->flags & O_DIRECT)
+    fi->direct_io = 1;
   fuse_reply_open (req, fi);
 }
 

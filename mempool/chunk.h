@@ -23,6 +23,8 @@ struct chunk {
   unsigned levels;          /* tree height: root level */
   size_t pos;               /* position in the pool's chunk list */
   size_t live_units;        /* units in live segments */
+  size_t free_floor;        /* no unit below this one is free (a lower
+                               bound, kept in O(1); see chunk_fit_left_of) */
   tree_value *seg_level;    /* per unit: level of the segment starting there */
   tree_value tree[];        /* tree_array_size (levels) entries, [0] unused */
 };
@@ -39,12 +41,36 @@ chunk_is_empty (const struct chunk *c)
 }
 
 /* Take the leftmost free segment at `level`; the chunk must fit it.
- * Returns its offset in units. */
+ * Returns its offset in units.  Same as chunk_mark (c, chunk_find (c,
+ * level), level). */
 size_t chunk_take (struct chunk *c, unsigned level);
 
+/* The node of the leftmost free segment at `level` (the chunk must fit it),
+ * changing nothing. */
+unsigned chunk_find (const struct chunk *c, unsigned level);
+
+/* Is there a free segment of `level` left of node, a live segment at that
+ * level?  No descent: one independent load per level. */
+int chunk_fit_left_of (const struct chunk *c, unsigned node, unsigned level);
+
+/* Make node (at level) a live segment: the tree and the record.  Returns
+ * its offset in units. */
+size_t chunk_mark (struct chunk *c, unsigned node, unsigned level);
+
 /* Give back the live segment starting at unit offset `unit`.  Returns its
- * level, or 0 (and changes nothing) if no live segment starts there. */
+ * level, or 0 (and changes nothing) if no live segment starts there.  Same
+ * as chunk_release followed by chunk_restore. */
 unsigned chunk_give (struct chunk *c, size_t unit);
+
+/* The two halves of a give, for a pool that defers the tree update (see
+ * mempool.c): chunk_release takes the segment out of the record only
+ * (returns its level, or 0 if no live segment starts at unit); the tree
+ * still shows it allocated until chunk_restore (node, level) is called,
+ * or until chunk_relive (node, level) puts it back in the record, which
+ * leaves the tree as it was: no tree work at all. */
+unsigned chunk_release (struct chunk *c, size_t unit);
+void chunk_restore (struct chunk *c, unsigned node, unsigned level);
+size_t chunk_relive (struct chunk *c, unsigned node, unsigned level);
 
 /* Check the tree against the record.  Returns 0, or -1 with a description. */
 int chunk_check (const struct chunk *c, char *msg, size_t msglen);

@@ -21,9 +21,9 @@ mempool_nr_chunks (struct mempool *pool)
 {
   unsigned n;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   n = (unsigned) pool->nchunks;
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return n;
 }
 
@@ -33,11 +33,12 @@ mempool_tree_node (struct mempool *pool, unsigned chunk, unsigned node)
   struct chunk *c;
   int ret = -ENOENT;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
+  pool_flush_deferred (pool);
   c = chunk_at (pool, chunk);
   if (c && node >= 1 && node < tree_array_size (c->levels))
     ret = c->tree[node];
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }
 
@@ -47,13 +48,14 @@ mempool_dump (struct mempool *pool, unsigned chunk, FILE *fp)
   struct chunk *c;
   int ret = -ENOENT;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
+  pool_flush_deferred (pool);
   c = chunk_at (pool, chunk);
   if (c) {
     chunk_dump (c, fp);
     ret = 0;
   }
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }
 
@@ -63,7 +65,7 @@ mempool_locate (struct mempool *pool, const void *addr,
 {
   int ret = -ENOENT;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
   for (size_t index = 0; index < pool->nchunks; index++) {
     struct region *r = &pool->chunk_v[index]->region;
 
@@ -74,7 +76,7 @@ mempool_locate (struct mempool *pool, const void *addr,
       break;
     }
   }
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }
 
@@ -156,10 +158,15 @@ check_locked (struct mempool *pool, char *msg, size_t msglen)
                          "says %" PRIu64, bytes, st->bytes_in_use);
   if (st->high_water < st->bytes_in_use)
     return inconsistent (msg, msglen, "high water below bytes in use");
-  if (empty != pool->empty_chunks || empty > pool->spare_chunks)
+  if (empty != pool->empty_chunks ||
+      (empty > pool->spare_chunks && !pool_in_band (pool)))
     return inconsistent (msg, msglen, "%" PRIu64 " empty chunks, counter "
-                         "says %u, spares allowed %u",
-                         empty, pool->empty_chunks, pool->spare_chunks);
+                         "says %u, spares allowed %u, %u in use, peak %u",
+                         empty, pool->empty_chunks, pool->spare_chunks,
+                         pool_busy_chunks (pool), pool->busy_peak);
+  if (pool_busy_chunks (pool) > pool->busy_peak)
+    return inconsistent (msg, msglen, "%u chunks in use, above the peak %u",
+                         pool_busy_chunks (pool), pool->busy_peak);
   if (st->registrations - st->deregistrations != nchunks + ndirect)
     return inconsistent (msg, msglen, "%" PRIu64 " registrations and %"
                          PRIu64 " deregistrations for %" PRIu64 " regions",
@@ -177,8 +184,9 @@ mempool_check (struct mempool *pool, char *msg, size_t msglen)
 {
   int ret;
 
-  pthread_mutex_lock (&pool->lock);
+  pool_lock_acquire (&pool->lock);
+  pool_flush_deferred (pool);
   ret = check_locked (pool, msg, msglen);
-  pthread_mutex_unlock (&pool->lock);
+  pool_lock_release (&pool->lock);
   return ret;
 }

@@ -10,7 +10,7 @@
  *
  * Thread safety: every function may be called from any thread; one pool may be
  * used by several threads at once (a segment may be allocated in one thread and
- * freed in another).  The pool serialises its own state with a mutex.
+ * freed in another).  The pool serialises its own state with a lock.
  */
 #ifndef MEMPOOL_H
 #define MEMPOOL_H
@@ -38,12 +38,21 @@ struct mempool_config {
   unsigned unit_order;    /* log2 of the unit size;  0 means 12 (4 KiB) */
   unsigned spare_chunks;  /* empty chunks kept registered; see MEMPOOL_SPARES_DEFAULT */
   int keep_no_spares;     /* if non-zero, spare_chunks = 0 really means zero */
+  int release_eagerly;    /* if non-zero, no hysteresis: an empty chunk
+                             beyond the spares is given back at once */
   struct mempool_hooks hooks;
 };
 
 #define MEMPOOL_CHUNK_ORDER_DEFAULT 22
 #define MEMPOOL_UNIT_ORDER_DEFAULT 12
 #define MEMPOOL_SPARES_DEFAULT 2
+/* Hysteresis: empty chunks beyond the spares are kept while the chunks in
+ * use number at least 1/MEMPOOL_SHRINK_RATIO of their peak; when use falls
+ * below that, every empty chunk beyond the spares is given back (tail
+ * first) and the peak restarts from the current use.  A working set that
+ * swings within that band registers nothing; one that really shrinks (a
+ * burst is over) gives its memory back.  See docs/mempool.md. */
+#define MEMPOOL_SHRINK_RATIO 4
 
 /* One allocation: where it is, how many bytes may be used (the request rounded
  * up to a power of two of at least one unit), and the registration handle of
@@ -95,6 +104,16 @@ int mempool_free (struct mempool *pool, void *addr);
  * one chunk or direct allocation of this pool. */
 int mempool_find (struct mempool *pool, const void *addr, size_t len,
                   void **handle);
+
+/* Let fn replace the registration handle of every region (chunk or direct
+ * allocation) the pool holds, for example after the transport's protection
+ * domain changed: deregister the old handle, register again, store the new
+ * one (NULL is allowed).  Runs under the pool's lock: fn must not call the
+ * pool.  Returns 0, or the first non-zero result of fn (the walk stops). */
+int mempool_rehandle (struct mempool *pool,
+                      int (*fn) (void *arg, void *base, size_t len,
+                                 void **handle),
+                      void *arg);
 
 void mempool_get_stats (struct mempool *pool, struct mempool_stats *st);
 

@@ -8,13 +8,18 @@
 
 #define REGMAP_MIN_CAPACITY 16
 
-/* Fibonacci hashing: slots of neighbouring chunks are consecutive integers,
- * which this spreads over the table. */
+/* The slot itself, modulo the capacity.  Chunks are mmapped, and the kernel
+ * places mappings next to each other, so the slots of a pool are mostly a
+ * few runs of consecutive integers: taken modulo a power of two at least
+ * twice their number they rarely collide, and a lookup ends at its first
+ * probe, which the branch predictor learns.  (Fibonacci hashing spread
+ * them at random: about one lookup in four probed twice, and the branch
+ * mispredicted ~0.45 times per lookup under cachegrind's model, with 16
+ * chunks.) */
 static size_t
 slot_hash (const struct regmap *m, uintptr_t slot)
 {
-  return (size_t) ((uint64_t) slot * UINT64_C (0x9E3779B97F4A7C15) >> 17)
-    & (m->capacity - 1);
+  return (size_t) slot & (m->capacity - 1);
 }
 
 void

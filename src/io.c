@@ -61,7 +61,7 @@ io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
   if (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME) {
     /* WRITE SAME sends one block, repeated by the target. */
     size_t bytes = (op == IO_WRITESAME ? 1 : nblocks) * l->block_size;
-    int e = iobuf_alloc (bytes, &r->buf);
+    int e = iobuf_alloc (l->session->alloc, bytes, &r->buf);
     if (e < 0) {
       free (r);
       *err = -e;
@@ -78,8 +78,8 @@ io_req_free (struct io_req *r)
 {
   if (r == NULL)
     return;
-  iobuf_free (&r->buf);
-  iobuf_free (&r->edge);
+  iobuf_free (r->lun->session->alloc, &r->buf);
+  iobuf_free (r->lun->session->alloc, &r->edge);
   free (r);
 }
 
@@ -284,7 +284,7 @@ rmw_begin (struct io_req *r)
 
   if (!head && !tail)
     return false;
-  e = iobuf_alloc (2 * bs, &r->edge);
+  e = iobuf_alloc (r->lun->session->alloc, 2 * bs, &r->edge);
   if (e < 0) {
     r->err = -e;
     return false;

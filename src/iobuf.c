@@ -7,27 +7,31 @@
 
 #include "iobuf.h"
 
-static struct iobuf_allocator allocator;
+static struct iobuf_allocator default_allocator;
 
 void
-iobuf_set_allocator (const struct iobuf_allocator *a)
+iobuf_set_default (const struct iobuf_allocator *a)
 {
-  allocator = *a;
+  default_allocator = *a;
 }
 
 int
-iobuf_alloc (size_t len, struct iobuf *buf)
+iobuf_alloc (const struct iobuf_allocator *a, size_t len, struct iobuf *buf)
 {
-  if (allocator.alloc == NULL)
+  if (a == NULL)
+    a = &default_allocator;
+  if (a->alloc == NULL)
     return -ENOSYS;
-  return allocator.alloc (allocator.ctx, len, buf);
+  return a->alloc (a->ctx, len, buf);
 }
 
 void
-iobuf_free (struct iobuf *buf)
+iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf)
 {
-  if (buf->addr && allocator.free)
-    allocator.free (allocator.ctx, buf);
+  if (a == NULL)
+    a = &default_allocator;
+  if (buf->addr && a->free)
+    a->free (a->ctx, buf);
   buf->addr = NULL;
   buf->len = 0;
   buf->handle = NULL;
@@ -36,6 +40,6 @@ iobuf_free (struct iobuf *buf)
 void
 iobuf_stats (FILE *fp)
 {
-  if (allocator.stats)
-    allocator.stats (allocator.ctx, fp);
+  if (default_allocator.stats)
+    default_allocator.stats (default_allocator.ctx, fp);
 }

@@ -1,10 +1,9 @@
 /* The allocator hook: every data buffer of the I/O engine comes from here.
  *
- * The engine does not call mempool directly; it calls iobuf_alloc/iobuf_free,
- * which go through whichever allocator is installed.  The default allocator is
- * the buddy chunk pool (iobuf_mempool.c), with no registration: Debian's
- * libiscsi copies iSER data through buffers of its own.  A libiscsi with an
- * allocator hook (contrib/libiscsi) lets the pool register its chunks.
+ * The engine does not call mempool directly; it asks an allocator, which is
+ * the session's own when its transport registers memory (an iSER session
+ * with libiscsi's allocator hook, see rdma_pool.c), or else the default:
+ * the buddy chunk pool with no registration (iobuf_mempool.c).
  */
 #ifndef ISERFS_IOBUF_H
 #define ISERFS_IOBUF_H
@@ -26,9 +25,13 @@ struct iobuf_allocator {
   void *ctx;
 };
 
-void iobuf_set_allocator (const struct iobuf_allocator *a);
-int iobuf_alloc (size_t len, struct iobuf *buf);
-void iobuf_free (struct iobuf *buf);
+/* The default allocator, used when `a` is NULL below. */
+void iobuf_set_default (const struct iobuf_allocator *a);
+
+int iobuf_alloc (const struct iobuf_allocator *a, size_t len,
+                 struct iobuf *buf);
+void iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf);
+/* The default allocator's counters. */
 void iobuf_stats (FILE *fp);
 
 /* Install the default allocator: a mempool with no registration (TCP).

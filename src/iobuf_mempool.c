@@ -64,7 +64,7 @@ iobuf_use_mempool (void)
   if (pool == NULL)
     return -errno;
   a.ctx = pool;
-  iobuf_set_allocator (&a);
+  iobuf_set_default (&a);
   return 0;
 }
 
@@ -73,7 +73,7 @@ iobuf_shutdown (void)
 {
   struct iobuf_allocator none = { 0 };
 
-  iobuf_set_allocator (&none);
+  iobuf_set_default (&none);
   if (pool)
     mempool_destroy (pool);
   pool = NULL;

@@ -19,6 +19,7 @@
 #include "io.h"
 #include "log.h"
 #include "portal.h"
+#include "rdma_pool.h"
 #include "sense.h"
 #include "session.h"
 #include "stats.h"
@@ -161,6 +162,18 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   }
   if (configure_context (s->iscsi, cfg, err, errlen) < 0)
     goto fail;
+  /* With libiscsi's allocator hook, this session's buffers come from a pool
+   * registered on the connection: READ/WRITE data goes to the wire from
+   * the engine's buffers, and no I/O registers memory. */
+  if (s->iser && rdma_pool_supported ()) {
+    s->rdma = rdma_pool_attach (s->iscsi);
+    if (s->rdma == NULL) {
+      snprintf (err, errlen, "cannot install the RDMA allocator: %s",
+                strerror (errno));
+      goto fail;
+    }
+    s->alloc = rdma_pool_allocator (s->rdma);
+  }
 
   if (!cfg->iser && portal_probe (cfg->portal, cfg->timeout, err, errlen) < 0)
     goto fail;
@@ -210,6 +223,7 @@ session_close (struct session *s)
       iscsi_logout_sync (s->iscsi);
     iscsi_destroy_context (s->iscsi);
   }
+  rdma_pool_free (s->rdma);     /* after libiscsi gave every buffer back */
   if (s->wake_fd >= 0)
     close (s->wake_fd);
   pthread_mutex_destroy (&s->lock);
@@ -220,6 +234,12 @@ session_close (struct session *s)
 }
 
 /* ---- the session thread ---- */
+
+#ifdef HAVE_LIBISCSI_1_20
+#define LIBISCSI_1_19 0
+#else
+#define LIBISCSI_1_19 1
+#endif
 
 void
 session_submit (struct session *s, struct io_req *r)
@@ -332,9 +352,11 @@ session_loop (void *arg)
       break;
     }
     revents = pfd[1].fd >= 0 ? pfd[1].revents : 0;
-    /* TCP wants a call without events now and then (timeouts, reconnect);
-     * the iSER transport only understands POLLIN on its completion fd. */
-    if (revents || (!s->iser && (n == 0 || throttle)))
+    /* A call without events now and then checks timeouts and retries a
+     * reconnect; over iSER, libiscsi 1.20 reads its connection events
+     * (a disconnect) only then.  1.19's iSER transport understands nothing
+     * but POLLIN on its completion fd. */
+    if (revents || ((n == 0 || throttle) && !(s->iser && LIBISCSI_1_19)))
       if (iscsi_service (s->iscsi, revents) < 0)
         log_debug ("iscsi_service: %s", iscsi_get_error (s->iscsi));
     if (revents & (POLLERR | POLLHUP | POLLNVAL))

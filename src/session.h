@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "iobuf.h"
 #include "lun.h"
 
 struct io_req;
@@ -37,6 +38,8 @@ struct session {
   unsigned timeout;
   unsigned queue_depth;
   uint32_t max_xfer_bytes;      /* transport's cap on one command's data */
+  struct rdma_pool *rdma;       /* the pool on the wire (iSER with the hook) */
+  const struct iobuf_allocator *alloc;  /* I/O buffers; NULL: the default */
 
   struct lun *luns;
   unsigned nr_luns;

@@ -57,5 +57,11 @@ stats_print (FILE *fp)
            (uint64_t) atomic_load (&stats.inflight_max));
   fprintf (fp, "reconnects=%" PRIu64 "\n",
            (uint64_t) atomic_load (&stats.reconnects));
+  fprintf (fp, "transport_registrations=%" PRIu64 "\n",
+           (uint64_t) atomic_load (&stats.transport_registrations));
+  fprintf (fp, "zero_copy_bytes=%" PRIu64 "\n",
+           (uint64_t) atomic_load (&stats.zero_copy_bytes));
+  fprintf (fp, "bounce_bytes=%" PRIu64 "\n",
+           (uint64_t) atomic_load (&stats.bounce_bytes));
   iobuf_stats (fp);
 }

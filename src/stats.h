@@ -19,6 +19,10 @@ struct stats {
   atomic_uint_fast64_t inflight;
   atomic_uint_fast64_t inflight_max;
   atomic_uint_fast64_t reconnects;
+  /* iSER with the allocator hook (rdma_pool.c). */
+  atomic_uint_fast64_t transport_registrations;
+  atomic_uint_fast64_t zero_copy_bytes;
+  atomic_uint_fast64_t bounce_bytes;
 };
 
 extern struct stats stats;

@@ -74,15 +74,17 @@ reset_hooks (void)
 }
 
 /* A pool of 2^units_order units of 4 KiB (0: default geometry), recording
- * its registrations in `hooks`, with warnings off. */
+ * its registrations in `hooks`, with warnings off; eager: no hysteresis. */
 static struct mempool *
-new_pool (unsigned units_order, unsigned spares, int keep_no_spares)
+new_pool_policy (unsigned units_order, unsigned spares, int keep_no_spares,
+                 int eager)
 {
   struct mempool_config cfg = {
     .chunk_order = units_order ? 12 + units_order : 0,
     .unit_order = 12,
     .spare_chunks = spares,
     .keep_no_spares = keep_no_spares,
+    .release_eagerly = eager,
     .hooks = { log_reg, log_dereg, &hooks },
   };
   struct mempool *pool;
@@ -92,6 +94,12 @@ new_pool (unsigned units_order, unsigned spares, int keep_no_spares)
   ck_assert_ptr_nonnull (pool);
   mempool_set_warnings (pool, NULL);
   return pool;
+}
+
+static struct mempool *
+new_pool (unsigned units_order, unsigned spares, int keep_no_spares)
+{
+  return new_pool_policy (units_order, spares, keep_no_spares, 0);
 }
 
 static void
@@ -409,7 +417,61 @@ START_TEST (test_find)
 }
 END_TEST
 
-/* Empty chunks beyond the spares are deregistered and unmapped. */
+/* Re-registration (a new protection domain): every region, chunks and
+ * direct allocations alike, gets the handle the callback gives it, and a
+ * callback's error stops the walk. */
+struct rehandle_log {
+  unsigned calls, stop_after;
+  size_t bytes;
+};
+
+static int
+swap_handle (void *arg, void *base, size_t len, void **handle)
+{
+  struct rehandle_log *log = arg;
+
+  (void) base;
+  if (log->stop_after && log->calls == log->stop_after)
+    return -EIO;
+  log->calls++;
+  log->bytes += len;
+  *handle = (void *) (uintptr_t) (0x1000 + log->calls);
+  return 0;
+}
+
+START_TEST (test_rehandle)
+{
+  struct mempool *pool = new_pool (3, 0, 0);
+  struct mempool_seg a, b, big;
+  struct rehandle_log log = { 0 };
+  void *h1 = NULL, *h2 = NULL, *h3 = NULL;
+
+  ck_assert_int_eq (mempool_alloc (pool, 32 * KiB, &a), 0);     /* chunk 0 */
+  ck_assert_int_eq (mempool_alloc (pool, 32 * KiB, &b), 0);     /* chunk 1 */
+  ck_assert_int_eq (mempool_alloc (pool, 40 * KiB, &big), 0);   /* direct */
+  ck_assert_int_eq (mempool_rehandle (pool, swap_handle, &log), 0);
+  ck_assert_uint_eq (log.calls, 3);
+  ck_assert_uint_eq (log.bytes, 2 * 32 * KiB + big.len);
+  ck_assert_int_eq (mempool_find (pool, a.addr, a.len, &h1), 0);
+  ck_assert_int_eq (mempool_find (pool, b.addr, b.len, &h2), 0);
+  ck_assert_int_eq (mempool_find (pool, big.addr, big.len, &h3), 0);
+  ck_assert_ptr_ne (h1, h2);
+  ck_assert (h1 != a.handle && (uintptr_t) h1 > 0x1000 && (uintptr_t) h1 <= 0x1003);
+  ck_assert (h3 != big.handle && (uintptr_t) h3 > 0x1000 && (uintptr_t) h3 <= 0x1003);
+  /* An error ends the walk and is returned. */
+  log = (struct rehandle_log) { .stop_after = 1 };
+  ck_assert_int_eq (mempool_rehandle (pool, swap_handle, &log), -EIO);
+  ck_assert_uint_eq (log.calls, 1);
+  /* The pool deregisters the handles it now holds. */
+  ck_assert_int_eq (mempool_free (pool, big.addr), 0);
+  ck_assert_ptr_eq (hooks.last_dereg, h3);
+  assert_consistent (pool);
+  mempool_destroy (pool);
+}
+END_TEST
+
+/* With release_eagerly, an empty chunk beyond the spares is deregistered
+ * and unmapped at once. */
 START_TEST (test_spares)
 {
   struct mempool *pool;
@@ -421,7 +483,7 @@ START_TEST (test_spares)
     unsigned spares = mode == 0 ? 1 : 0;
     unsigned want = mode == 0 ? 1 : mode == 1 ? 0 : MEMPOOL_SPARES_DEFAULT;
 
-    pool = new_pool (3, spares, mode == 1);
+    pool = new_pool_policy (3, spares, mode == 1, 1);
     for (int i = 0; i < 5; i++)
       p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
     ck_assert_uint_eq (mempool_nr_chunks (pool), 5);
@@ -437,6 +499,182 @@ START_TEST (test_spares)
     for (unsigned i = 0; i < want; i++)
       p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
     ck_assert_uint_eq (hooks.regs, 5);
+    mempool_destroy (pool);
+  }
+}
+END_TEST
+
+/* By default empty chunks beyond the spares are kept while the chunks in
+ * use stay within 1/MEMPOOL_SHRINK_RATIO of their peak, so a swinging
+ * working set registers nothing; below that, all of them go, tail first. */
+START_TEST (test_spares_hysteresis)
+{
+  enum { PEAK = 8 };
+  const unsigned low = (PEAK + MEMPOOL_SHRINK_RATIO - 1) / MEMPOOL_SHRINK_RATIO;
+  struct mempool *pool = new_pool (3, 0, 1);    /* no spares: only the band */
+  struct mempool_stats st;
+  void *p[PEAK];
+
+  ck_assert_uint_ge (low, 1);
+  for (unsigned i = 0; i < PEAK; i++)           /* one chunk each */
+    p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
+  /* Down to the bottom of the band: every empty chunk is kept... */
+  for (unsigned i = PEAK; i-- > low; ) {
+    free_ok (pool, p[i]);
+    ck_assert_uint_eq (mempool_nr_chunks (pool), PEAK);
+  }
+  ck_assert_uint_eq (hooks.deregs, 0);
+  /* ...and serves the swing back up without registering. */
+  for (unsigned i = low; i < PEAK; i++) {
+    p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
+    ck_assert_uint_eq (offset_in (pool, p[i], i), 0);
+  }
+  ck_assert_uint_eq (hooks.regs, PEAK);
+  /* Below the band: every empty chunk beyond the spares (none) goes, from
+   * the tail; the chunks still in use stay where they were. */
+  for (unsigned i = PEAK; i-- > low; )
+    free_ok (pool, p[i]);
+  ck_assert_uint_eq (hooks.deregs, 0);
+  free_ok (pool, p[low - 1]);
+  ck_assert_uint_eq (mempool_nr_chunks (pool), low - 1);
+  ck_assert_uint_eq (hooks.deregs, PEAK - (low - 1));
+  for (unsigned i = 0; i + 1 < low; i++)
+    ck_assert_uint_eq (offset_in (pool, p[i], i), 0);
+  /* The peak restarted from what was in use: freeing the rest returns
+   * every chunk. */
+  for (unsigned i = 0; i + 1 < low; i++)
+    free_ok (pool, p[i]);
+  mempool_get_stats (pool, &st);
+  ck_assert_uint_eq (st.chunks, 0);
+  ck_assert_uint_eq (st.deregistrations, PEAK);
+  mempool_destroy (pool);
+
+  /* With spares, the shrink keeps them: the head ones, nearest to where
+   * allocation starts. */
+  pool = new_pool (3, 2, 0);
+  for (unsigned i = 0; i < PEAK; i++)
+    p[i] = alloc_ok (pool, 32 * KiB, 32 * KiB);
+  for (unsigned i = 0; i < PEAK; i++)
+    free_ok (pool, p[i]);
+  ck_assert_uint_eq (mempool_nr_chunks (pool), 2);
+  ck_assert_uint_eq (hooks.deregs, PEAK - 2);
+  ck_assert_ptr_eq (alloc_ok (pool, 32 * KiB, 32 * KiB), p[0]);
+  ck_assert_uint_eq (hooks.regs, PEAK);
+  mempool_destroy (pool);
+}
+END_TEST
+
+/* Without the consistency check (which applies a deferred free first). */
+static void *
+raw_alloc (struct mempool *pool, size_t size)
+{
+  struct mempool_seg seg;
+
+  ck_assert_int_eq (mempool_alloc (pool, size, &seg), 0);
+  return seg.addr;
+}
+
+static void
+raw_free (struct mempool *pool, void *addr)
+{
+  ck_assert_int_eq (mempool_free (pool, addr), 0);
+}
+
+/* Frees' tree updates are deferred so that allocations of the same size
+ * can take the segments back without touching the tree; nothing of that
+ * may be visible: placement stays leftmost fit, misuse is refused, and
+ * the trees read as if every free had been applied at once. */
+START_TEST (test_deferred_free)
+{
+  struct mempool *pool = new_pool (3, 0, 0);     /* 8 units of 4 KiB */
+  struct mempool_stats st;
+  void *u[8], *p, *q;
+
+  for (int i = 0; i < 8; i++)
+    u[i] = raw_alloc (pool, 4 * KiB);
+  for (int i = 0; i < 8; i++)
+    ck_assert_uint_eq (offset_in (pool, u[i], 0), (size_t) i * 4 * KiB);
+
+  /* Freed then asked for again: the same unit. */
+  raw_free (pool, u[5]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[5]);
+  assert_consistent (pool);
+
+  /* Two deferred: the leftmost comes back first, whatever the order of
+   * the frees. */
+  raw_free (pool, u[6]);
+  raw_free (pool, u[1]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[1]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[6]);
+  assert_consistent (pool);
+
+  /* A fit in the tree left of the deferred segment wins: u[1] is applied
+   * (introspection applies deferred frees), u[6] deferred. */
+  raw_free (pool, u[1]);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x9), 1);
+  raw_free (pool, u[6]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[1]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[6]);
+  assert_consistent (pool);
+
+  /* The tree reads as if the free were applied: leaf 0xb (unit 3) is free,
+   * and its parent 0x5 offers one unit. */
+  raw_free (pool, u[3]);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0xb), 1);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x5), 1);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[3]);
+
+  /* A double free of a deferred segment is refused, and the segment is
+   * still free afterwards. */
+  raw_free (pool, u[3]);
+  ck_assert_int_eq (mempool_free (pool, u[3]), -EINVAL);
+  mempool_get_stats (pool, &st);
+  ck_assert_uint_eq (st.bad_frees, 1);
+  ck_assert_uint_eq (st.bytes_in_use, 7 * 4 * KiB);
+  assert_consistent (pool);
+  u[3] = raw_alloc (pool, 4 * KiB);
+  ck_assert_uint_eq (offset_in (pool, u[3], 0), 3 * 4 * KiB);
+
+  /* Another size does not take the deferred unit: u[2] is applied, and 8
+   * KiB (two aligned units) does not fit in chunk 0 and opens chunk 1. */
+  raw_free (pool, u[2]);
+  p = raw_alloc (pool, 8 * KiB);
+  ck_assert_uint_eq (offset_in (pool, p, 1), 0);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0xa), 1);
+  u[2] = raw_alloc (pool, 4 * KiB);
+  ck_assert_uint_eq (offset_in (pool, u[2], 0), 2 * 4 * KiB);
+
+  /* Deferred in chunk 1, while chunk 0 has a hole in its tree: the hole
+   * comes first.  And both deferred: chunk 0's first. */
+  q = raw_alloc (pool, 4 * KiB);                /* chunk 1, unit 2 */
+  ck_assert_uint_eq (offset_in (pool, q, 1), 2 * 4 * KiB);
+  raw_free (pool, u[4]);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0xc), 1);     /* applied */
+  raw_free (pool, q);                           /* deferred */
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[4]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), q);
+  raw_free (pool, q);
+  raw_free (pool, u[4]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), u[4]);
+  ck_assert_ptr_eq (raw_alloc (pool, 4 * KiB), q);
+  assert_consistent (pool);
+  mempool_destroy (pool);
+
+  /* More frees in a row than are deferred at once (16): freed from the
+   * highest unit down, they come back from the lowest up. */
+  {
+    enum { N = 32, FREED = 24 };
+    void *v[N];
+
+    pool = new_pool (5, 0, 0);                  /* 32 units */
+    for (int i = 0; i < N; i++)
+      v[i] = raw_alloc (pool, 4 * KiB);
+    for (int i = N; i-- > N - FREED; )
+      raw_free (pool, v[i]);
+    for (int i = N - FREED; i < N; i++)
+      ck_assert_uint_eq (offset_in (pool, raw_alloc (pool, 4 * KiB), 0),
+                         (size_t) i * 4 * KiB);
+    assert_consistent (pool);
     mempool_destroy (pool);
   }
 }
@@ -839,6 +1077,8 @@ struct ref_live {
 struct model {
   struct mempool *pool;
   unsigned chunk_order, unit_order, spares;
+  int eager;                    /* release_eagerly: no hysteresis */
+  unsigned peak;                /* most chunks in use since the last shrink */
   size_t units, words;
   struct ref_chunk **chunks;    /* in list order */
   size_t nchunks, chunks_cap;
@@ -1026,8 +1266,11 @@ model_alloc (struct model *m)
                   "alloc %zu: at %p, model says %p", size, seg.addr,
                   (void *) (c->base + ((size_t) unit << m->unit_order)));
     MODEL_ASSERT (m, seg.handle == c->handle, "wrong handle");
-    if (c->live_units == 0)
+    if (c->live_units == 0) {
       m->empty--;
+      if (m->nchunks - m->empty > m->peak)
+        m->peak = (unsigned) (m->nchunks - m->empty);
+    }
     ref_mark (c, (size_t) unit, n, 1);
     c->live_units += n;
     l->chunk = c;
@@ -1081,12 +1324,34 @@ model_free (struct model *m, unsigned i)
     ref_mark (l.chunk, unit, n, 0);
     l.chunk->live_units -= n;
     if (l.chunk->live_units == 0 && ++m->empty > m->spares) {
-      m->deregs++;
-      m->empty--;
-      MODEL_ASSERT (m, hooks.deregs == deregs_before + 1 &&
-                    hooks.last_dereg == l.chunk->handle,
-                    "empty chunk beyond the spares not deregistered");
-      model_remove_chunk (m, l.chunk);
+      if (m->eager) {
+        m->deregs++;
+        m->empty--;
+        MODEL_ASSERT (m, hooks.deregs == deregs_before + 1 &&
+                      hooks.last_dereg == l.chunk->handle,
+                      "empty chunk beyond the spares not deregistered");
+        model_remove_chunk (m, l.chunk);
+      }
+      else if ((uint64_t) (m->nchunks - m->empty) * MEMPOOL_SHRINK_RATIO
+               < m->peak) {
+        /* Below the band: empty chunks go from the tail to the spares. */
+        unsigned gone = 0;
+        void *last = NULL;
+
+        for (size_t j = m->nchunks; j-- > 0 && m->empty > m->spares; )
+          if (m->chunks[j]->live_units == 0) {
+            last = m->chunks[j]->handle;
+            model_remove_chunk (m, m->chunks[j]);
+            m->empty--;
+            m->deregs++;
+            gone++;
+          }
+        m->peak = (unsigned) (m->nchunks - m->empty);
+        MODEL_ASSERT (m, hooks.deregs == deregs_before + gone &&
+                      hooks.last_dereg == last,
+                      "shrink: %u deregistrations, model expects %u",
+                      hooks.deregs - deregs_before, gone);
+      }
     }
   }
   MODEL_ASSERT (m, hooks.deregs == m->deregs, "unexpected deregistration");
@@ -1098,16 +1363,18 @@ model_free (struct model *m, unsigned i)
  * would dominate the run). */
 static void
 model_run (uint64_t seed, unsigned chunk_order, unsigned spares,
-           int keep_no_spares, unsigned long ops, unsigned check_every)
+           int keep_no_spares, int eager, unsigned long ops,
+           unsigned check_every)
 {
   struct mempool_config cfg = {
     .chunk_order = chunk_order, .unit_order = 12, .spare_chunks = spares,
-    .keep_no_spares = keep_no_spares,
+    .keep_no_spares = keep_no_spares, .release_eagerly = eager,
     .hooks = { log_reg, log_dereg, &hooks },
   };
   struct model m = {
     .chunk_order = chunk_order, .unit_order = 12,
     .spares = spares || keep_no_spares ? spares : MEMPOOL_SPARES_DEFAULT,
+    .eager = eager,
     .units = (size_t) 1 << (chunk_order - 12),
     .seed = seed, .rng = seed,
   };
@@ -1162,12 +1429,16 @@ START_TEST (test_random_model)
 
   fprintf (stderr, "test_random_model: seed %" PRIu64 " (replay with "
            "MEMPOOL_SEED=%" PRIu64 "), %lu operations\n", seed, seed, ops);
-  /* A million operations in all: most on small chunks (8 and 64 units,
-   * checked fully after every step), the rest on the default 4 MiB chunk
-   * with sizes up to 8 MiB. */
-  model_run (seed, 15, 1, 0, ops * 3 / 10, 1);
-  model_run (seed + 1, 18, 0, 1, ops * 3 / 10, 1);
-  model_run (seed + 2, 22, 0, 0, ops - 2 * (ops * 3 / 10), 512);
+  /* A million operations in all: most on small chunks (8, 16 and 64
+   * units, checked fully often), the rest on the default 4 MiB chunk
+   * with sizes up to 8 MiB.  The first run gives chunks back eagerly, the
+   * others with the default hysteresis. */
+  model_run (seed, 15, 1, 0, 1, ops / 4, 1);
+  model_run (seed + 1, 18, 0, 1, 0, ops / 4, 1);
+  /* Checked every step, the runs above apply each deferred free before the
+   * next allocation; this one lets them reach it. */
+  model_run (seed + 3, 16, 1, 0, 0, ops / 4, 13);
+  model_run (seed + 2, 22, 0, 0, 0, ops - 3 * (ops / 4), 512);
 }
 END_TEST
 
@@ -1189,7 +1460,10 @@ mempool_suite (void)
   tcase_add_test (tc, test_chunk_list);
   tcase_add_test (tc, test_direct);
   tcase_add_test (tc, test_find);
+  tcase_add_test (tc, test_rehandle);
   tcase_add_test (tc, test_spares);
+  tcase_add_test (tc, test_spares_hysteresis);
+  tcase_add_test (tc, test_deferred_free);
   tcase_add_test (tc, test_misuse);
   tcase_add_test (tc, test_size_zero_and_overflow);
   tcase_add_test (tc, test_hook_failure);

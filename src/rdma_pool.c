@@ -1,0 +1,236 @@
+/* See rdma_pool.h.  libiscsi calls these hooks from inside its own calls on
+ * the session (connect, service, destroy); the engine allocates and frees
+ * I/O buffers from FUSE threads and the session thread.  mempool is thread
+ * safe; the protection domain pointer is only changed by libiscsi's calls,
+ * while no buffer of the old connection is in the transport's hands. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "rdma_pool.h"
+
+#ifdef HAVE_RDMA_ALLOCATOR
+
+#include <infiniband/verbs.h>
+#include <iscsi/iscsi.h>
+
+#include "log.h"
+#include "mempool.h"
+#include "stats.h"
+
+struct rdma_pool {
+  struct mempool *pool;
+  struct ibv_pd *pd;            /* the connection's, or NULL between them */
+  struct iobuf_allocator allocator;
+};
+
+enum {
+  ACCESS = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ
+    | IBV_ACCESS_REMOTE_WRITE,
+};
+
+/* Registration hook of the pool.  Without a PD the region stays
+ * unregistered (handle NULL) until pd_changed registers it. */
+static int
+reg (void *ctx, void *base, size_t len, void **handle)
+{
+  struct rdma_pool *rp = ctx;
+  struct ibv_mr *mr;
+
+  *handle = NULL;
+  if (rp->pd == NULL)
+    return 0;
+  /* Called through the function, not verbs.h's macro, which may pick a
+   * newer symbol version than IBVERBS_1.1. */
+  mr = (ibv_reg_mr) (rp->pd, base, len, ACCESS);
+  if (mr == NULL)
+    return errno ? -errno : -ENOMEM;
+  atomic_fetch_add (&stats.transport_registrations, 1);
+  *handle = mr;
+  return 0;
+}
+
+static void
+dereg (void *ctx, void *handle)
+{
+  (void) ctx;
+  if (handle && ibv_dereg_mr (handle) != 0)
+    log_error ("ibv_dereg_mr failed: %m");
+}
+
+/* For mempool_rehandle: drop the old registration, make a new one. */
+static int
+reregister (void *arg, void *base, size_t len, void **handle)
+{
+  struct rdma_pool *rp = arg;
+
+  dereg (rp, *handle);
+  *handle = NULL;
+  if (reg (rp, base, len, handle) < 0)
+    log_error ("cannot register %zu bytes of the pool: %m", len);
+  return 0;
+}
+
+/* libiscsi's hooks. */
+
+static void
+pd_changed (void *opaque, struct ibv_pd *pd)
+{
+  struct rdma_pool *rp = opaque;
+
+  rp->pd = pd;
+  mempool_rehandle (rp->pool, reregister, rp);
+}
+
+static void *
+hook_alloc (void *opaque, size_t len, struct ibv_mr **mr)
+{
+  struct rdma_pool *rp = opaque;
+  struct mempool_seg seg;
+
+  if (mempool_alloc (rp->pool, len, &seg) < 0)
+    return NULL;
+  if (seg.handle == NULL) {     /* not registered: libiscsi uses its own */
+    mempool_free (rp->pool, seg.addr);
+    return NULL;
+  }
+  *mr = seg.handle;
+  return seg.addr;
+}
+
+static void
+hook_free (void *opaque, void *buf)
+{
+  struct rdma_pool *rp = opaque;
+
+  mempool_free (rp->pool, buf);
+}
+
+/* A READ or WRITE whose buffer is ours goes to the wire from it directly. */
+static int
+hook_lookup (void *opaque, void *buf, size_t len, struct ibv_mr **mr)
+{
+  struct rdma_pool *rp = opaque;
+  void *handle;
+
+  if (mempool_find (rp->pool, buf, len, &handle) == 0 && handle) {
+    *mr = handle;
+    atomic_fetch_add (&stats.zero_copy_bytes, len);
+    return 1;
+  }
+  atomic_fetch_add (&stats.bounce_bytes, len);
+  return 0;
+}
+
+/* The engine's allocator for this session. */
+
+static int
+engine_alloc (void *ctx, size_t len, struct iobuf *buf)
+{
+  struct rdma_pool *rp = ctx;
+  struct mempool_seg seg;
+  int r = mempool_alloc (rp->pool, len, &seg);
+
+  if (r < 0)
+    return r;
+  buf->addr = seg.addr;
+  buf->len = seg.len;
+  buf->handle = seg.handle;
+  return 0;
+}
+
+static void
+engine_free (void *ctx, struct iobuf *buf)
+{
+  struct rdma_pool *rp = ctx;
+
+  if (mempool_free (rp->pool, buf->addr) < 0)
+    log_error ("internal error: buffer %p was not a live pool segment",
+               buf->addr);
+}
+
+int
+rdma_pool_supported (void)
+{
+  return 1;
+}
+
+struct rdma_pool *
+rdma_pool_attach (struct iscsi_context *iscsi)
+{
+  struct rdma_pool *rp = calloc (1, sizeof *rp);
+  struct mempool_config cfg = { 0 };
+  struct iscsi_rdma_allocator hook = {
+    .pd_changed = pd_changed, .alloc = hook_alloc, .free = hook_free,
+    .lookup = hook_lookup,
+  };
+
+  if (rp == NULL)
+    return NULL;
+  cfg.hooks.reg = reg;
+  cfg.hooks.dereg = dereg;
+  cfg.hooks.ctx = rp;
+  rp->pool = mempool_create (&cfg);
+  if (rp->pool == NULL) {
+    free (rp);
+    return NULL;
+  }
+  rp->allocator.alloc = engine_alloc;
+  rp->allocator.free = engine_free;
+  rp->allocator.ctx = rp;
+  hook.opaque = rp;
+  if (iscsi_set_rdma_allocator (iscsi, &hook) != 0) {
+    mempool_destroy (rp->pool);
+    free (rp);
+    errno = EINVAL;
+    return NULL;
+  }
+  return rp;
+}
+
+void
+rdma_pool_free (struct rdma_pool *rp)
+{
+  if (rp == NULL)
+    return;
+  mempool_destroy (rp->pool);
+  free (rp);
+}
+
+const struct iobuf_allocator *
+rdma_pool_allocator (struct rdma_pool *rp)
+{
+  return &rp->allocator;
+}
+
+#else /* !HAVE_RDMA_ALLOCATOR */
+
+int
+rdma_pool_supported (void)
+{
+  return 0;
+}
+
+struct rdma_pool *
+rdma_pool_attach (struct iscsi_context *iscsi)
+{
+  (void) iscsi;
+  errno = ENOTSUP;
+  return NULL;
+}
+
+void
+rdma_pool_free (struct rdma_pool *rp)
+{
+  (void) rp;
+}
+
+const struct iobuf_allocator *
+rdma_pool_allocator (struct rdma_pool *rp)
+{
+  (void) rp;
+  return NULL;
+}
+
+#endif
