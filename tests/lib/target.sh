@@ -146,7 +146,7 @@ cleanup() {
             echo "=== tail of tgtd.log" >&2; tail -n 20 "$TARGET_DIR/tgtd.log" >&2
         fi
         # Never rm -rf through a mount point that failed to go away.
-        if findmnt -rn -o TARGET | grep -qF "$TARGET_DIR"; then
+        if grep -qF "$TARGET_DIR" <<< "$(findmnt -rn -o TARGET)"; then
             echo "cleanup: something is still mounted under $TARGET_DIR; leaving it" >&2
         else
             rm -rf "$TARGET_DIR"
@@ -176,7 +176,9 @@ pick_port() {
 # listens on (a killed tgtd leaves its socket file behind, so the file
 # alone proves nothing; a live one holding it makes our tgtd fail, and
 # target_start retries).
-ctl_is_free() { ! ss -xlH 2>/dev/null | grep -qE "/tgtd/socket\.$1( |$)"; }
+# (grep reads a here-string: with pipefail, grep -q leaving a pipe early
+# would make the writer's SIGPIPE the pipeline's status.)
+ctl_is_free() { ! grep -qE "/tgtd/socket\.$1( |$)" <<< "$(ss -xlH 2>/dev/null)"; }
 pick_ctl_port() {
     local p i
     for i in $(seq 1 100); do
