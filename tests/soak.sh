@@ -41,6 +41,7 @@ fio_job() {  # fio_job LUN: one fio with SOAK_JOBS jobs on disjoint regions
         --direct=1 --ioengine=libaio --iodepth=8 \
         --verify=crc32c --verify_backlog=256 --verify_fatal=1 --do_verify=1 \
         --time_based --runtime="$SOAK_SECONDS" --group_reporting \
+        --verify_state_save=0 \
         --minimal --output="$TARGET_DIR/fio$1.out" 2>"$TARGET_DIR/fio$1.err"
 }
 echo "soak: ${SOAK_SECONDS}s, $SOAK_JOBS jobs x 2 LUNs of ${LUN_MB} MiB, restart at $((SOAK_SECONDS / 2))s"
