@@ -70,7 +70,7 @@ work=$(mktemp -d /tmp/iserfs-bench.XXXXXX)
 lunfile=$(mktemp /dev/shm/iserfs-bench.XXXXXX)
 declare -a PIDS=() MOUNTS=()
 cleanup () {
-  local m p
+  local rc=$? m p
   set +e
   for m in "${MOUNTS[@]}"; do
     mountpoint -q "$m" 2>/dev/null && timeout 10 fusermount3 -u -z "$m"
@@ -86,6 +86,7 @@ cleanup () {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -f "$lunfile"
   rm -rf "$work"
+  exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -34,7 +34,7 @@ struct run {
   struct iscsi_context *iscsi;
   int lun;
   bool write, random;
-  uint32_t bytes, block_size;
+  unsigned bytes, block_size;
   uint64_t nr_blocks, next_lba;
   uint64_t deadline_ns;
   unsigned in_flight;
@@ -206,11 +206,23 @@ connect_lun (struct run *r, const char *url_text)
 }
 
 static int
+parse_uint (const char *s, unsigned *v)
+{
+  char *end;
+  unsigned long n;
+
+  errno = 0;
+  n = strtoul (s, &end, 0);
+  if (errno || end == s || *end || n > UINT32_MAX)
+    return -1;
+  *v = n;
+  return 0;
+}
+
+static int
 parse_args (struct run *r, int argc, char *argv[], unsigned *depth,
             unsigned *seconds)
 {
-  char *end;
-
   if (argc != 7) {
     fprintf (stderr, "usage: rawio URL read|write BYTES DEPTH seq|rand SECONDS\n");
     return -1;
@@ -222,11 +234,9 @@ parse_args (struct run *r, int argc, char *argv[], unsigned *depth,
     fprintf (stderr, "rawio: expected read|write and seq|rand\n");
     return -1;
   }
-  errno = 0;
-  r->bytes = strtoul (argv[3], &end, 0);
-  *depth = strtoul (argv[4], &end, 0);
-  *seconds = strtoul (argv[6], &end, 0);
-  if (errno || r->bytes == 0 || *depth == 0 || *depth > 1024 || *seconds == 0) {
+  if (parse_uint (argv[3], &r->bytes) < 0 || parse_uint (argv[4], depth) < 0
+      || parse_uint (argv[6], seconds) < 0
+      || r->bytes == 0 || *depth == 0 || *depth > 1024 || *seconds == 0) {
     fprintf (stderr, "rawio: BYTES, DEPTH (1-1024) and SECONDS must be positive numbers\n");
     return -1;
   }
