@@ -11,8 +11,9 @@
 #
 # Environment knobs: BUILDDIR (an existing configured build to use; else one
 # is made under the work dir), OUT (default docs/bench), REPS (3), SECS (3,
-# seconds per fio/rawio run), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7795/13295),
-# NO_INSTALL=1 (never apt-get), PROFILE=0 (skip the perf profile).
+# seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
+# CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
+# (skip the perf profile).
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,7 @@ OUT=${OUT:-$srcdir/docs/bench}
 REPS=${REPS:-3}
 SECS=${SECS:-3}
 LUN_MB=${LUN_MB:-1024}
+DD_MB=${DD_MB:-512}
 CTL_PORT=${CTL_PORT:-7795}
 ISCSI_PORT=${ISCSI_PORT:-13295}
 PROFILE=${PROFILE:-1}
@@ -30,7 +32,8 @@ die () { echo "bench: $*" >&2; exit 1; }
 say () { echo "bench: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (tgtd, FUSE mounts, drop_caches)"
-case "$REPS$SECS$LUN_MB" in *[!0-9]*) die "REPS, SECS and LUN_MB must be numbers" ;; esac
+case "$REPS$SECS$LUN_MB$DD_MB" in *[!0-9]*) die "REPS, SECS, LUN_MB and DD_MB must be numbers" ;; esac
+[ "$DD_MB" -le "$LUN_MB" ] || die "DD_MB must not exceed LUN_MB"
 
 # ---- requirements: install what is missing, remember what is not there ----
 # cmd:package pairs; a peer whose package cannot be installed becomes an
@@ -120,6 +123,8 @@ done
 
 # ---- machine state: other clients halve every number on 2 cores ----
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# The busiest processes over their lifetime, to explain a noisy run.
+busy_before=$(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')
 strays=$( { pgrep -a -x iscsi-perf; pgrep -a qemu-storage-d; pgrep -a -x fio; } || true)
 [ -z "$strays" ] || say "WARNING: other clients are running, numbers will be low:
 $strays"
@@ -297,10 +302,10 @@ run_one () {
         ddread)
           sync; echo 3 >/proc/sys/vm/drop_caches
           measure "$sys" "$wl" "$rep" parse_dd \
-            timeout 120 dd if="$f" of=/dev/null bs=1M count="$LUN_MB" ;;
+            timeout 120 dd if="$f" of=/dev/null bs=1M count="$DD_MB" ;;
         ddwrite)
           measure "$sys" "$wl" "$rep" parse_dd \
-            timeout 120 dd if=/dev/zero of="$f" bs=1M count="$LUN_MB" conv=notrunc,fsync ;;
+            timeout 120 dd if=/dev/zero of="$f" bs=1M count="$DD_MB" conv=notrunc,fsync ;;
         seqread4m4) ;;
         *)
           # shellcheck disable=SC2086
@@ -321,7 +326,7 @@ done
 elapsed=$(( $(date +%s) - start ))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-getfattr --only-values -n user.iserfs.stats "$work/iserfs" >"$work/iserfs-stats.txt" 2>&1 || true
+getfattr --absolute-names --only-values -n user.iserfs.stats "$work/iserfs" >"$work/iserfs-stats.txt" 2>&1 || true
 timeout 300 "$MEMPOOL_BENCH" >"$work/mempool-bench.txt" 2>&1 || echo "mempool_bench failed" >>"$work/mempool-bench.txt"
 
 # ---- where iserfs spends its time: context switches and a profile ----
@@ -368,8 +373,10 @@ mkdir -p "$OUT"
 for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt"
 {
   echo "machine: $(nproc) cores, $(uname -r), load average before $load_before, after $load_after"
-  echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm (tgtd, 512-byte blocks)"
+  echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks)"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null)"
+  echo "busiest processes at the start (lifetime %CPU): $busy_before"
+  echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
   [ -z "$strays" ] || echo "other clients were running at the start: $(echo "$strays" | tr '\n' ';')"
 } >"$work/meta.txt"
 python3 "$srcdir/bench/report.py" "$runs" "$work/na.txt" "$work/meta.txt" \
