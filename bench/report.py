@@ -178,8 +178,8 @@ def plot_data(runs, na, path):
     rows = [
         ("seq-read-1M×16", "seqread", "MBps", m("rawio", "seqread", "MBps")),
         ("seq-write-1M×16", "seqwrite", "MBps", m("rawio", "seqwrite", "MBps")),
-        ("dd-read", "ddread", "MBps", max(best) if best else None),
-        ("dd-write-fsync", "ddwrite", "MBps", m("rawio", "seqwrite", "MBps")),
+        ("dd-read (vs best raw read)", "ddread", "MBps", max(best) if best else None),
+        ("dd-write+fsync (vs raw seq write)", "ddwrite", "MBps", m("rawio", "seqwrite", "MBps")),
         ("4k-randread×32", "randread32", "IOPS", m("rawio", "randread32", "IOPS")),
         ("4k-randwrite×32", "randwrite32", "IOPS", m("rawio", "randwrite32", "IOPS")),
         ("4k-randread×1", "randread1", "lat", m("rawio", "randread1", "lat")),
