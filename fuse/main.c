@@ -186,15 +186,35 @@ check_mountpoint (const char *mnt)
   return 0;
 }
 
-static int
-serve (struct fuse_args *args, struct fuse_cmdline_opts *cmd, struct fs *fs)
+/* fsname shows in mount(8) and df(1): the URL says what is mounted.  A comma
+ * would end the option, so it is escaped as libfuse's parser expects. */
+static void
+add_names (struct fuse_args *args, const struct options *o)
 {
-  struct fuse_session *se;
+  char *opt = malloc (strlen (o->url) * 2 + 16), *p;
+
+  if (!o->has_subtype)
+    fuse_opt_add_arg (args, "-osubtype=iserfs");
+  if (o->has_fsname || opt == NULL) {
+    free (opt);
+    return;
+  }
+  p = opt + sprintf (opt, "-ofsname=");
+  for (const char *u = o->url; *u; u++) {
+    if (*u == ',' || *u == '\\')
+      *p++ = '\\';
+    *p++ = *u;
+  }
+  *p = '\0';
+  fuse_opt_add_arg (args, opt);
+  free (opt);
+}
+
+static int
+serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
+{
   int rc = 1;
 
-  se = fuse_session_new (args, &fs_ops, sizeof fs_ops, fs);
-  if (se == NULL)
-    return 1;                   /* libfuse said why */
   if (fuse_set_signal_handlers (se) != 0)
     goto out_destroy;
   if (fuse_session_mount (se, cmd->mountpoint) != 0)
@@ -226,7 +246,6 @@ serve (struct fuse_args *args, struct fuse_cmdline_opts *cmd, struct fs *fs)
  out_signals:
   fuse_remove_signal_handlers (se);
  out_destroy:
-  fuse_session_destroy (se);
   return rc;
 }
 
@@ -236,7 +255,8 @@ print_version (void)
   printf ("iserfs %s\n", PACKAGE_VERSION);
   printf ("libfuse %s, FUSE %d.%d\n", fuse_pkgversion (), FUSE_MAJOR_VERSION,
           FUSE_MINOR_VERSION);
-  printf ("libiscsi: stock iSER transport (pool not on the wire)\n");
+  printf ("libiscsi %s: stock iSER transport (pool not on the wire)\n",
+          LIBISCSI_VERSION);
 }
 
 int
@@ -246,6 +266,7 @@ main (int argc, char *argv[])
   struct fuse_cmdline_opts cmd = { 0 };
   struct options o;
   struct fs fs = { 0 };
+  struct fuse_session *se = NULL;
   int rc = 1;
 
   if (options_parse (&args, &o) < 0)
@@ -264,6 +285,7 @@ main (int argc, char *argv[])
     log_error ("no URL given (try --help)");
     goto out;
   }
+  options_take_env (&o);
   if (options_parse_url (&o) < 0)
     goto out;
   if (o.initiator_name == NULL && (o.initiator_name = default_initiator_name ()) == NULL)
@@ -281,11 +303,16 @@ main (int argc, char *argv[])
   }
   if (o.allow_other)
     fuse_opt_add_arg (&args, "-odefault_permissions");
+  add_names (&args, &o);
+  /* Creating the FUSE session checks the FUSE options, so a typo is
+   * reported before anything connects; nothing is mounted yet. */
+  se = fuse_session_new (&args, &fs_ops, sizeof fs_ops, &fs);
+  if (se == NULL)
+    goto out;                   /* libfuse said why */
   /* From here on the work happens in the process that will serve the
    * mount; connections are made there, after the fork. */
   if (!cmd.foreground)
     daemon_fork ();
-  fuse_opt_add_arg (&args, "-ofsname=iserfs");
   if (iobuf_use_mempool () < 0) {
     log_error ("cannot create the buffer pool: %m");
     goto out;
@@ -300,9 +327,11 @@ main (int argc, char *argv[])
     log_error ("out of memory");
     goto out;
   }
-  rc = serve (&args, &cmd, &fs);
+  rc = serve (se, &cmd, &fs);
 
  out:
+  if (se)
+    fuse_session_destroy (se);
   fs_free_tree (&fs);
   close_sessions (&fs);
   iobuf_shutdown ();

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "fs.h"
 #include "io.h"
@@ -22,6 +23,7 @@
 
 #define STATS_XATTR "user.iserfs.stats"
 #define ZERO_PIECE (1024 * 1024)
+#define ZERO_SAME_PIECE (256ull * 1024 * 1024)
 
 /* An open LUN file.  For a handle opened with O_TRUNC we remember what it
  * wrote; at flush/fsync the rest below its high-water mark is zeroed, which
@@ -29,6 +31,7 @@
  * ever touching the LUN beyond what they meant to write. */
 struct handle {
   struct lun *lun;
+  bool writable;
   bool trunc;
   bool dirty;                   /* wrote since the last SYNCHRONIZE CACHE */
   pthread_mutex_t lock;
@@ -66,13 +69,48 @@ fill_stat (struct fs *fs, fuse_ino_t ino, struct stat *st)
   }
   st->st_mode = S_IFREG | ((fs->ro || n->lun->read_only) ? 0444 : 0644);
   st->st_nlink = 1;
-  st->st_size = n->lun->size;
+  st->st_size = lun_size (n->lun);
   st->st_blksize = n->lun->block_size;
-  st->st_blocks = n->lun->size / 512;
+  st->st_blocks = lun_size (n->lun) / 512;
 }
 
-/* LUN geometry is fixed, but a resize should be seen within a second. */
+/* A resize on the target should be seen within a second or two. */
 #define ATTR_TIMEOUT 1.0
+
+static void
+capacity_refreshed (struct io_req *r)
+{
+  (void) r;                     /* the session thread already updated it */
+}
+
+/* Ask the target for the capacity again, at most once a second, without
+ * making stat(2) wait for the network: the answer updates the LUN and the
+ * next stat sees it. */
+static void
+refresh_capacity (struct lun *l)
+{
+  time_t now = time (NULL);
+  time_t last = __atomic_load_n (&l->capacity_checked, __ATOMIC_RELAXED);
+  struct io_req *r;
+  int err;
+
+  if (now - last < 1
+      || !__atomic_compare_exchange_n (&l->capacity_checked, &last, now, false,
+                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;
+  r = io_req_new (l, IO_CAPACITY, 0, 0, &err);
+  if (r == NULL)
+    return;
+  r->done = capacity_refreshed;
+  io_submit (r);
+}
+
+/* A LUN the target deleted disappears from the directory. */
+static bool
+visible (const struct node *n)
+{
+  return n->lun == NULL || !lun_gone (n->lun);
+}
 
 static void
 fs_init (void *userdata, struct fuse_conn_info *conn)
@@ -99,7 +137,8 @@ fs_lookup (fuse_req_t req, fuse_ino_t parent, const char *name)
   struct fuse_entry_param e;
 
   for (unsigned i = 1; i < fs->nr_nodes; i++) {
-    if (fs->nodes[i].parent == parent && strcmp (fs->nodes[i].name, name) == 0) {
+    if (fs->nodes[i].parent == parent && strcmp (fs->nodes[i].name, name) == 0
+        && visible (&fs->nodes[i])) {
       memset (&e, 0, sizeof e);
       e.ino = i + 1;
       e.attr_timeout = ATTR_TIMEOUT;
@@ -118,11 +157,15 @@ fs_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   struct fs *fs = get_fs (req);
   struct stat st;
 
+  struct node *n = get_node (fs, ino);
+
   (void) fi;
-  if (get_node (fs, ino) == NULL) {
+  if (n == NULL) {
     fuse_reply_err (req, ENOENT);
     return;
   }
+  if (n->lun)
+    refresh_capacity (n->lun);
   fill_stat (fs, ino, &st);
   fuse_reply_attr (req, &st, ATTR_TIMEOUT);
 }
@@ -155,7 +198,7 @@ fs_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     /* A LUN's size never changes: growing is impossible, shrinking is a
      * no-op, except that it raises an O_TRUNC handle's high-water mark
      * (cp ends a file with a hole by ftruncate). */
-    if ((uint64_t) attr->st_size > n->lun->size) {
+    if ((uint64_t) attr->st_size > lun_size (n->lun)) {
       fuse_reply_err (req, EFBIG);
       return;
     }
@@ -202,7 +245,8 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
       name = ".", st.st_ino = ino;
     else if (i == 1)
       name = "..", st.st_ino = dir->parent;
-    else if (i - 1 < fs->nr_nodes && fs->nodes[i - 1].parent == ino && i - 1 > 0)
+    else if (i - 1 < fs->nr_nodes && fs->nodes[i - 1].parent == ino && i - 1 > 0
+             && visible (&fs->nodes[i - 1]))
       name = fs->nodes[i - 1].name, st.st_ino = i;
     else
       continue;
@@ -241,6 +285,7 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   h->lun = n->lun;
+  h->writable = writing;
   h->trunc = writing && (fi->flags & O_TRUNC);
   pthread_mutex_init (&h->lock, NULL);
   fi->fh = (uintptr_t) h;
@@ -266,14 +311,16 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   struct io_req *r;
   int err;
 
+  uint64_t end = lun_size (h->lun);
+
   (void) ino;
   /* As on a block device: a read across the end gets what exists. */
-  if (off < 0 || (uint64_t) off >= h->lun->size || size == 0) {
+  if (off < 0 || (uint64_t) off >= end || size == 0) {
     fuse_reply_buf (req, NULL, 0);
     return;
   }
-  if (size > h->lun->size - off)
-    size = h->lun->size - off;
+  if (size > end - off)
+    size = end - off;
   r = io_req_new (h->lun, IO_READ, off, size, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
@@ -316,6 +363,7 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
           off_t off, struct fuse_file_info *fi)
 {
   struct handle *h = (struct handle *) (uintptr_t) fi->fh;
+  uint64_t end = lun_size (h->lun);
   struct io_req *r;
   int err;
 
@@ -326,7 +374,7 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   }
   /* As on a block device: nothing is written beyond the end; a write across
    * it is short, one at or past it fails. */
-  if (off < 0 || (uint64_t) off >= h->lun->size) {
+  if (off < 0 || (uint64_t) off >= end) {
     fuse_reply_err (req, ENOSPC);
     return;
   }
@@ -334,8 +382,8 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     fuse_reply_write (req, 0);
     return;
   }
-  if (size > h->lun->size - off)
-    size = h->lun->size - off;
+  if (size > end - off)
+    size = end - off;
   r = io_req_new (h->lun, IO_WRITE, off, size, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
@@ -355,16 +403,15 @@ struct zero_batch {
   int err;
 };
 
-/* Zero [start, end) of a LUN with writes of at most ZERO_PIECE bytes. */
+/* Zero [start, end) with plain writes of at most ZERO_PIECE bytes (these
+ * also handle partial blocks, by read-modify-write). */
 static int
-zero_range (void *opaque, uint64_t start, uint64_t end)
+zero_by_writes (struct lun *l, uint64_t start, uint64_t end)
 {
-  struct zero_batch *z = opaque;
-
   while (start < end) {
     size_t n = end - start < ZERO_PIECE ? end - start : ZERO_PIECE;
     int err;
-    struct io_req *r = io_req_new (z->lun, IO_WRITE, start, n, &err);
+    struct io_req *r = io_req_new (l, IO_WRITE, start, n, &err);
 
     if (r == NULL)
       return err;
@@ -375,6 +422,48 @@ zero_range (void *opaque, uint64_t start, uint64_t end)
     start += n;
   }
   return 0;
+}
+
+/* Whole blocks by WRITE SAME: one block on the wire instead of all of them.
+ * A target where it fails is remembered and gets plain writes. */
+static int
+zero_by_write_same (struct lun *l, uint64_t start, uint64_t end)
+{
+  while (start < end) {
+    uint64_t n = end - start < ZERO_SAME_PIECE ? end - start : ZERO_SAME_PIECE;
+    int err;
+    struct io_req *r = io_req_new (l, IO_WRITESAME, start, n, &err);
+
+    if (r == NULL)
+      return err;
+    err = io_run_sync (r);
+    if (err) {
+      /* Plain writes are the reference: if they fail too, that is real. */
+      if (__atomic_exchange_n (&l->write_same, false, __ATOMIC_RELAXED))
+        log_info ("lun%d: WRITE SAME failed (%s); zeroing with writes",
+                  l->lun, strerror (err));
+      return zero_by_writes (l, start, end);
+    }
+    start += n;
+  }
+  return 0;
+}
+
+static int
+zero_range (void *opaque, uint64_t start, uint64_t end)
+{
+  struct zero_batch *z = opaque;
+  struct lun *l = z->lun;
+  uint64_t bs = l->block_size;
+  uint64_t first = (start + bs - 1) / bs * bs, last = end / bs * bs;
+  int err;
+
+  if (!__atomic_load_n (&l->write_same, __ATOMIC_RELAXED) || first >= last)
+    return zero_by_writes (l, start, end);
+  if ((err = zero_by_writes (l, start, first)) != 0
+      || (err = zero_by_writes (l, last, end)) != 0)
+    return err;
+  return zero_by_write_same (l, first, last);
 }
 
 static int
@@ -460,7 +549,9 @@ fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
 
   (void) ino;
   (void) datasync;
-  fuse_reply_err (req, settle (h, (fi->flags & O_ACCMODE) != O_RDONLY));
+  /* fsync on a descriptor open for writing always reaches the target's
+   * cache, even if this descriptor wrote nothing: another may have. */
+  fuse_reply_err (req, settle (h, h->writable));
 }
 
 static void
@@ -504,6 +595,7 @@ fs_fallocate (fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
   struct handle *h = (struct handle *) (uintptr_t) fi->fh;
   struct lun *l = h->lun;
   struct zero_batch z = { .lun = l };
+  uint64_t end = lun_size (l);
   int err = 0;
 
   (void) ino;
@@ -515,16 +607,16 @@ fs_fallocate (fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
     fuse_reply_err (req, EINVAL);
     return;
   }
-  if ((uint64_t) off >= l->size) {
+  if ((uint64_t) off >= end) {
     fuse_reply_err (req, (mode & FALLOC_FL_KEEP_SIZE) ? 0 : EFBIG);
     return;
   }
-  if ((uint64_t) len > l->size - off) {
+  if ((uint64_t) len > end - off) {
     if (!(mode & FALLOC_FL_KEEP_SIZE)) {
       fuse_reply_err (req, EFBIG);
       return;
     }
-    len = l->size - off;
+    len = end - off;
   }
   switch (mode & ~FALLOC_FL_KEEP_SIZE) {
   case 0:                               /* every block already exists */
@@ -553,7 +645,7 @@ fs_statfs (fuse_req_t req, fuse_ino_t ino)
   (void) ino;
   for (unsigned i = 0; i < fs->nr_nodes; i++)
     if (fs->nodes[i].lun)
-      bytes += fs->nodes[i].lun->size;
+      bytes += lun_size (fs->nodes[i].lun);
   memset (&sv, 0, sizeof sv);
   sv.f_bsize = 4096;
   sv.f_frsize = 512;

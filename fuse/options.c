@@ -15,6 +15,7 @@
 #include <iscsi/iscsi.h>
 
 #include "log.h"
+#include "portal.h"
 #include "options.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_LIST, KEY_RO, KEY_ALLOW_OTHER, KEY_RW };
@@ -24,10 +25,10 @@ enum { KEY_HELP, KEY_VERSION, KEY_LIST, KEY_RO, KEY_ALLOW_OTHER, KEY_RW };
 static const struct fuse_opt option_spec[] = {
   OPT ("initiator_name=%s", initiator_name),
   OPT ("credentials=%s", credentials),
-  OPT ("queue_depth=%u", queue_depth),
-  OPT ("timeout=%u", timeout),
+  OPT ("queue_depth=%s", queue_depth_s),
+  OPT ("timeout=%s", timeout_s),
   OPT ("header_digest=%s", header_digest),
-  OPT ("max_xfer=%u", max_xfer),
+  OPT ("max_xfer=%s", max_xfer_s),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -79,6 +80,10 @@ option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
       o->mountpoint = strdup (arg);
     return 1;                   /* also kept for fuse_parse_cmdline */
   case FUSE_OPT_KEY_OPT:
+    if (strncmp (arg, "fsname=", 7) == 0)
+      o->has_fsname = true;
+    if (strncmp (arg, "subtype=", 8) == 0)
+      o->has_subtype = true;
     return mount_only_option (arg) ? 0 : 1;
   case KEY_HELP:
     o->help = true;
@@ -103,6 +108,27 @@ option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
   }
 }
 
+/* A number option: all digits, within [min, max]; else one clear line. */
+static int
+parse_number (const char *name, const char *s, unsigned min, unsigned max,
+              const char *unit, unsigned *out)
+{
+  char *end;
+  unsigned long v;
+
+  if (s == NULL)
+    return 0;                   /* not given: keep the default */
+  errno = 0;
+  v = strtoul (s, &end, 10);
+  if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno || v < min || v > max) {
+    log_error ("%s=%s: expected a whole number from %u to %u%s", name, s,
+               min, max, unit);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 int
 options_parse (struct fuse_args *args, struct options *o)
 {
@@ -112,23 +138,17 @@ options_parse (struct fuse_args *args, struct options *o)
   o->queue_depth = 64;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
     return -1;                  /* libfuse printed why */
-  if (o->queue_depth < 1 || o->queue_depth > 1024) {
-    log_error ("queue_depth=%u is out of range (1 to 1024)", o->queue_depth);
+  if (parse_number ("queue_depth", o->queue_depth_s, 1, 1024, "",
+                    &o->queue_depth) < 0
+      || parse_number ("timeout", o->timeout_s, 0, 86400, " seconds",
+                       &o->timeout) < 0
+      || parse_number ("max_xfer", o->max_xfer_s, 4096, 64u << 20, " bytes",
+                       &o->max_xfer) < 0)
     return -1;
-  }
-  if (o->timeout > 86400) {
-    log_error ("timeout=%u is out of range (0 to 86400 seconds)", o->timeout);
-    return -1;
-  }
   if (o->header_digest && strcmp (o->header_digest, "none") != 0
       && strcmp (o->header_digest, "crc32c") != 0) {
     log_error ("header_digest=%s: expected 'none' or 'crc32c'",
                o->header_digest);
-    return -1;
-  }
-  if (o->max_xfer && (o->max_xfer < 4096 || o->max_xfer > (64u << 20))) {
-    log_error ("max_xfer=%u is out of range (4096 to 67108864 bytes)",
-               o->max_xfer);
     return -1;
   }
   return 0;
@@ -184,6 +204,10 @@ options_parse_url (struct options *o)
   }
   if (url->portal[0] == '\0') {
     log_error ("invalid URL '%s': no host", u);
+    goto out;
+  }
+  if (portal_check (url->portal, why, sizeof why) < 0) {
+    log_error ("invalid URL '%s': %s", u, why);
     goto out;
   }
   snprintf (o->portal, sizeof o->portal, "%s", url->portal);
@@ -289,21 +313,24 @@ read_credentials_file (struct options *o)
   return 0;
 }
 
+void
+options_take_env (struct options *o)
+{
+  o->env_user = take_env_secret ("LIBISCSI_CHAP_USERNAME");
+  o->env_password = take_env_secret ("LIBISCSI_CHAP_PASSWORD");
+}
+
 int
 options_read_credentials (struct options *o)
 {
-  char *env_user = take_env_secret ("LIBISCSI_CHAP_USERNAME");
-  char *env_pass = take_env_secret ("LIBISCSI_CHAP_PASSWORD");
-
-  if (o->credentials) {
-    free (env_user);
-    free (env_pass);
+  if (o->credentials)
     return read_credentials_file (o);
+  if (o->env_user && o->user[0] == '\0')
+    snprintf (o->user, sizeof o->user, "%s", o->env_user);
+  if (o->env_password) {
+    o->password = o->env_password;
+    o->env_password = NULL;
   }
-  if (env_user && o->user[0] == '\0')
-    snprintf (o->user, sizeof o->user, "%s", env_user);
-  o->password = env_pass;
-  free (env_user);
   return 0;
 }
 
@@ -323,7 +350,12 @@ options_free (struct options *o)
   free (o->initiator_name);
   free (o->credentials);
   free (o->header_digest);
+  free (o->queue_depth_s);
+  free (o->timeout_s);
+  free (o->max_xfer_s);
   free_secret (o->password);
+  free_secret (o->env_password);
+  free (o->env_user);
   free (o->target_user);
   free_secret (o->target_password);
 }
@@ -371,7 +403,7 @@ options_usage (void)
 "  LIBISCSI_CHAP_USERNAME, LIBISCSI_CHAP_PASSWORD   CHAP credentials\n"
 "\n"
 "FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
-"  max_background=N, congestion_threshold=N, fsname=NAME, subtype=NAME, ...\n"
+"  fsname=NAME (default: the URL), subtype=NAME (default: iserfs), ...\n"
 "\n"
 "The mount root answers `getfattr -n user.iserfs.stats MOUNTPOINT`.\n"
 "See iserfs(8).\n");

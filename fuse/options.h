@@ -18,6 +18,7 @@ struct options {
   unsigned timeout;
   char *header_digest;
   unsigned max_xfer;            /* bytes per command, 0 = what the LUN allows */
+  char *queue_depth_s, *timeout_s, *max_xfer_s;   /* as typed */
 
   /* From the URL. */
   char portal[256];
@@ -29,6 +30,8 @@ struct options {
   /* From credentials= or the environment; never from argv. */
   char *password;
   char *target_user, *target_password;
+  char *env_user, *env_password;        /* taken from the environment */
+  bool has_fsname, has_subtype;         /* given by the user */
 };
 
 /* Parse argv into opts; what is left in args is for FUSE (mountpoint, -f,
@@ -38,6 +41,10 @@ int options_parse (struct fuse_args *args, struct options *opts);
 /* Parse and check opts->url with libiscsi's parser.  Returns 0 or -1 after
  * printing one line. */
 int options_parse_url (struct options *opts);
+
+/* Take LIBISCSI_CHAP_* out of the environment (and wipe them there) before
+ * libiscsi's URL parser can copy them into a URL. */
+void options_take_env (struct options *opts);
 
 /* Read credentials from credentials= or LIBISCSI_CHAP_*; 0 or -1. */
 int options_read_credentials (struct options *opts);

@@ -17,10 +17,17 @@
 #include "session.h"
 
 int
-discover_targets (const struct session_config *cfg, struct target_info **out,
-                  char *err, size_t errlen)
+discover_targets (const struct session_config *cfg_in,
+                  struct target_info **out, char *err, size_t errlen)
 {
-  struct session *s = session_open (cfg, err, errlen);
+  /* SendTargets runs over TCP even for iSER targets, as open-iscsi does:
+   * an iSER target listens for TCP discovery on the same portal, and
+   * libiscsi 1.19's iSER transport cannot receive a long text response. */
+  struct session_config tcp = *cfg_in, *cfg = &tcp;
+  struct session *s;
+
+  tcp.iser = false;
+  s = session_open (cfg, err, errlen);
   struct iscsi_discovery_address *da, *p;
   struct target_info *t = NULL;
   int n = 0;

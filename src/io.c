@@ -28,7 +28,10 @@ commands_needed (struct lun *l, enum io_op op, uint64_t nblocks)
     return div_round_up (nblocks, l->max_xfer_blocks) + 2;
   case IO_UNMAP:
     return div_round_up (nblocks, l->max_unmap_blocks);
+  case IO_WRITESAME:
+    return div_round_up (nblocks, l->max_ws_blocks);
   case IO_SYNC:
+  case IO_CAPACITY:
   default:
     return 1;
   }
@@ -55,13 +58,17 @@ io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
   r->nblocks = nblocks;
   r->head = off - lba * l->block_size;
   r->max_scmd = n;
-  if (op == IO_READ || op == IO_WRITE) {
-    int e = iobuf_alloc (nblocks * l->block_size, &r->buf);
+  if (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME) {
+    /* WRITE SAME sends one block, repeated by the target. */
+    size_t bytes = (op == IO_WRITESAME ? 1 : nblocks) * l->block_size;
+    int e = iobuf_alloc (bytes, &r->buf);
     if (e < 0) {
       free (r);
       *err = -e;
       return NULL;
     }
+    if (op == IO_WRITESAME)
+      memset (r->buf.addr, 0, bytes);
   }
   return r;
 }
@@ -226,7 +233,8 @@ new_command (struct io_req *r, enum cmd_kind kind, uint64_t lba,
   c->lba = lba;
   c->nblocks = nblocks;
   c->iov.iov_base = data;
-  c->iov.iov_len = (size_t) nblocks * r->lun->block_size;
+  c->iov.iov_len = (size_t) (kind == CMD_WRITESAME ? 1 : nblocks)
+    * r->lun->block_size;
   r->pending++;
   return c;
 }
@@ -244,8 +252,8 @@ issue_split (struct io_req *r, enum cmd_kind kind, uint32_t max)
   r->pending = 1;               /* held until every piece is issued */
   while (done < r->nblocks) {
     uint32_t n = r->nblocks - done < max ? r->nblocks - done : max;
-    void *data = r->buf.addr
-      ? (char *) r->buf.addr + done * r->lun->block_size : NULL;
+    void *data = r->buf.addr && kind != CMD_WRITESAME
+      ? (char *) r->buf.addr + done * r->lun->block_size : r->buf.addr;
 
     session_issue (s, new_command (r, kind, r->lba + done, n, data));
     done += n;
@@ -316,6 +324,10 @@ write_begin (struct io_req *r)
 {
   if (r->op == IO_UNMAP) {
     issue_split (r, CMD_UNMAP, r->lun->max_unmap_blocks);
+    return;
+  }
+  if (r->op == IO_WRITESAME) {
+    issue_split (r, CMD_WRITESAME, r->lun->max_ws_blocks);
     return;
   }
   if (!r->rmw_done && rmw_begin (r))
@@ -432,13 +444,16 @@ io_start (struct io_req *r)
     break;
   case IO_WRITE:
   case IO_UNMAP:
+  case IO_WRITESAME:
     if (lock_acquire (r))
       write_begin (r);
     break;
   case IO_SYNC:
+  case IO_CAPACITY:
     r->nr_scmd = 0;
     r->pending = 0;
-    session_issue (s, new_command (r, CMD_SYNC, 0, 0, NULL));
+    session_issue (s, new_command (r, r->op == IO_SYNC ? CMD_SYNC
+                                   : CMD_CAPACITY, 0, 0, NULL));
     break;
   }
 }

@@ -22,7 +22,11 @@
 #include "lun.h"
 #include "stats.h"
 
-enum io_op { IO_READ, IO_WRITE, IO_SYNC, IO_UNMAP };
+enum io_op {
+  IO_READ, IO_WRITE, IO_SYNC, IO_UNMAP,
+  IO_WRITESAME,                 /* zero whole blocks with WRITE SAME(16) */
+  IO_CAPACITY,                  /* refresh the LUN's capacity */
+};
 
 /* One SCSI command of a request. */
 struct scmd {

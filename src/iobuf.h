@@ -2,8 +2,9 @@
  *
  * The engine does not call mempool directly; it calls iobuf_alloc/iobuf_free,
  * which go through whichever allocator is installed.  The default allocator is
- * the buddy chunk pool (iobuf_mempool.c); a transport that must register its
- * buffers (iSER) supplies the registration hook of that pool.
+ * the buddy chunk pool (iobuf_mempool.c), with no registration: Debian's
+ * libiscsi copies iSER data through buffers of its own.  A libiscsi with an
+ * allocator hook (contrib/libiscsi) lets the pool register its chunks.
  */
 #ifndef ISERFS_IOBUF_H
 #define ISERFS_IOBUF_H

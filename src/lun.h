@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 struct session;
 struct lockrange;
@@ -13,9 +14,11 @@ struct lun {
   struct session *session;
   int lun;                      /* LUN number */
   uint32_t block_size;          /* logical block size in bytes */
-  uint64_t nr_blocks;
-  uint64_t size;                /* bytes: nr_blocks * block_size */
+  uint64_t nr_blocks;           /* session thread only after the mount */
+  uint64_t size;                /* bytes; read with lun_size(), may change */
   bool read_only;               /* write protected by the target */
+  bool gone;                    /* the target no longer has this LUN */
+  time_t capacity_checked;      /* last READ CAPACITY sent (FUSE side) */
   bool unmap;                   /* UNMAP supported (LBPU) and reads zero after */
   bool write_same;              /* WRITE SAME(16) worth trying */
   uint32_t max_xfer_blocks;     /* per READ/WRITE command */
@@ -27,5 +30,19 @@ struct lun {
   struct io_req *locked;        /* writes holding their block range */
   struct io_req *lock_waiters;  /* writes waiting for a range, FIFO */
 };
+
+/* A LUN's capacity can change under us (resize); FUSE threads read it while
+ * the session thread updates it. */
+static inline uint64_t
+lun_size (const struct lun *l)
+{
+  return __atomic_load_n (&l->size, __ATOMIC_RELAXED);
+}
+
+static inline bool
+lun_gone (const struct lun *l)
+{
+  return __atomic_load_n (&l->gone, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -38,6 +38,25 @@ split_portal (const char *portal, char *host, size_t hostlen, char *port,
   return 0;
 }
 
+int
+portal_check (const char *portal, char *err, size_t errlen)
+{
+  char host[256], port[32], *end;
+  unsigned long n;
+
+  if (split_portal (portal, host, sizeof host, port, sizeof port) < 0
+      || host[0] == '\0') {
+    snprintf (err, errlen, "invalid portal '%s'", portal);
+    return -1;
+  }
+  n = strtoul (port, &end, 10);
+  if (port[0] < '0' || port[0] > '9' || *end != '\0' || n == 0 || n > 65535) {
+    snprintf (err, errlen, "invalid port '%s' (expected 1 to 65535)", port);
+    return -1;
+  }
+  return 0;
+}
+
 static int
 connect_one (const struct addrinfo *ai, int timeout_ms)
 {

@@ -7,4 +7,7 @@
  * seconds.  Returns 0, or -1 with a one-line reason in err. */
 int portal_probe (const char *portal, unsigned timeout, char *err, size_t errlen);
 
+/* Check the form of "host[:port]" / "[v6][:port]": 0, or -1 and a reason. */
+int portal_check (const char *portal, char *err, size_t errlen);
+
 #endif

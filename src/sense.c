@@ -29,7 +29,7 @@ sense_errno (const struct scsi_sense *s)
     if (s->ascq == SCSI_SENSE_ASCQ_INVALID_OPERATION_CODE)
       return EOPNOTSUPP;
     if (s->ascq == SCSI_SENSE_ASCQ_LOGICAL_UNIT_NOT_SUPPORTED)
-      return ENXIO;
+      return EIO;                       /* the LUN was removed */
     return EINVAL;
   case SCSI_SENSE_NOT_READY:
   case SCSI_SENSE_UNIT_ATTENTION:
@@ -75,6 +75,19 @@ task_unsupported (int status, const struct scsi_task *task)
         || task->sense.ascq == SCSI_SENSE_ASCQ_INVALID_FIELD_IN_CDB);
 }
 
+/* libiscsi 1.19 has no words for some keys; SPC-4 table 27 does. */
+static const char *
+sense_key_name (int key)
+{
+  static const char *const names[] = {
+    "NO SENSE", "RECOVERED ERROR", "NOT READY", "MEDIUM ERROR",
+    "HARDWARE ERROR", "ILLEGAL REQUEST", "UNIT ATTENTION", "DATA PROTECT",
+    "BLANK CHECK", "VENDOR SPECIFIC", "COPY ABORTED", "ABORTED COMMAND",
+    "RESERVED", "VOLUME OVERFLOW", "MISCOMPARE", "COMPLETED",
+  };
+  return key >= 0 && key < 16 ? names[key] : "UNKNOWN";
+}
+
 void
 task_log_failure (const char *what, int status, const struct scsi_task *task)
 {
@@ -93,9 +106,12 @@ task_log_failure (const char *what, int status, const struct scsi_task *task)
     return;
 
   if (key >= 0)
+  {
+    const char *asc = scsi_sense_ascq_str (ascq);
     log_error ("%s failed: %s (sense key 0x%x), %s (ASC/ASCQ 0x%04x)", what,
-               scsi_sense_key_str (key), key, scsi_sense_ascq_str (ascq),
+               sense_key_name (key), key, asc ? asc : "no description",
                ascq);
+  }
   else
     log_error ("%s failed: SCSI status 0x%x (%s)", what, status,
                strerror (task_errno (status, task)));

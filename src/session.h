@@ -55,6 +55,7 @@ struct session {
   struct io_req *active;        /* submitted, not yet freed */
   time_t down_since;            /* when the session was lost; 0 while up */
   time_t last_scan;
+  unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */

@@ -11,6 +11,7 @@ struct stats stats;
 static const char *const kind_name[CMD_NR] = {
   [CMD_READ] = "read", [CMD_WRITE] = "write", [CMD_SYNC] = "sync",
   [CMD_UNMAP] = "unmap", [CMD_WRITESAME] = "writesame",
+  [CMD_CAPACITY] = "capacity",
 };
 
 void

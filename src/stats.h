@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum cmd_kind { CMD_READ, CMD_WRITE, CMD_SYNC, CMD_UNMAP, CMD_WRITESAME, CMD_NR };
+enum cmd_kind {
+  CMD_READ, CMD_WRITE, CMD_SYNC, CMD_UNMAP, CMD_WRITESAME, CMD_CAPACITY, CMD_NR
+};
 
 struct stats {
   atomic_uint_fast64_t sent[CMD_NR];
