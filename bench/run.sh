@@ -131,7 +131,7 @@ $strays"
 
 # ---- the target: our own tgtd, one LUN backed by a file in /dev/shm ----
 say "starting tgtd on 127.0.0.1:$ISCSI_PORT (control port $CTL_PORT)"
-tgtadm -C "$CTL_PORT" --op show --mode sys >/dev/null 2>&1 \
+timeout 10 tgtadm -C "$CTL_PORT" --op show --mode sys >/dev/null 2>&1 \
   && die "control port $CTL_PORT is taken; set CTL_PORT and ISCSI_PORT"
 # Random bytes, not a sparse file: tmpfs holes read back as the zero page,
 # which flatters every reader.
@@ -139,10 +139,10 @@ timeout 120 dd if=/dev/urandom of="$lunfile" bs=1M count="$LUN_MB" status=none
 tgtd -f -C "$CTL_PORT" --iscsi portal=127.0.0.1:"$ISCSI_PORT" \
   >"$work/tgtd.log" 2>&1 &
 PIDS+=($!); tgtd_pid=$!
-wait_for 100 tgtadm -C "$CTL_PORT" --op show --mode sys || die "tgtd did not start"
-tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
-tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lunfile"
-tgtadm -C "$CTL_PORT" --lld iscsi --op bind --mode target --tid 1 -I ALL
+wait_for 100 timeout 5 tgtadm -C "$CTL_PORT" --op show --mode sys || die "tgtd did not start"
+timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
+timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lunfile"
+timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op bind --mode target --tid 1 -I ALL
 
 # ---- the FUSE exports, all mounted at once and idle between runs ----
 declare -A FILE=() DAEMON=()
@@ -300,7 +300,7 @@ run_one () {
       [ -n "$f" ] || return 0
       case $wl in
         ddread)
-          sync; echo 3 >/proc/sys/vm/drop_caches
+          timeout 60 sync; echo 3 >/proc/sys/vm/drop_caches
           measure "$sys" "$wl" "$rep" parse_dd \
             timeout 120 dd if="$f" of=/dev/null bs=1M count="$DD_MB" ;;
         ddwrite)
@@ -326,7 +326,7 @@ done
 elapsed=$(( $(date +%s) - start ))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-getfattr --absolute-names --only-values -n user.iserfs.stats "$work/iserfs" >"$work/iserfs-stats.txt" 2>&1 || true
+timeout 10 getfattr --absolute-names --only-values -n user.iserfs.stats "$work/iserfs" >"$work/iserfs-stats.txt" 2>&1 || true
 timeout 300 "$MEMPOOL_BENCH" >"$work/mempool-bench.txt" 2>&1 || echo "mempool_bench failed" >>"$work/mempool-bench.txt"
 
 # ---- where iserfs spends its time: context switches and a profile ----
@@ -336,7 +336,7 @@ timeout 300 "$MEMPOOL_BENCH" >"$work/mempool-bench.txt" 2>&1 || echo "mempool_be
 if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
   for sys in "${FUSE_SYSTEMS[@]}"; do
     [ -n "${FILE[$sys]:-}" ] || continue
-    timeout -s INT $((SECS + 2)) perf stat -x, -e task-clock,context-switches,cpu-migrations \
+    timeout -k 5 -s INT $((SECS + 2)) perf stat -x, -e task-clock,context-switches,cpu-migrations \
       -p "${DAEMON[$sys]}" -o "$work/pstat.$sys" &
     pst=$!
     # shellcheck disable=SC2086
@@ -350,7 +350,7 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
       END { if (ops > 0) printf "%-8s daemon: %.1f context switches per I/O, %.1f us CPU per I/O, %d migrations\n", sys, cs / ops, cpu * 1000 / ops, mig }' \
       "$work/pstat.$sys" >>"$work/profile.txt" || true
   done
-  timeout -s INT $((SECS + 2)) perf record -q -F 2999 -g -p "${DAEMON[iserfs]}" \
+  timeout -k 5 -s INT $((SECS + 2)) perf record -q -F 2999 -g -p "${DAEMON[iserfs]}" \
     -o "$work/perf.data" >/dev/null 2>&1 &
   prec=$!
   # shellcheck disable=SC2086
@@ -379,7 +379,7 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
   [ -z "$strays" ] || echo "other clients were running at the start: $(echo "$strays" | tr '\n' ';')"
 } >"$work/meta.txt"
-python3 "$srcdir/bench/report.py" "$runs" "$work/na.txt" "$work/meta.txt" \
+timeout 60 python3 "$srcdir/bench/report.py" "$runs" "$work/na.txt" "$work/meta.txt" \
   "$work/iserfs-stats.txt" "$work/mempool-bench.txt" "$work/profile.txt" "$OUT"
 if command -v gnuplot >/dev/null 2>&1; then
   timeout 60 gnuplot -e "datafile='$OUT/results.dat'; outfile='$OUT/results.png'" \
