@@ -374,7 +374,7 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
 {
   echo "machine: $(nproc) cores, $(uname -r), load average before $load_before, after $load_after"
   echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks)"
-  echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null)"
+  echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
   [ -z "$strays" ] || echo "other clients were running at the start: $(echo "$strays" | tr '\n' ';')"
