@@ -1,0 +1,21 @@
+# bench/plot.gp: results.png from report.py's data; called by bench/run.sh as
+#   gnuplot -e "datafile='...'; outfile='...'" bench/plot.gp
+# Bars are relative to raw libiscsi measured in the same run (1.0 = raw),
+# so the plot shows ratios, the only numbers that carry between machines.
+set terminal pngcairo size 1100,520 font ",10" noenhanced
+set output outfile
+set title "FUSE exports relative to raw libiscsi, same tgtd LUN, same run (higher is better)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set datafile missing "?"
+set key top right
+set ylabel "x raw libiscsi (latency: raw / latency)"
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -20 scale 0
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "black"
+plot datafile using 2:xtic(1) title "iserfs" lc rgb "#1f77b4", \
+     '' using 3 title "qemu-storage-daemon" lc rgb "#ff7f0e", \
+     '' using 4 title "nbdfuse (nbdkit memory, no iSCSI)" lc rgb "#2ca02c"

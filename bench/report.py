@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""bench/report.py: turn bench/run.sh's runs.tsv into docs/bench/results.md,
+the gnuplot data for results.png, and the ratios against the issue's goals.
+
+Each cell is the median of the repetitions; min-max shows the spread, so a
+reader can tell a real gap from noise.
+
+usage: report.py RUNS NA META ISERFS_STATS MEMPOOL_BENCH PROFILE OUTDIR
+"""
+import statistics
+import sys
+
+SYSTEMS = [
+    ("rawio", "raw libiscsi (rawio)"),
+    ("iscsiperf", "raw libiscsi (iscsi-perf)"),
+    ("iserfs", "iserfs"),
+    ("qsd", "qemu-storage-daemon FUSE"),
+    ("nbdfuse", "nbdfuse + nbdkit memory (no iSCSI)"),
+]
+# workload, label, metric (column of runs.tsv), unit, scale
+WORKLOADS = [
+    ("seqread", "sequential read, 1 MiB, 16 in flight, O_DIRECT", "MBps", "MB/s", 1),
+    ("seqwrite", "sequential write, 1 MiB, 16 in flight, O_DIRECT", "MBps", "MB/s", 1),
+    ("ddread", "dd bs=1M buffered read, cold cache", "MBps", "MB/s", 1),
+    ("ddwrite", "dd bs=1M conv=notrunc,fsync write", "MBps", "MB/s", 1),
+    ("randread32", "4 KiB random read, 32 in flight", "IOPS", "k IOPS", 1e-3),
+    ("randwrite32", "4 KiB random write, 32 in flight", "IOPS", "k IOPS", 1e-3),
+    ("randread1", "4 KiB random read, 1 in flight: median latency", "lat", "µs", 1),
+    ("randread1", "4 KiB random read, 1 in flight: rate", "IOPS", "k IOPS", 1e-3),
+    ("seqread4m4", "sequential read, 4 MiB, 4 in flight, raw only", "MBps", "MB/s", 1),
+]
+COLS = {"MBps": 3, "IOPS": 4, "lat": 5, "GiB": 6, "cpu": 7}
+NOT_RUN = {  # why a cell is empty although its system ran
+    "iscsiperf": "— (reads only)",
+    "rawio": "— (no page cache)",
+}
+
+
+def load(path):
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            if len(p) < 8:
+                continue
+            runs.setdefault((p[0], p[1]), []).append(p)
+    return runs
+
+
+def med(runs, sys_, wl, metric):
+    rows = runs.get((sys_, wl))
+    if not rows:
+        return None
+    return statistics.median(float(r[COLS[metric]]) for r in rows)
+
+
+def spread(runs, sys_, wl, metric):
+    v = [float(r[COLS[metric]]) for r in runs[(sys_, wl)]]
+    return min(v), max(v)
+
+
+def cpu_per_gib(runs, sys_, wl):
+    rows = runs.get((sys_, wl))
+    if not rows:
+        return None
+    return statistics.median(
+        float(r[COLS["cpu"]]) / float(r[COLS["GiB"]]) for r in rows
+        if float(r[COLS["GiB"]]) > 0)
+
+
+def fmt(x, scale=1):
+    x *= scale
+    return "%.0f" % x if x >= 100 else "%.1f" % x if x >= 10 else "%.2f" % x
+
+
+def cell(runs, na, s, wl, metric, scale):
+    if s in na:
+        return na[s]
+    m = med(runs, s, wl, metric)
+    if m is None:
+        return NOT_RUN.get(s, "—")
+    lo, hi = spread(runs, s, wl, metric)
+    return "**%s** (%s–%s)" % (fmt(m, scale), fmt(lo, scale), fmt(hi, scale))
+
+
+def table(runs, na):
+    out = ["| workload | " + " | ".join(l for _, l in SYSTEMS) + " |",
+           "|---|" + "---|" * len(SYSTEMS)]
+    for wl, label, metric, unit, scale in WORKLOADS:
+        cells = [cell(runs, na, s, wl, metric, scale) for s, _ in SYSTEMS]
+        out.append("| %s (%s) | %s |" % (label, unit, " | ".join(cells)))
+    return out
+
+
+def cpu_table(runs, na):
+    out = ["| workload | " + " | ".join(l for _, l in SYSTEMS) + " |",
+           "|---|" + "---|" * len(SYSTEMS)]
+    seen = set()
+    for wl, label, _, _, _ in WORKLOADS:
+        if wl in seen:
+            continue
+        seen.add(wl)
+        cells = []
+        for s, _ in SYSTEMS:
+            c = None if s in na else cpu_per_gib(runs, s, wl)
+            cells.append("n/a" if s in na else "—" if c is None else "%.2f" % c)
+        out.append("| %s | %s |" % (label.split(":")[0], " | ".join(cells)))
+    return out
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def goals(runs, na):
+    """(text, met) for every goal of the issue; met is None when a peer is
+    missing."""
+    g = []
+
+    def m(s, wl, metric):
+        return None if s in na else med(runs, s, wl, metric)
+
+    def check(desc, r, want):
+        if r is None:
+            g.append(("%s: not measured" % desc, None))
+        else:
+            g.append(("%s: %.2fx (goal ≥ %.1fx)" % (desc, r, want), r >= want))
+
+    for wl, metric, what, vs_raw, vs_qsd in [
+            ("seqread", "MBps", "O_DIRECT seq read 1 MiB × 16", 0.9, 1.8),
+            ("seqwrite", "MBps", "O_DIRECT seq write 1 MiB × 16", 0.9, 1.8),
+            ("randread32", "IOPS", "4 KiB random read × 32", 0.9, 1.2),
+            ("randwrite32", "IOPS", "4 KiB random write × 32", 0.9, 1.2)]:
+        me = m("iserfs", wl, metric)
+        check(what + ", iserfs / raw", ratio(me, m("rawio", wl, metric)), vs_raw)
+        check(what + ", iserfs / qsd", ratio(me, m("qsd", wl, metric)), vs_qsd)
+    lat, raw = m("iserfs", "randread1", "lat"), m("rawio", "randread1", "lat")
+    if lat is None or raw is None:
+        g.append(("4 KiB random read × 1, median latency: not measured", None))
+    else:
+        g.append(("4 KiB random read × 1, median latency: iserfs %.1f µs, raw "
+                  "%.1f µs, raw + %.1f µs (goal ≤ raw + 20 µs)"
+                  % (lat, raw, lat - raw), lat - raw <= 20))
+    me = m("iserfs", "ddread", "MBps")
+    check("dd read, iserfs / qsd", ratio(me, m("qsd", "ddread", "MBps")), 1.0)
+    best = [x for x in (m(s, w, "MBps") for s in ("rawio", "iscsiperf")
+                        for w in ("seqread", "seqread4m4")) if x is not None]
+    check("dd read, iserfs / raw's best read (%s MB/s)"
+          % (fmt(max(best)) if best else "?"),
+          ratio(me, max(best) if best else None), 0.9)
+    check("dd write+fsync, iserfs / qsd",
+          ratio(m("iserfs", "ddwrite", "MBps"), m("qsd", "ddwrite", "MBps")), 1.5)
+    return g
+
+
+def cpu_lines(runs, na):
+    out = []
+    for wl in ("seqread", "seqwrite", "randread32", "randwrite32", "ddread", "ddwrite"):
+        me = cpu_per_gib(runs, "iserfs", wl)
+        parts = []
+        for s in ("rawio", "qsd", "nbdfuse"):
+            c = None if s in na else cpu_per_gib(runs, s, wl)
+            if me is not None and c:
+                parts.append("%.2fx %s" % (me / c, s))
+        if me is not None:
+            out.append("CPU per GiB, %s: iserfs %.2f s/GiB = %s"
+                       % (wl, me, ", ".join(parts) or "no peer"))
+    return out
+
+
+def plot_data(runs, na, path):
+    """Every FUSE column relative to raw libiscsi in the same run (1.0 =
+    raw); latency is inverted so that higher is better everywhere."""
+    def m(s, wl, metric):
+        return None if s in na else med(runs, s, wl, metric)
+    best = [x for x in (m(s, w, "MBps") for s in ("rawio", "iscsiperf")
+                        for w in ("seqread", "seqread4m4")) if x is not None]
+    rows = [
+        ("seq-read-1M×16", "seqread", "MBps", m("rawio", "seqread", "MBps")),
+        ("seq-write-1M×16", "seqwrite", "MBps", m("rawio", "seqwrite", "MBps")),
+        ("dd-read (vs best raw read)", "ddread", "MBps", max(best) if best else None),
+        ("dd-write+fsync (vs raw seq write)", "ddwrite", "MBps", m("rawio", "seqwrite", "MBps")),
+        ("4k-randread×32", "randread32", "IOPS", m("rawio", "randread32", "IOPS")),
+        ("4k-randwrite×32", "randwrite32", "IOPS", m("rawio", "randwrite32", "IOPS")),
+        ("4k-randread×1", "randread1", "lat", m("rawio", "randread1", "lat")),
+    ]
+    with open(path, "w") as f:
+        f.write("# workload iserfs qsd nbdfuse\n")
+        for label, wl, metric, raw in rows:
+            vals = []
+            for s in ("iserfs", "qsd", "nbdfuse"):
+                v = m(s, wl, metric)
+                if v is None or not raw:
+                    vals.append("?")
+                elif metric == "lat":
+                    vals.append("%.3f" % (raw / v))
+                else:
+                    vals.append("%.3f" % (v / raw))
+            f.write('"%s" %s\n' % (label, " ".join(vals)))
+
+
+def main():
+    runs_p, na_p, meta_p, stats_p, pool_p, prof_p, outdir = sys.argv[1:8]
+    runs = load(runs_p)
+    na = {}
+    with open(na_p) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("\t")
+            if k:
+                na[k] = v
+
+    def text(p):
+        with open(p) as f:
+            return f.read().rstrip()
+
+    g = goals(runs, na)
+    ratio_lines = ["%s %s" % ({True: "MET    ", False: "NOT MET", None: "n/a    "}[ok], t)
+                   for t, ok in g] + cpu_lines(runs, na)
+    md = ["# iserfs benchmark results", "",
+          "Produced by `bench/run.sh` (method: [README.md](README.md)). "
+          "Cells: median of the repetitions, (min–max) after it. "
+          "Only ratios within this one run mean anything.", "",
+          "```", text(meta_p), "```", "", "## Throughput and latency", ""]
+    md += table(runs, na)
+    md += ["", "![iserfs and the FUSE peers relative to raw libiscsi](results.png)",
+           "", "## CPU seconds per GiB moved",
+           "", "Client (fio/dd/rawio/iscsi-perf, user+sys) plus the export "
+           "daemon (all threads, user+sys); the target (tgtd, nbdkit) is not "
+           "counted. For 4 KiB workloads a GiB is 262144 I/Os.", ""]
+    md += cpu_table(runs, na)
+    md += ["", "## Against the goals of the issue", "", "```"] + ratio_lines + ["```"]
+    md += ["", "## iserfs `user.iserfs.stats` after the run", "", "```",
+           text(stats_p), "```", "", "## Pool micro-benchmark (tests/mempool_bench)",
+           "", "```", text(pool_p), "```"]
+    prof = text(prof_p)
+    if prof:
+        md += ["", "## Where the time goes (4 KiB random read, 32 in flight)",
+               "", "```", prof, "```"]
+    with open(outdir + "/results.md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    plot_data(runs, na, outdir + "/results.dat")
+    with open(outdir + "/ratios.txt", "w") as f:
+        f.write("\n".join(table(runs, na) + [""] + ratio_lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# bench/run.sh: iserfs against raw libiscsi and the other FUSE block exports,
+# side by side, in one run, on one memory-backed tgtd LUN.
+#
+#   sudo bench/run.sh            (from a clean checkout; see docs/bench/README.md)
+#
+# Only ratios measured in one run mean anything: absolute numbers move with
+# the machine.  So every column is measured here, against the same target,
+# with the repetitions interleaved (rep 1 of every system, then rep 2, ...)
+# so that a burst of load from elsewhere hurts every column alike.
+#
+# Environment knobs: BUILDDIR (an existing configured build to use; else one
+# is made under the work dir), OUT (default docs/bench), REPS (3), SECS (3,
+# seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
+# CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
+# (skip the perf profile).
+set -euo pipefail
+
+srcdir=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$srcdir/docs/bench}
+REPS=${REPS:-3}
+SECS=${SECS:-3}
+LUN_MB=${LUN_MB:-1024}
+DD_MB=${DD_MB:-512}
+CTL_PORT=${CTL_PORT:-7795}
+ISCSI_PORT=${ISCSI_PORT:-13295}
+PROFILE=${PROFILE:-1}
+IQN=iqn.2026-11.org.iserfs.bench:lun
+URL=iscsi://127.0.0.1:$ISCSI_PORT/$IQN
+
+die () { echo "bench: $*" >&2; exit 1; }
+say () { echo "bench: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (tgtd, FUSE mounts, drop_caches)"
+case "$REPS$SECS$LUN_MB$DD_MB" in *[!0-9]*) die "REPS, SECS, LUN_MB and DD_MB must be numbers" ;; esac
+[ "$DD_MB" -le "$LUN_MB" ] || die "DD_MB must not exceed LUN_MB"
+
+# ---- requirements: install what is missing, remember what is not there ----
+# cmd:package pairs; a peer whose package cannot be installed becomes an
+# "n/a (reason)" column, the rest still runs.
+declare -A NA=()
+need () {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  if [ "${NO_INSTALL:-0}" != 1 ]; then
+    say "installing $pkg (for $cmd)"
+    timeout 600 apt-get install -y -q --no-install-recommends "$pkg" \
+      >/dev/null 2>&1 || true
+  fi
+  command -v "$cmd" >/dev/null 2>&1
+}
+for p in tgtd:tgt tgtadm:tgt fio:fio python3:python3-minimal \
+         fusermount3:fuse3 getfattr:attr; do
+  need "${p%%:*}" "${p#*:}" || die "${p%%:*} is missing (Debian package ${p#*:})"
+done
+[ -x /usr/bin/time ] || need /usr/bin/time time || die "/usr/bin/time is missing (Debian package time)"
+need gnuplot gnuplot-nox || say "gnuplot missing: no plot"
+need iscsi-perf libiscsi-bin || NA[iscsiperf]="n/a (iscsi-perf not installed)"
+if ! need qemu-storage-daemon qemu-system-common; then
+  NA[qsd]="n/a (qemu-storage-daemon not installed)"
+elif ! ls /usr/lib/*/qemu/block-iscsi.so >/dev/null 2>&1 \
+     && ! { [ "${NO_INSTALL:-0}" != 1 ] && timeout 600 apt-get install -y -q \
+            --no-install-recommends qemu-block-extra >/dev/null 2>&1; }; then
+  NA[qsd]="n/a (qemu-block-extra, the iscsi driver, not installed)"
+fi
+need nbdkit nbdkit || NA[nbdfuse]="n/a (nbdkit not installed)"
+# Debian 12 ships nbdfuse inside libnbd-bin (there is no nbdfuse package).
+need nbdfuse libnbd-bin || NA[nbdfuse]="n/a (nbdfuse not in Debian's libnbd-bin)"
+need nbdcopy libnbd-bin || NA[nbdfuse]="n/a (nbdcopy not installed)"
+
+# ---- work area and cleanup ----
+work=$(mktemp -d /tmp/iserfs-bench.XXXXXX)
+lunfile=$(mktemp /dev/shm/iserfs-bench.XXXXXX)
+declare -a PIDS=() MOUNTS=()
+cleanup () {
+  local rc=$? m p
+  set +e
+  for m in "${MOUNTS[@]}"; do
+    mountpoint -q "$m" 2>/dev/null && timeout 10 fusermount3 -u -z "$m"
+  done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  # Bounded wait; whatever ignores SIGTERM (tgtd does) gets SIGKILL.
+  for _ in $(seq 50); do
+    local alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  rm -f "$lunfile"
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Poll CMD... until it succeeds, at most $1 tenths of a second.
+wait_for () {
+  local n=$1; shift
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# ---- build (or use $BUILDDIR) ----
+if [ -z "${BUILDDIR:-}" ]; then
+  BUILDDIR=$work/build
+  say "building iserfs in $BUILDDIR"
+  mkdir -p "$BUILDDIR"
+  ( cd "$srcdir" && { [ -x configure ] || timeout 300 ./autogen.sh; } ) \
+    >"$work/build.log" 2>&1 || die "autogen failed, see $work/build.log"
+  ( cd "$BUILDDIR" && timeout 300 "$srcdir/configure" -q \
+      && timeout 900 make -j"$(nproc)" \
+      && timeout 300 make -C tests rawio mempool_bench ) \
+    >>"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; die "build failed"; }
+fi
+ISERFS=$BUILDDIR/fuse/iserfs
+RAWIO=$BUILDDIR/tests/rawio
+MEMPOOL_BENCH=$BUILDDIR/tests/mempool_bench
+[ -x "$RAWIO" ] && [ -x "$MEMPOOL_BENCH" ] || make -C "$BUILDDIR/tests" rawio mempool_bench >/dev/null
+for f in "$ISERFS" "$RAWIO" "$MEMPOOL_BENCH"; do
+  [ -x "$f" ] || die "$f not built"
+done
+
+# ---- machine state: other clients halve every number on 2 cores ----
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# The busiest processes over their lifetime, to explain a noisy run.
+busy_before=$(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')
+strays=$( { pgrep -a -x iscsi-perf; pgrep -a qemu-storage-d; pgrep -a -x fio; } || true)
+[ -z "$strays" ] || say "WARNING: other clients are running, numbers will be low:
+$strays"
+
+# ---- the target: our own tgtd, one LUN backed by a file in /dev/shm ----
+say "starting tgtd on 127.0.0.1:$ISCSI_PORT (control port $CTL_PORT)"
+timeout 10 tgtadm -C "$CTL_PORT" --op show --mode sys >/dev/null 2>&1 \
+  && die "control port $CTL_PORT is taken; set CTL_PORT and ISCSI_PORT"
+# Random bytes, not a sparse file: tmpfs holes read back as the zero page,
+# which flatters every reader.
+timeout 120 dd if=/dev/urandom of="$lunfile" bs=1M count="$LUN_MB" status=none
+tgtd -f -C "$CTL_PORT" --iscsi portal=127.0.0.1:"$ISCSI_PORT" \
+  >"$work/tgtd.log" 2>&1 &
+PIDS+=($!); tgtd_pid=$!
+wait_for 100 timeout 5 tgtadm -C "$CTL_PORT" --op show --mode sys || die "tgtd did not start"
+timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
+timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lunfile"
+timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op bind --mode target --tid 1 -I ALL
+
+# ---- the FUSE exports, all mounted at once and idle between runs ----
+declare -A FILE=() DAEMON=()
+mkdir -p "$work/iserfs"
+"$ISERFS" -f "$URL" "$work/iserfs" >"$work/iserfs.log" 2>&1 &
+PIDS+=($!); DAEMON[iserfs]=$!; MOUNTS+=("$work/iserfs")
+wait_for 100 test -e "$work/iserfs/lun1" \
+  || { cat "$work/iserfs.log" >&2; die "iserfs did not mount"; }
+FILE[iserfs]=$work/iserfs/lun1
+
+if [ -z "${NA[qsd]:-}" ]; then
+  touch "$work/qsd.img"
+  qemu-storage-daemon \
+    --blockdev driver=iscsi,node-name=disk,transport=tcp,portal=127.0.0.1:"$ISCSI_PORT",target="$IQN",lun=1 \
+    --export type=fuse,id=exp0,node-name=disk,mountpoint="$work/qsd.img",writable=on \
+    >"$work/qsd.log" 2>&1 &
+  PIDS+=($!); DAEMON[qsd]=$!; MOUNTS+=("$work/qsd.img")
+  if wait_for 100 mountpoint -q "$work/qsd.img"; then
+    FILE[qsd]=$work/qsd.img
+  else
+    NA[qsd]="n/a (qemu-storage-daemon failed: $(head -c 200 "$work/qsd.log" | tr '\n' ' '))"
+  fi
+fi
+
+if [ -z "${NA[nbdfuse]:-}" ]; then
+  mkdir -p "$work/nbd"
+  nbdkit -f -U "$work/nbd.sock" memory "${LUN_MB}M" >"$work/nbdkit.log" 2>&1 &
+  PIDS+=($!)
+  if wait_for 100 test -S "$work/nbd.sock" \
+     && timeout 120 nbdcopy "$lunfile" "nbd+unix:///?socket=$work/nbd.sock"; then
+    nbdfuse "$work/nbd/disk" --unix "$work/nbd.sock" >"$work/nbdfuse.log" 2>&1 &
+    PIDS+=($!); DAEMON[nbdfuse]=$!; MOUNTS+=("$work/nbd")
+    if wait_for 100 test -e "$work/nbd/disk"; then
+      FILE[nbdfuse]=$work/nbd/disk
+    else
+      NA[nbdfuse]="n/a (nbdfuse did not mount)"
+    fi
+  else
+    NA[nbdfuse]="n/a (nbdkit did not start)"
+  fi
+fi
+
+# ---- measuring ----
+# One line per run in $work/runs.tsv:
+#   system workload rep MBps IOPS lat_us cpu_s GiB
+# cpu_s = CPU seconds of the client (fio/dd/rawio, user+sys, from wait4) plus
+# the export daemon's (user+sys over all its threads, /proc/PID/stat).  The
+# target (tgtd, nbdkit) is left out: it is the same for every iSCSI column.
+runs=$work/runs.tsv
+: >"$runs"
+tck=$(getconf CLK_TCK)
+
+daemon_ticks () {
+  local pid=$1
+  [ -n "$pid" ] || { echo 0; return; }
+  # Fields after the ")" that closes comm: utime is the 12th, stime the 13th.
+  sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
+}
+
+# measure SYSTEM WORKLOAD REP PARSER CMD...: runs CMD under /usr/bin/time,
+# then PARSER turns its output into "MBps IOPS lat_us GiB".
+measure () {
+  local sys=$1 wl=$2 rep=$3 parser=$4; shift 4
+  local d0 d1 res cpu pid=${DAEMON[$sys]:-}
+  d0=$(daemon_ticks "$pid")
+  if ! /usr/bin/time -f '%U %S' -o "$work/time.out" "$@" >"$work/out" 2>"$work/err"; then
+    say "$sys $wl rep $rep failed: $(tail -n 2 "$work/err" | tr '\n' ' ')"
+    return 0
+  fi
+  d1=$(daemon_ticks "$pid")
+  res=$("$parser" "$work/out" "$work/err") \
+    || { say "$sys $wl: cannot parse output: $(head -c 300 "$work/out" "$work/err")"; return 0; }
+  cpu=$(awk -v d=$((d1 - d0)) -v t="$tck" '{ printf "%.3f", $1 + $2 + d / t }' "$work/time.out")
+  printf '%s\t%s\t%s\t%s\t%s\n' "$sys" "$wl" "$rep" "$res" "$cpu" | tr ' ' '\t' >>"$runs"
+  say "$(printf '%-9s %-11s rep %s: %s cpu %s' "$sys" "$wl" "$rep" "$res" "$cpu")"
+}
+
+parse_fio () {
+  python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]
+by = j["read"]["io_bytes"] + j["write"]["io_bytes"]
+ops = j["read"]["total_ios"] + j["write"]["total_ios"]
+d = j["read"] if j["read"]["total_ios"] else j["write"]
+lat = d.get("lat_ns", {}).get("percentile", {}).get("50.000000", 0) / 1e3
+secs = max(j["read"]["runtime"], j["write"]["runtime"]) / 1e3
+print("%.1f %.0f %.1f %.4f" % (by / secs / 1e6, ops / secs, lat, by / 2**30))' <"$1"
+}
+parse_rawio () {
+  tr ' ' '\n' <"$1" | awk -F= '{ v[$1] = $2 } END {
+    if (!v["ios"]) exit 1
+    printf "%s %s %s %.4f\n", v["MBps"], v["IOPS"], v["lat_median_us"],
+      v["MBps"] * v["seconds"] * 1e6 / 2^30 }'
+}
+# iscsi-perf prints a progress line a second; the last "iops average" holds.
+parse_iscsiperf () {
+  tr '\r' '\n' <"$1" | awk -v s="$SECS" '/iops average/ { l = $0 } END {
+    if (!l) exit 1
+    match(l, /iops average [0-9]+ \([0-9]+ MB\/s\)/)
+    split(substr(l, RSTART, RLENGTH), f, /[ (]+/)
+    printf "%s %s %.1f %.4f\n", f[4], f[3], 1e6 / f[3], f[4] * 1e6 * (s + 1) / 2^30 }'
+}
+# dd: "N bytes (...) copied, S s, R MB/s"
+parse_dd () {
+  awk '/copied/ { b = $1; for (i = 1; i <= NF; i++) if ($i == "s,") s = $(i - 1) }
+       END { if (!s) exit 1; printf "%.1f 0 0 %.4f\n", b / s / 1e6, b / 2^30 }' "$2"
+}
+
+FIO_COMMON=(--ioengine=libaio --direct=1 --numjobs=1 --time_based
+            --runtime="$SECS" --ramp_time=1 --lat_percentiles=1 --randrepeat=0
+            --norandommap --output-format=json --name=bench)
+# workload name, fio args
+declare -A FIO_WL=(
+  [seqread]="--rw=read --bs=1M --iodepth=16"
+  [seqwrite]="--rw=write --bs=1M --iodepth=16"
+  [randread32]="--rw=randread --bs=4k --iodepth=32"
+  [randwrite32]="--rw=randwrite --bs=4k --iodepth=32"
+  [randread1]="--rw=randread --bs=4k --iodepth=1"
+)
+# workload name, rawio args
+declare -A RAW_WL=(
+  [seqread]="read 1048576 16 seq"
+  [seqwrite]="write 1048576 16 seq"
+  [randread32]="read 4096 32 rand"
+  [randwrite32]="write 4096 32 rand"
+  [randread1]="read 4096 1 rand"
+  [seqread4m4]="read 4194304 4 seq"
+)
+# workload name, iscsi-perf args (-b counts 512-byte blocks)
+declare -A PERF_WL=(
+  [seqread]="-m 16 -b 2048"
+  [randread32]="-m 32 -b 8 -r"
+  [randread1]="-m 1 -b 8 -r"
+  [seqread4m4]="-m 4 -b 8192"
+)
+WORKLOADS=(seqread seqwrite ddread ddwrite randread32 randwrite32 randread1 seqread4m4)
+FUSE_SYSTEMS=(iserfs qsd nbdfuse)
+
+run_one () {
+  local sys=$1 wl=$2 rep=$3 f
+  case $sys in
+    rawio)
+      [ -n "${RAW_WL[$wl]:-}" ] || return 0
+      # shellcheck disable=SC2086
+      measure rawio "$wl" "$rep" parse_rawio \
+        timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${RAW_WL[$wl]} "$SECS" ;;
+    iscsiperf)
+      [ -n "${PERF_WL[$wl]:-}" ] && [ -z "${NA[iscsiperf]:-}" ] || return 0
+      # iscsi-perf runs until SIGINT and then prints its totals, but its
+      # exit status after SIGINT is not reliably 0; the parser decides.
+      # shellcheck disable=SC2016,SC2086
+      measure iscsiperf "$wl" "$rep" parse_iscsiperf sh -c \
+        'timeout -s INT -k 10 "$0" iscsi-perf "$@"; exit 0' \
+        $((SECS + 1)) ${PERF_WL[$wl]} "$URL/1" ;;
+    *)
+      f=${FILE[$sys]:-}
+      [ -n "$f" ] || return 0
+      case $wl in
+        ddread)
+          timeout 60 sync; echo 3 >/proc/sys/vm/drop_caches
+          measure "$sys" "$wl" "$rep" parse_dd \
+            timeout 120 dd if="$f" of=/dev/null bs=1M count="$DD_MB" ;;
+        ddwrite)
+          measure "$sys" "$wl" "$rep" parse_dd \
+            timeout 120 dd if=/dev/zero of="$f" bs=1M count="$DD_MB" conv=notrunc,fsync ;;
+        seqread4m4) ;;
+        *)
+          # shellcheck disable=SC2086
+          measure "$sys" "$wl" "$rep" parse_fio \
+            timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="$f" ${FIO_WL[$wl]} ;;
+      esac ;;
+  esac
+}
+
+start=$(date +%s)
+for rep in $(seq "$REPS"); do
+  for wl in "${WORKLOADS[@]}"; do
+    for sys in rawio iscsiperf "${FUSE_SYSTEMS[@]}"; do
+      run_one "$sys" "$wl" "$rep"
+    done
+  done
+done
+elapsed=$(( $(date +%s) - start ))
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+timeout 10 getfattr --absolute-names --only-values -n user.iserfs.stats "$work/iserfs" >"$work/iserfs-stats.txt" 2>&1 || true
+timeout 300 "$MEMPOOL_BENCH" >"$work/mempool-bench.txt" 2>&1 || echo "mempool_bench failed" >>"$work/mempool-bench.txt"
+
+# ---- where iserfs spends its time: context switches and a profile ----
+# Not part of the table: a separate 4 KiB random-read run per FUSE daemon
+# under perf stat, and one under perf record for iserfs.
+: >"$work/profile.txt"
+if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
+  for sys in "${FUSE_SYSTEMS[@]}"; do
+    [ -n "${FILE[$sys]:-}" ] || continue
+    timeout -k 5 -s INT $((SECS + 2)) perf stat -x, -e task-clock,context-switches,cpu-migrations \
+      -p "${DAEMON[$sys]}" -o "$work/pstat.$sys" &
+    pst=$!
+    # shellcheck disable=SC2086
+    timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[$sys]}" \
+      ${FIO_WL[randread32]} >"$work/pfio.$sys" 2>/dev/null || true
+    wait "$pst" || true
+    ops=$(parse_fio "$work/pfio.$sys" | awk -v s="$SECS" '{ print $2 * s }')
+    awk -F, -v sys="$sys" -v ops="${ops:-0}" '
+      $3 == "task-clock" { cpu = $1 } $3 == "context-switches" { cs = $1 }
+      $3 == "cpu-migrations" { mig = $1 }
+      END { if (ops > 0) printf "%-8s daemon: %.1f context switches per I/O, %.1f us CPU per I/O, %d migrations\n", sys, cs / ops, cpu * 1000 / ops, mig }' \
+      "$work/pstat.$sys" >>"$work/profile.txt" || true
+  done
+  timeout -k 5 -s INT $((SECS + 2)) perf record -q -F 2999 -g -p "${DAEMON[iserfs]}" \
+    -o "$work/perf.data" >/dev/null 2>&1 &
+  prec=$!
+  # shellcheck disable=SC2086
+  timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[iserfs]}" \
+    ${FIO_WL[randread32]} >/dev/null 2>&1 || true
+  wait "$prec" || true
+  { echo; echo "iserfs, 4 KiB random read, 32 in flight: perf report --no-children (top 30)";
+    timeout 120 perf report -i "$work/perf.data" --stdio --no-children -g none \
+      --percent-limit 0.7 --sort dso,symbol 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | sed 's/[[:space:]-]*$//' | head -30
+    echo; echo "same profile by library (perf report --sort dso)"
+    timeout 120 perf report -i "$work/perf.data" --stdio --no-children -g none \
+      --percent-limit 0.5 --sort dso 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | sed 's/[[:space:]-]*$//' | head -12
+  } >>"$work/profile.txt" || true
+fi
+
+# ---- report: Markdown table, gnuplot data, ratios against the goals ----
+mkdir -p "$OUT"
+for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt"
+{
+  echo "machine: $(nproc) cores, $(uname -r), load average before $load_before, after $load_after"
+  echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks)"
+  echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
+  echo "busiest processes at the start (lifetime %CPU): $busy_before"
+  echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
+  [ -z "$strays" ] || echo "other clients were running at the start: $(echo "$strays" | tr '\n' ';')"
+} >"$work/meta.txt"
+timeout 60 python3 "$srcdir/bench/report.py" "$runs" "$work/na.txt" "$work/meta.txt" \
+  "$work/iserfs-stats.txt" "$work/mempool-bench.txt" "$work/profile.txt" "$OUT"
+if command -v gnuplot >/dev/null 2>&1; then
+  timeout 60 gnuplot -e "datafile='$OUT/results.dat'; outfile='$OUT/results.png'" \
+    "$srcdir/bench/plot.gp" || say "gnuplot failed"
+fi
+rm -f "$OUT/results.dat"
+cat "$OUT/ratios.txt"
+rm -f "$OUT/ratios.txt"
+say "wrote $OUT/results.md and $OUT/results.png"
