@@ -34,6 +34,12 @@ void iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf);
 /* The default allocator's counters. */
 void iobuf_stats (FILE *fp);
 
+struct mempool;
+
+/* An allocator over any pool (the pool's registration handle travels in
+ * each buffer). */
+void iobuf_allocator_for_pool (struct mempool *pool, struct iobuf_allocator *a);
+
 /* Install the default allocator: a mempool with no registration (TCP).
  * Returns 0 or -errno. */
 int iobuf_use_mempool (void);

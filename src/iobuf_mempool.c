@@ -53,17 +53,24 @@ pool_stats (void *ctx, FILE *fp)
            st.high_water, st.direct_allocs, st.failures);
 }
 
+void
+iobuf_allocator_for_pool (struct mempool *p, struct iobuf_allocator *a)
+{
+  a->alloc = pool_alloc;
+  a->free = pool_free;
+  a->stats = pool_stats;
+  a->ctx = p;
+}
+
 int
 iobuf_use_mempool (void)
 {
-  struct iobuf_allocator a = {
-    .alloc = pool_alloc, .free = pool_free, .stats = pool_stats,
-  };
+  struct iobuf_allocator a;
 
   pool = mempool_create (NULL);
   if (pool == NULL)
     return -errno;
-  a.ctx = pool;
+  iobuf_allocator_for_pool (pool, &a);
   iobuf_set_default (&a);
   return 0;
 }

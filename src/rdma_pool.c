@@ -123,33 +123,6 @@ hook_lookup (void *opaque, void *buf, size_t len, struct ibv_mr **mr)
   return 0;
 }
 
-/* The engine's allocator for this session. */
-
-static int
-engine_alloc (void *ctx, size_t len, struct iobuf *buf)
-{
-  struct rdma_pool *rp = ctx;
-  struct mempool_seg seg;
-  int r = mempool_alloc (rp->pool, len, &seg);
-
-  if (r < 0)
-    return r;
-  buf->addr = seg.addr;
-  buf->len = seg.len;
-  buf->handle = seg.handle;
-  return 0;
-}
-
-static void
-engine_free (void *ctx, struct iobuf *buf)
-{
-  struct rdma_pool *rp = ctx;
-
-  if (mempool_free (rp->pool, buf->addr) < 0)
-    log_error ("internal error: buffer %p was not a live pool segment",
-               buf->addr);
-}
-
 int
 rdma_pool_supported (void)
 {
@@ -176,9 +149,9 @@ rdma_pool_attach (struct iscsi_context *iscsi)
     free (rp);
     return NULL;
   }
-  rp->allocator.alloc = engine_alloc;
-  rp->allocator.free = engine_free;
-  rp->allocator.ctx = rp;
+  /* The engine's buffers come from the same pool, so READ/WRITE data is
+   * found by lookup and goes to the wire from them. */
+  iobuf_allocator_for_pool (rp->pool, &rp->allocator);
   hook.opaque = rp;
   if (iscsi_set_rdma_allocator (iscsi, &hook) != 0) {
     mempool_destroy (rp->pool);
