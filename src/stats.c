@@ -31,37 +31,41 @@ stats_inflight_dec (void)
   atomic_fetch_sub (&stats.inflight, 1);
 }
 
+/* The plain counters, in the order they are printed. */
+static const struct {
+  const char *name;
+  atomic_uint_fast64_t *value;
+} counters[] = {
+  { "bytes_read", &stats.bytes_read },
+  { "bytes_written", &stats.bytes_written },
+  { "read_modify_writes", &stats.rmw },
+  { "inflight", &stats.inflight },
+  { "inflight_max", &stats.inflight_max },
+  { "reconnects", &stats.reconnects },
+  { "transport_registrations", &stats.transport_registrations },
+  { "zero_copy_bytes", &stats.zero_copy_bytes },
+  { "bounce_bytes", &stats.bounce_bytes },
+};
+
+static void
+put (FILE *fp, const char *prefix, const char *name, uint64_t value)
+{
+  fprintf (fp, "%s%s=%" PRIu64 "\n", prefix, name, value);
+}
+
 void
 stats_print (FILE *fp)
 {
   uint64_t failed = 0;
 
   for (int k = 0; k < CMD_NR; k++) {
-    fprintf (fp, "%s_cmds=%" PRIu64 "\n", kind_name[k],
-             (uint64_t) atomic_load (&stats.sent[k]));
+    put (fp, kind_name[k], "_cmds", atomic_load (&stats.sent[k]));
     failed += atomic_load (&stats.failed[k]);
   }
   for (int k = 0; k < CMD_NR; k++)
-    fprintf (fp, "%s_failed=%" PRIu64 "\n", kind_name[k],
-             (uint64_t) atomic_load (&stats.failed[k]));
-  fprintf (fp, "failed_cmds=%" PRIu64 "\n", failed);
-  fprintf (fp, "bytes_read=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.bytes_read));
-  fprintf (fp, "bytes_written=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.bytes_written));
-  fprintf (fp, "read_modify_writes=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.rmw));
-  fprintf (fp, "inflight=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.inflight));
-  fprintf (fp, "inflight_max=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.inflight_max));
-  fprintf (fp, "reconnects=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.reconnects));
-  fprintf (fp, "transport_registrations=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.transport_registrations));
-  fprintf (fp, "zero_copy_bytes=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.zero_copy_bytes));
-  fprintf (fp, "bounce_bytes=%" PRIu64 "\n",
-           (uint64_t) atomic_load (&stats.bounce_bytes));
+    put (fp, kind_name[k], "_failed", atomic_load (&stats.failed[k]));
+  put (fp, "", "failed_cmds", failed);
+  for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+    put (fp, "", counters[i].name, atomic_load (counters[i].value));
   iobuf_stats (fp);
 }
