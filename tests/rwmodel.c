@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -69,11 +70,12 @@ writer_seed (const struct params *p, unsigned w)
   return p->seed ^ (0x100000001b3ULL * (w + 1));
 }
 
+/* pread/pwrite until len bytes moved: a short count is not an error. */
 static int
-full_pwrite (int fd, const unsigned char *buf, size_t len, off_t off)
+full_io (int fd, unsigned char *buf, size_t len, off_t off, bool writing)
 {
   while (len > 0) {
-    ssize_t r = pwrite (fd, buf, len, off);
+    ssize_t r = writing ? pwrite (fd, buf, len, off) : pread (fd, buf, len, off);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
@@ -84,17 +86,15 @@ full_pwrite (int fd, const unsigned char *buf, size_t len, off_t off)
 }
 
 static int
+full_pwrite (int fd, const unsigned char *buf, size_t len, off_t off)
+{
+  return full_io (fd, (unsigned char *) buf, len, off, true);
+}
+
+static int
 full_pread (int fd, unsigned char *buf, size_t len, off_t off)
 {
-  while (len > 0) {
-    ssize_t r = pread (fd, buf, len, off);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    buf += r; len -= (size_t) r; off += r;
-  }
-  return 0;
+  return full_io (fd, buf, len, off, false);
 }
 
 static int

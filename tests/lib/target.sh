@@ -282,23 +282,21 @@ target_lun_field() {
             intgt && inlun && $1 == f { $1 = ""; sub(/^ /, ""); print; exit }'
 }
 
-# target_readonly TID LUN: write-protect a LUN, and check tgtd took it.
-target_readonly() {
+# target_lun_set TID LUN PARAM FIELD WHAT: set a LUN parameter to 1 and
+# check that tgtd's own listing shows FIELD: Yes.
+target_lun_set() {
     tgtadm_ --lld "$(transport_lld)" --op update --mode logicalunit \
-        --tid "$1" --lun "$2" --params readonly=1 ||
-        die "tgtadm: cannot write-protect LUN $1/$2"
-    [ "$(target_lun_field "$1" "$2" Readonly)" = Yes ] ||
-        die "tgtd does not report LUN $1/$2 as Readonly after readonly=1"
+        --tid "$1" --lun "$2" --params "$3=1" ||
+        die "tgtadm: cannot set $5 on LUN $1/$2"
+    [ "$(target_lun_field "$1" "$2" "$4")" = Yes ] ||
+        die "tgtd does not report $5 on LUN $1/$2 after $3=1"
 }
 
+# target_readonly TID LUN: write-protect a LUN.
+target_readonly() { target_lun_set "$1" "$2" readonly Readonly "write protection"; }
+
 # target_thin TID LUN: advertise thin provisioning (UNMAP) on a LUN.
-target_thin() {
-    tgtadm_ --lld "$(transport_lld)" --op update --mode logicalunit \
-        --tid "$1" --lun "$2" --params thin_provisioning=1 ||
-        die "tgtadm: cannot enable thin provisioning on LUN $1/$2"
-    [ "$(target_lun_field "$1" "$2" Thin-provisioning)" = Yes ] ||
-        die "tgtd does not report LUN $1/$2 as thin-provisioned"
-}
+target_thin() { target_lun_set "$1" "$2" thin_provisioning Thin-provisioning "thin provisioning"; }
 
 # target_bind TID [INITIATOR-IQN]: allow every initiator, or only one.
 target_bind() {
