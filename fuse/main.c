@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "fs.h"
 #include "iobuf.h"
 #include "log.h"
+#include "loop.h"
 #include "options.h"
 #include "session.h"
 
@@ -210,6 +213,35 @@ add_names (struct fuse_args *args, const struct options *o)
   free (opt);
 }
 
+/* libfuse's default, which its loop_mt applies when none was given. */
+static unsigned
+loop_max_threads (const struct fuse_cmdline_opts *cmd)
+{
+  return cmd->max_threads == UINT_MAX ? 10 : cmd->max_threads;
+}
+
+/* Session threads never take the stop signals: the thread that waits for
+ * them is the main one (see loop.c). */
+static int
+start_sessions (struct fs *fs)
+{
+  sigset_t stop, old;
+  int rc = 0;
+
+  sigemptyset (&stop);
+  sigaddset (&stop, SIGTERM);
+  sigaddset (&stop, SIGINT);
+  sigaddset (&stop, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &stop, &old);
+  for (unsigned i = 0; i < fs->nr_sessions && rc == 0; i++)
+    if (session_start (fs->sessions[i]) < 0) {
+      log_error ("cannot start a session thread");
+      rc = -1;
+    }
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
 static int
 serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
 {
@@ -219,16 +251,20 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
     goto out_destroy;
   if (fuse_session_mount (se, cmd->mountpoint) != 0)
     goto out_signals;
-  for (unsigned i = 0; i < fs->nr_sessions; i++)
-    if (session_start (fs->sessions[i]) < 0) {
-      log_error ("cannot start a session thread");
-      goto out_stop;
-    }
+  if (start_sessions (fs) < 0)
+    goto out_stop;
   daemon_ready ();
-  /* The loop returns 0, -errno, or the number of the signal (SIGTERM,
-   * SIGINT, SIGHUP) that asked us to stop: that is a clean exit too, as
-   * systemd and a shell script expect of a daemon told to stop. */
-  if (cmd->singlethread)
+  /* The loops return 0, -errno, or (libfuse's) the number of the signal
+   * (SIGTERM, SIGINT, SIGHUP) that asked us to stop: that is a clean exit
+   * too, as systemd and a shell script expect of a daemon told to stop.
+   * Ours reads requests into pool buffers; libfuse's is kept for clone_fd
+   * and for a libfuse whose buffer size we do not know. */
+  if (!cmd->clone_fd && loop_supported ())
+    rc = loop_run (se, cmd->singlethread ? 1 : loop_max_threads (cmd),
+                   cmd->max_idle_threads == UINT_MAX
+                   ? -1 : (int) cmd->max_idle_threads,
+                   fs->nr_sessions ? fs->sessions[0]->alloc : NULL) < 0;
+  else if (cmd->singlethread)
     rc = fuse_session_loop (se) < 0;
   else {
     struct fuse_loop_config *cfg = fuse_loop_cfg_create ();

@@ -18,11 +18,16 @@
 #include "fs.h"
 #include "io.h"
 #include "log.h"
+#include "loop.h"
 #include "stats.h"
 #include "written.h"
 
 #define STATS_XATTR "user.iserfs.stats"
 #define ZERO_PIECE (1024 * 1024)
+/* Writes from this size on go out from the buffer they were received into
+ * (fuse/loop.c).  That buffer is 2 MiB: below this, copying the data into a
+ * buffer of its own size costs less than holding 2 MiB per write in flight. */
+#define IN_PLACE_MIN (64 * 1024)
 #define ZERO_SAME_PIECE (256ull * 1024 * 1024)
 
 /* An open LUN file.  For a handle opened with O_TRUNC we remember what it
@@ -156,6 +161,8 @@ fs_init (void *userdata, struct fuse_conn_info *conn)
     conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_ASYNC_DIO)
     conn->want |= FUSE_CAP_ASYNC_DIO;
+  /* Requests are read into our own buffers (fuse/loop.c), not spliced. */
+  conn->want &= ~FUSE_CAP_SPLICE_READ;
   conn->max_write = 1024 * 1024;
   conn->max_readahead = 1024 * 1024;
   if (conn->max_background < 64)
@@ -419,6 +426,30 @@ write_done (struct io_req *r)
     fuse_reply_write (req, r->len);
 }
 
+/* The request for a write of buf: from the buffer the data was received
+ * into when possible, else with a copy. */
+static struct io_req *
+write_request (struct lun *l, const char *buf, size_t size, off_t off,
+               int *err)
+{
+  struct io_req *r;
+  struct iobuf rx;
+
+  if (size >= IN_PLACE_MIN && io_whole_blocks (l, off, size)
+      && loop_take_request_buffer (buf, size, l->session->alloc, &rx)) {
+    r = io_req_new_in (l, off, size, &rx, (void *) buf, err);
+    if (r)
+      atomic_fetch_add (&stats.write_in_place_bytes, size);
+    return r;
+  }
+  r = io_req_new (l, IO_WRITE, off, size, err);
+  if (r) {
+    memcpy (io_req_data (r), buf, size);
+    atomic_fetch_add (&stats.write_copied_bytes, size);
+  }
+  return r;
+}
+
 static void
 fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
           off_t off, struct fuse_file_info *fi)
@@ -445,12 +476,11 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   }
   if (size > end - off)
     size = end - off;
-  r = io_req_new (h->lun, IO_WRITE, off, size, &err);
+  r = write_request (h->lun, buf, size, off, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
     return;
   }
-  memcpy (io_req_data (r), buf, size);
   r->done = write_done;
   r->opaque = req;
   r->opaque2 = h;

@@ -67,9 +67,48 @@ io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
       *err = -e;
       return NULL;
     }
+    r->data = r->buf.addr;
     if (op == IO_WRITESAME)
       memset (r->buf.addr, 0, bytes);
   }
+  return r;
+}
+
+bool
+io_whole_blocks (const struct lun *l, uint64_t off, size_t len)
+{
+  return off % l->block_size == 0 && len % l->block_size == 0;
+}
+
+struct io_req *
+io_req_new_in (struct lun *l, uint64_t off, size_t len, struct iobuf *buf,
+               void *data, int *err)
+{
+  uint64_t nblocks = len / l->block_size;
+  unsigned n = commands_needed (l, IO_WRITE, nblocks);
+  struct io_req *r;
+
+  if (!io_whole_blocks (l, off, len) || len == 0) {
+    iobuf_free (l->session->alloc, buf);
+    *err = EINVAL;
+    return NULL;
+  }
+  r = calloc (1, sizeof *r + n * sizeof r->scmd[0]);
+  if (r == NULL) {
+    iobuf_free (l->session->alloc, buf);
+    *err = ENOMEM;
+    return NULL;
+  }
+  r->lun = l;
+  r->op = IO_WRITE;
+  r->off = off;
+  r->len = len;
+  r->lba = off / l->block_size;
+  r->nblocks = nblocks;
+  r->max_scmd = n;
+  r->buf = *buf;
+  r->data = data;
+  buf->addr = NULL;
   return r;
 }
 
@@ -252,8 +291,8 @@ issue_split (struct io_req *r, enum cmd_kind kind, uint32_t max)
   r->pending = 1;               /* held until every piece is issued */
   while (done < r->nblocks) {
     uint32_t n = r->nblocks - done < max ? r->nblocks - done : max;
-    void *data = r->buf.addr && kind != CMD_WRITESAME
-      ? (char *) r->buf.addr + done * r->lun->block_size : r->buf.addr;
+    void *data = r->data && kind != CMD_WRITESAME
+      ? r->data + done * r->lun->block_size : r->data;
 
     session_issue (s, new_command (r, kind, r->lba + done, n, data));
     done += n;
@@ -306,7 +345,7 @@ static void
 rmw_merge (struct io_req *r)
 {
   uint32_t bs = r->lun->block_size;
-  char *buf = r->buf.addr, *edge = r->edge.addr;
+  char *buf = r->data, *edge = r->edge.addr;
   size_t end = r->head + r->len;               /* first byte after the data */
   size_t last_block = (r->nblocks - 1) * bs;
 

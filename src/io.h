@@ -49,7 +49,8 @@ struct io_req {
   uint64_t lba;                 /* blocks covering [off, off+len) */
   uint64_t nblocks;
   size_t head;                  /* off - lba * block_size */
-  struct iobuf buf;             /* block-aligned data (READ/WRITE) */
+  struct iobuf buf;             /* owns the data (READ/WRITE) */
+  char *data;                   /* block-aligned start of the data in buf */
   struct iobuf edge;            /* partial first/last block scratch */
   int err;                      /* first errno seen, positive */
   void (*done) (struct io_req *r);
@@ -79,13 +80,20 @@ struct io_req {
  * Returns NULL with *err set to a positive errno. */
 struct io_req *io_req_new (struct lun *lun, enum io_op op, uint64_t off,
                            size_t len, int *err);
+/* Create a WRITE of whole blocks whose data already lies at data, inside
+ * buf (from the LUN session's allocator): the request takes buf over and
+ * sends from it, with no copy.  On failure buf is freed too. */
+struct io_req *io_req_new_in (struct lun *lun, uint64_t off, size_t len,
+                              struct iobuf *buf, void *data, int *err);
+/* Whether [off, off+len) is whole blocks of lun, as io_req_new_in needs. */
+bool io_whole_blocks (const struct lun *lun, uint64_t off, size_t len);
 /* Free a request that was never submitted. */
 void io_req_free (struct io_req *r);
 
 static inline void *
 io_req_data (struct io_req *r)
 {
-  return (char *) r->buf.addr + r->head;
+  return r->data + r->head;
 }
 
 /* Submit from any thread. */

@@ -45,6 +45,8 @@ static const struct {
   { "transport_registrations", &stats.transport_registrations },
   { "zero_copy_bytes", &stats.zero_copy_bytes },
   { "bounce_bytes", &stats.bounce_bytes },
+  { "write_in_place_bytes", &stats.write_in_place_bytes },
+  { "write_copied_bytes", &stats.write_copied_bytes },
 };
 
 static void

@@ -23,6 +23,10 @@ struct stats {
   atomic_uint_fast64_t transport_registrations;
   atomic_uint_fast64_t zero_copy_bytes;
   atomic_uint_fast64_t bounce_bytes;
+  /* FUSE write data sent from the buffer it was received into, or copied
+   * into a smaller one first (fuse/loop.c). */
+  atomic_uint_fast64_t write_in_place_bytes;
+  atomic_uint_fast64_t write_copied_bytes;
 };
 
 extern struct stats stats;
