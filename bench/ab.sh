@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# bench/ab.sh: two (or more) iserfs builds side by side on one tgtd, for
+# deciding whether a change is worth keeping.
+#
+#   sudo bench/ab.sh OLD_BUILD/fuse/iserfs NEW_BUILD/fuse/iserfs
+#
+# Each argument is an iserfs binary (or a wrapper script adding options).
+# All are mounted at once on one memory-backed LUN; every workload runs
+# REPS times with the binaries interleaved (rep 1 of each, then rep 2, ...),
+# so that load from elsewhere hits all of them alike.  Prints one line per
+# run: workload, binary index, MB/s, IOPS, mean latency, submit to completion (µs).
+#
+# Knobs: W (workloads, default "read1m write1m randread4k randwrite4k qd1"),
+# REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311).
+set -euo pipefail
+
+W=${W:-"read1m write1m randread4k randwrite4k qd1"}
+REPS=${REPS:-3}
+SECS=${SECS:-3}
+LUN_MB=${LUN_MB:-1024}
+CTL_PORT=${CTL_PORT:-7811}
+ISCSI_PORT=${ISCSI_PORT:-13311}
+IQN=iqn.2026-11.org.iserfs.ab:lun
+
+die () { echo "ab: $*" >&2; exit 1; }
+[ "$#" -ge 1 ] || die "usage: bench/ab.sh ISERFS [ISERFS...]"
+[ "$(id -u)" = 0 ] || die "must run as root (tgtd, FUSE mounts)"
+for b in "$@"; do [ -x "$b" ] || die "$b is not executable"; done
+for c in tgtd tgtadm fio fusermount3; do
+  command -v "$c" >/dev/null || die "$c is missing"
+done
+timeout 10 tgtadm -C "$CTL_PORT" --op show --mode sys >/dev/null 2>&1 &&
+  die "control port $CTL_PORT is taken; set CTL_PORT and ISCSI_PORT"
+
+work=$(mktemp -d /tmp/iserfs-ab.XXXXXX)
+lun=$(mktemp /dev/shm/iserfs-ab.XXXXXX)
+pids=() mounts=()
+cleanup () {
+  set +e
+  for m in "${mounts[@]}"; do
+    mountpoint -q "$m" && timeout 10 fusermount3 -u -z "$m"
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  rm -f "$lun"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Poll CMD... until it succeeds, at most $1 tenths of a second.
+wait_for () {
+  local n=$1; shift
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+timeout 120 dd if=/dev/urandom of="$lun" bs=1M count="$LUN_MB" status=none
+tgtd -f -C "$CTL_PORT" --iscsi portal=127.0.0.1:"$ISCSI_PORT" >"$work/tgtd.log" 2>&1 &
+pids+=($!)
+wait_for 100 timeout 5 tgtadm -C "$CTL_PORT" --op show --mode sys || die "tgtd did not start"
+tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
+tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lun"
+tgtadm -C "$CTL_PORT" --lld iscsi --op bind --mode target --tid 1 -I ALL
+
+n=0
+for b in "$@"; do
+  mkdir "$work/m$n"
+  "$b" -f "iscsi://127.0.0.1:$ISCSI_PORT/$IQN" "$work/m$n" >"$work/m$n.log" 2>&1 &
+  pids+=($!); mounts+=("$work/m$n")
+  wait_for 100 test -e "$work/m$n/lun1" || { cat "$work/m$n.log" >&2; die "$b did not mount"; }
+  n=$((n + 1))
+done
+
+job () {
+  case $1 in
+    read1m) echo "--rw=read --bs=1M --iodepth=16" ;;
+    write1m) echo "--rw=write --bs=1M --iodepth=16" ;;
+    randread4k) echo "--rw=randread --bs=4k --iodepth=32" ;;
+    randwrite4k) echo "--rw=randwrite --bs=4k --iodepth=32" ;;
+    qd1) echo "--rw=randread --bs=4k --iodepth=1" ;;
+    *) die "unknown workload $1" ;;
+  esac
+}
+
+for w in $W; do
+  for r in $(seq "$REPS"); do
+    for i in $(seq 0 $((n - 1))); do
+      # shellcheck disable=SC2046
+      timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" $(job "$w") \
+        --ioengine=libaio --direct=1 --ramp_time=1 --runtime="$SECS" --time_based \
+        --size="${LUN_MB}M" --output-format=terse --terse-version=3 2>/dev/null |
+      # terse v3: read KB/s 7, IOPS 8, total latency mean 40 (µs); write 48, 49, 81.
+      awk -F';' -v w="$w" -v i="$i" -v r="$r" '{
+        if ($49 > $8) { bw = $48; iops = $49; lat = $81 } else { bw = $7; iops = $8; lat = $40 }
+        printf "%-12s bin%d rep%d %8.0f MB/s %8d IOPS %8.0f us\n", w, i, r, bw / 1024, iops, lat }'
+    done
+  done
+done
