@@ -10,7 +10,8 @@
 # so that load from elsewhere hits all of them alike.  Prints one line per
 # run: workload, binary index, MB/s, IOPS, mean latency, submit to completion (µs).
 #
-# Knobs: W (workloads, default "read1m write1m randread4k randwrite4k qd1"),
+# Knobs: W (workloads, default "read1m write1m randread4k randwrite4k qd1";
+# also ddwrite: dd bs=1M conv=notrunc,fsync),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311).
 set -euo pipefail
 
@@ -82,9 +83,21 @@ job () {
   esac
 }
 
+# ddwrite: dd bs=1M conv=notrunc,fsync of 256 MiB; MB/s from the wall time.
+ddwrite () {
+  local t0 t1
+  t0=$(date +%s%N)
+  timeout 120 dd if="$lun" of="$work/m$1/lun1" bs=1M count=256 conv=notrunc,fsync \
+    status=none || die "dd to mount $1 failed"
+  t1=$(date +%s%N)
+  printf "%-12s bin%d rep%d %8.0f MB/s\n" ddwrite "$1" "$2" \
+    "$(echo "256 * 1048576 * 1000 / ($t1 - $t0)" | bc -l)"
+}
+
 for w in $W; do
   for r in $(seq "$REPS"); do
     for i in $(seq 0 $((n - 1))); do
+      if [ "$w" = ddwrite ]; then ddwrite "$i" "$r"; continue; fi
       # shellcheck disable=SC2046
       timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" $(job "$w") \
         --ioengine=libaio --direct=1 --ramp_time=1 --runtime="$SECS" --time_based \
