@@ -3,10 +3,11 @@
  * libfuse's own loops read each request into a buffer they malloc, so the
  * data of a WRITE had to be copied once more, into the pool buffer the I/O
  * engine sends from.  Our workers read /dev/fuse into a buffer of the
- * engine's allocator instead.  A large write takes that buffer over, whole,
- * and its data goes to the target from where the kernel put it -- over iSER
- * with the allocator hook, from registered memory, by RDMA.  The worker then
- * receives its next request into a fresh buffer.
+ * engine's allocator instead.  A write of whole blocks takes that buffer
+ * over (trimmed to what it holds) and its data goes to the target from
+ * where the kernel put it -- over iSER with the allocator hook, from
+ * registered memory, by RDMA.  The worker then receives its next request
+ * into a fresh buffer.
  *
  * Otherwise this is what fuse_session_loop_mt() does: a worker is added when
  * none is idle (an fsync, or an open with O_TRUNC, waits for the target), up

@@ -24,10 +24,7 @@
 
 #define STATS_XATTR "user.iserfs.stats"
 #define ZERO_PIECE (1024 * 1024)
-/* Writes from this size on go out from the buffer they were received into
- * (fuse/loop.c).  That buffer is 2 MiB: below this, copying the data into a
- * buffer of its own size costs less than holding 2 MiB per write in flight. */
-#define IN_PLACE_MIN (64 * 1024)
+
 #define ZERO_SAME_PIECE (256ull * 1024 * 1024)
 
 /* An open LUN file.  For a handle opened with O_TRUNC we remember what it
@@ -426,8 +423,12 @@ write_done (struct io_req *r)
     fuse_reply_write (req, r->len);
 }
 
-/* The request for a write of buf: from the buffer the data was received
- * into when possible, else with a copy. */
+/* The request for a write of buf: whole blocks go out from the buffer they
+ * were received into (fuse/loop.c), cut down to what the data needs -- the
+ * buffer is sized for the largest request, 2 MiB, and a 4 KiB write in
+ * flight should not hold that.  A partial block is merged with the old
+ * bytes around it (read-modify-write), which needs a block-aligned buffer
+ * of its own: that one is a copy. */
 static struct io_req *
 write_request (struct lun *l, const char *buf, size_t size, off_t off,
                int *err)
@@ -435,8 +436,9 @@ write_request (struct lun *l, const char *buf, size_t size, off_t off,
   struct io_req *r;
   struct iobuf rx;
 
-  if (size >= IN_PLACE_MIN && io_whole_blocks (l, off, size)
+  if (io_whole_blocks (l, off, size)
       && loop_take_request_buffer (buf, size, l->session->alloc, &rx)) {
+    iobuf_trim (l->session->alloc, &rx, (size_t) (buf - (char *) rx.addr) + size);
     r = io_req_new_in (l, off, size, &rx, (void *) buf, err);
     if (r)
       atomic_fetch_add (&stats.write_in_place_bytes, size);

@@ -536,6 +536,70 @@ mempool_free (struct mempool *pool, void *addr)
   return 0;
 }
 
+/* Trim within a chunk: the segment at unit becomes its leftmost part of
+ * `level` (same start, same record slot); the halves right of it are free.
+ * Done as give back, then mark the smaller node live: the tree update is
+ * the same as freeing the whole and allocating that node.  Returns the new
+ * length in bytes, or 0 if no live segment starts at addr. */
+static size_t
+chunk_trim (struct mempool *pool, struct chunk *c, void *addr, size_t keep,
+            size_t *old_len)
+{
+  size_t off = (size_t) ((char *) addr - (char *) c->region.base);
+  size_t unit = off >> pool->unit_order;
+  int order = size_order (keep);
+  unsigned level, want;
+
+  if (off & (pool->unit_size - 1))
+    return 0;
+  if ((unsigned) order < pool->unit_order)
+    order = (int) pool->unit_order;
+  pool_flush_deferred (pool);           /* the tree must be exact below */
+  level = chunk_release (c, unit);
+  if (level == 0)
+    return 0;
+  *old_len = tree_units_at (level) << pool->unit_order;
+  want = tree_level_of_order (pool->unit_order, (unsigned) order);
+  if (want >= level) {                  /* nothing to give back */
+    chunk_relive (c, tree_node_at (c->levels, level, unit), level);
+    return *old_len;
+  }
+  chunk_restore (c, tree_node_at (c->levels, level, unit), level);
+  chunk_mark (c, tree_node_at (c->levels, want, unit), want);
+  pool->roots[c->pos] = c->tree[1];
+  return tree_units_at (want) << pool->unit_order;
+}
+
+int
+mempool_trim (struct mempool *pool, void *addr, size_t keep, size_t *len)
+{
+  struct region *r;
+  size_t old_len = 0, new_len = 0;
+
+  if (keep == 0)
+    return -EINVAL;
+  pool_lock_acquire (&pool->lock);
+  r = regmap_get (&pool->map, pool_slot (pool, addr));
+  if (r && r->kind == REGION_DIRECT) {
+    if (r->base == addr)
+      old_len = new_len = r->len;
+  }
+  else if (r)
+    new_len = chunk_trim (pool, (struct chunk *) r, addr, keep, &old_len);
+  if (new_len == 0) {
+    pool->stats.bad_frees++;
+    if (pool->warn_fp)
+      fprintf (pool->warn_fp, "mempool: refused to trim %p: not the start "
+               "of a live segment\n", addr);
+    pool_lock_release (&pool->lock);
+    return -EINVAL;
+  }
+  pool->stats.bytes_in_use -= old_len - new_len;
+  *len = new_len;
+  pool_lock_release (&pool->lock);
+  return 0;
+}
+
 int
 mempool_find (struct mempool *pool, const void *addr, size_t len,
               void **handle)

@@ -76,7 +76,7 @@ struct mempool_stats {
   uint64_t allocs;             /* successful allocations */
   uint64_t frees;              /* successful frees */
   uint64_t failures;           /* refused or failed allocations */
-  uint64_t bad_frees;          /* frees refused as misuse */
+  uint64_t bad_frees;          /* frees and trims refused as misuse */
 };
 
 struct mempool;
@@ -98,6 +98,15 @@ int mempool_alloc (struct mempool *pool, size_t size, struct mempool_seg *seg);
  * the start of a live segment of this pool (foreign pointer, middle of a
  * segment, double free); misuse is counted and the pool is left unchanged. */
 int mempool_free (struct mempool *pool, void *addr);
+
+/* Shrink the live segment starting at addr to the smallest segment that
+ * holds its first keep bytes, giving the rest back to the pool: the buddy
+ * halves beyond it become free, as a segment of that size would have left
+ * them.  *len is the new usable length.  A direct allocation, or keep not
+ * smaller than half the segment, stays as it is.  Returns 0, or -EINVAL
+ * when addr is not the start of a live segment (counted as misuse) or keep
+ * is 0. */
+int mempool_trim (struct mempool *pool, void *addr, size_t keep, size_t *len);
 
 /* Look up the registration handle of the region holding [addr, addr+len).
  * Returns 0 and sets *handle, or -ENOENT if the range is not wholly inside

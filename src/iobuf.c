@@ -38,6 +38,15 @@ iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf)
 }
 
 void
+iobuf_trim (const struct iobuf_allocator *a, struct iobuf *buf, size_t keep)
+{
+  if (a == NULL)
+    a = &default_allocator;
+  if (buf->addr && a->trim && keep > 0 && keep < buf->len)
+    a->trim (a->ctx, buf, keep);
+}
+
+void
 iobuf_stats (FILE *fp)
 {
   if (default_allocator.stats)

@@ -322,6 +322,68 @@ START_TEST (test_buddy_merge)
 }
 END_TEST
 
+/* Trimming keeps a segment's start and gives back the buddy halves beyond
+ * what is kept, exactly as if the smaller segment had been allocated. */
+START_TEST (test_trim)
+{
+  struct mempool *pool = new_pool (3, 0, 0);
+  struct mempool_seg seg;
+  struct mempool_stats st;
+  size_t len = 0;
+  void *a, *b, *c, *d;
+  char *p;
+
+  a = alloc_ok (pool, 32 * KiB, 32 * KiB);                /* the whole chunk */
+  ck_assert_int_eq (mempool_trim (pool, a, 4 * KiB + 80, &len), 0);
+  ck_assert_uint_eq (len, 8 * KiB);
+  assert_consistent (pool);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x4), 0);   /* kept */
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x5), 2);   /* given back */
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x3), 3);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x1), 3);
+  mempool_get_stats (pool, &st);
+  ck_assert_uint_eq (st.bytes_in_use, 8 * KiB);
+  /* The halves are allocatable where a fresh 8 KiB segment would leave
+   * them, and nothing more fits in the chunk. */
+  b = alloc_ok (pool, 16 * KiB, 16 * KiB);
+  ck_assert_uint_eq (offset_in (pool, b, 0), 16 * KiB);
+  c = alloc_ok (pool, 8 * KiB, 8 * KiB);
+  ck_assert_uint_eq (offset_in (pool, c, 0), 8 * KiB);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x1), 0);
+  /* Keeping half or more of a segment changes nothing. */
+  ck_assert_int_eq (mempool_trim (pool, b, 9 * KiB, &len), 0);
+  ck_assert_uint_eq (len, 16 * KiB);
+  assert_consistent (pool);
+  /* Misuse: not a segment start, nothing to keep; refused and counted. */
+  ck_assert_int_eq (mempool_trim (pool, (char *) b + 4 * KiB, 4 * KiB, &len),
+                    -EINVAL);
+  ck_assert_int_eq (mempool_trim (pool, b, 0, &len), -EINVAL);
+  assert_consistent (pool);
+  /* A deferred free next to a trim: the tree comes out exact. */
+  free_ok (pool, c);
+  ck_assert_int_eq (mempool_trim (pool, b, 1, &len), 0);
+  ck_assert_uint_eq (len, 4 * KiB);
+  assert_consistent (pool);
+  d = alloc_ok (pool, 8 * KiB, 8 * KiB);        /* c's place again */
+  ck_assert_uint_eq (offset_in (pool, d, 0), 8 * KiB);
+  /* The trimmed segments free as what they became. */
+  free_ok (pool, a);
+  free_ok (pool, b);
+  free_ok (pool, d);
+  mempool_get_stats (pool, &st);
+  ck_assert_uint_eq (st.bytes_in_use, 0);
+  ck_assert_uint_eq (st.bad_frees, 1);
+  ck_assert_int_eq (mempool_tree_node (pool, 0, 0x1), 4);
+  /* A direct allocation stays whole. */
+  ck_assert_int_eq (mempool_alloc (pool, 64 * KiB, &seg), 0);
+  p = seg.addr;
+  ck_assert_int_eq (mempool_trim (pool, p, 4 * KiB, &len), 0);
+  ck_assert_uint_eq (len, 64 * KiB);
+  free_ok (pool, p);
+  mempool_destroy (pool);
+}
+END_TEST
+
 /* Chunks are appended at the tail and searched head to tail; the hook sees
  * exactly one chunk-sized, chunk-aligned registration per chunk. */
 START_TEST (test_chunk_list)
@@ -1357,6 +1419,37 @@ model_free (struct model *m, unsigned i)
   MODEL_ASSERT (m, hooks.deregs == m->deregs, "unexpected deregistration");
 }
 
+/* Trim live segment i to a random length it keeps: the model gives back
+ * the units past the new power-of-two length (a direct allocation and a
+ * keep of half or more stay whole). */
+static void
+model_trim (struct model *m, unsigned i)
+{
+  struct ref_live *l = &m->live[i];
+  size_t keep = 1 + rng_next (&m->rng) % l->len;
+  size_t want = (size_t) 1 << m->unit_order, len = 0;
+  int r;
+
+  while (want < keep)
+    want <<= 1;
+  if (l->chunk == NULL || want >= l->len)
+    want = l->len;
+  r = mempool_trim (m->pool, l->addr, keep, &len);
+  MODEL_ASSERT (m, r == 0, "trim %p to %zu: %s", l->addr, keep, strerror (-r));
+  MODEL_ASSERT (m, len == want, "trim %p (%zu) to %zu: len %zu, want %zu",
+                l->addr, l->len, keep, len, want);
+  MODEL_ASSERT (m, tags_intact (l->addr, want, (size_t) 1 << m->unit_order,
+                                l->tag), "trim %p: kept bytes changed", l->addr);
+  if (l->chunk && want < l->len) {
+    size_t unit = (size_t) (l->addr - l->chunk->base) >> m->unit_order;
+    size_t kept = want >> m->unit_order, gone = (l->len - want) >> m->unit_order;
+
+    ref_mark (l->chunk, unit + kept, gone, 0);
+    l->chunk->live_units -= gone;
+    l->len = want;
+  }
+}
+
 /* Run ops random operations on a pool of the given geometry; a full
  * mempool_check every check_every steps (1 on small chunks, where it is
  * cheap; rarer on 1024-unit chunks, where it walks 2047 nodes per chunk and
@@ -1394,6 +1487,8 @@ model_run (uint64_t seed, unsigned chunk_order, unsigned spares,
 
     if (alloc)
       model_alloc (&m);
+    else if (rng_next (&m.rng) % 16 == 0)
+      model_trim (&m, (unsigned) (rng_next (&m.rng) % m.nlive));
     else
       model_free (&m, (unsigned) (rng_next (&m.rng) % m.nlive));
     model_compare (&m);
@@ -1457,6 +1552,7 @@ mempool_suite (void)
   tcase_add_test (tc, test_rounding);
   tcase_add_test (tc, test_leftmost_fit_and_root_check);
   tcase_add_test (tc, test_buddy_merge);
+  tcase_add_test (tc, test_trim);
   tcase_add_test (tc, test_chunk_list);
   tcase_add_test (tc, test_direct);
   tcase_add_test (tc, test_find);
