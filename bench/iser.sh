@@ -97,7 +97,7 @@ for cfg in tcp stock hooked; do
         res[$cfg,$w]=$(measure "$pid" $w)
     done
     stats[$cfg]=$(getfattr --absolute-names -n user.iserfs.stats --only-values "$work/mnt" |
-        grep -E '^(transport_registrations|zero_copy_bytes|bounce_bytes|write_cmds|bytes_written)=' | tr '\n' ' ')
+        grep -E '^(transport_registrations|zero_copy_bytes|bounce_bytes|write_cmds|bytes_written|write_in_place_bytes|write_copied_bytes)=' | tr '\n' ' ')
     fusermount3 -u "$work/mnt"
     wait $ipid 2>/dev/null || true
 done

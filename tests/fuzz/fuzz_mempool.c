@@ -1,5 +1,5 @@
 /* libFuzzer harness for the buddy chunk pool: the input is a program of
- * allocations and frees, run against a pool and checked after every step
+ * allocations, frees and trims, run against a pool and checked after every step
  * against what must hold:
  *   - a segment is at least as long as asked, a power of two of at least one
  *     unit (chunk-sized or smaller), and aligned to its length inside a chunk;
@@ -7,6 +7,8 @@
  *     and the pattern must be intact when it is freed;
  *   - mempool_find() knows every live byte, freeing twice or freeing a middle
  *     address is refused without damage;
+ *   - a trimmed segment keeps its start, its bytes and at least what it
+ *     was asked to keep;
  *   - mempool_check() (tree against record) passes, and the stats'
  *     bytes_in_use is the sum of the live lengths.
  * Any violation aborts, which libFuzzer reports with the input. */
@@ -145,6 +147,23 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         if (!reused)
           broken ("a double free was accepted");
       }
+    }
+    else if (op < 240 && n > 0) {
+      /* Trim one: it keeps its start and what it still holds. */
+      struct live *l = &live[arg % n];
+      size_t keep = 1 + (size_t) (op * 977 + arg) % l->seg.len, len = 0;
+
+      check_pattern (l);
+      if (mempool_trim (pool, l->seg.addr, keep, &len) != 0)
+        broken ("trimming a live segment failed");
+      if (len < keep || len > l->seg.len
+          || (l->asked <= chunk && (!is_pow2 (len) || len < unit)))
+        broken ("trimmed length is wrong");
+      l->seg.len = len;
+      if (l->asked > len)
+        l->asked = len;
+      check_pattern (l);
+      check_pool (pool, live, n);
     }
     else
       check_pool (pool, live, n);

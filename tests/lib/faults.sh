@@ -40,7 +40,7 @@ target_lun_keep() {
 # target_stop: the target vanishes (SIGKILL: tgtd ignores SIGTERM).
 target_stop() {
     [ -n "$TGTD_PID" ] || die "target_stop: no tgtd running"
-    kill -KILL "$TGTD_PID" 2>/dev/null
+    kill -KILL "$TGTD_PID" 2>/dev/null || true
     wait "$TGTD_PID" 2>/dev/null || true
     rm -f "/var/run/tgtd/socket.$TARGET_CTL" "/var/run/tgtd/socket.$TARGET_CTL.lock"
     TGTD_PID=
@@ -64,7 +64,7 @@ target_resume() {
         $prefix tgtd -f -C "$TARGET_CTL" "${extra[@]}" >>"$TARGET_DIR/tgtd.log" 2>&1 &
         TGTD_PID=$!
         wait_tgtd_ready && break
-        kill -KILL "$TGTD_PID" 2>/dev/null; wait "$TGTD_PID" 2>/dev/null || true
+        kill -KILL "$TGTD_PID" 2>/dev/null || true; wait "$TGTD_PID" 2>/dev/null || true
         TGTD_PID=
         [ "$SECONDS" -lt "$deadline" ] || die "could not restart tgtd on $TARGET_PORTAL"
         sleep 0.2   # retry interval

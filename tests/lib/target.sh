@@ -196,11 +196,15 @@ wait_tgtd_ready() {
     local deadline=$((SECONDS + 15))
     while [ "$SECONDS" -lt "$deadline" ]; do
         kill -0 "$TGTD_PID" 2>/dev/null || return 1
+        # tgtd goes on running when it cannot bind its portal.
+        grep -q "unable to bind" "$TARGET_DIR/tgtd.log" 2>/dev/null && return 1
         if tgtadm_ --op show --mode sys >/dev/null 2>&1 &&
            if [ "$ISERFS_TRANSPORT" = iser ]; then
                [ -S "$SOFTRDMA_DIR/0.0.0.0-$TARGET_PORT" ]
            else
-               [ -n "$(ss -ltnH "sport = :$TARGET_PORT" 2>/dev/null)" ]
+               # Listening, and by our tgtd: another process may have
+               # taken the port since pick_port found it free.
+               grep -q "pid=$TGTD_PID," <<< "$(ss -ltnpH "sport = :$TARGET_PORT" 2>/dev/null)"
            fi; then
             return 0
         fi
@@ -239,7 +243,10 @@ target_start() {
             return 0
         fi
         echo "tgtd attempt $attempt failed (ports $TARGET_CTL/$TARGET_PORT), retrying" >&2
-        kill -KILL "$TGTD_PID" 2>/dev/null; wait "$TGTD_PID" 2>/dev/null
+        # Under set -e: a tgtd that already exited, and the status of one
+        # killed here (137), must not end the test before its retry.
+        kill -KILL "$TGTD_PID" 2>/dev/null || true
+        wait "$TGTD_PID" 2>/dev/null || true
         TGTD_PID=
         cat "$TARGET_DIR/tgtd.log" >&2
     done
