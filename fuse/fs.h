@@ -21,6 +21,8 @@ struct fs {
   struct session **sessions;
   unsigned nr_sessions;
   bool ro;
+  unsigned readahead;           /* bytes asked for at INIT; 0 = leave it */
+  bool readahead_explicit;      /* given by the user: say if it fails */
   uid_t uid;
   gid_t gid;
   time_t mount_time;

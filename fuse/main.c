@@ -26,6 +26,7 @@
 #include "iobuf.h"
 #include "log.h"
 #include "loop.h"
+#include "readahead.h"
 #include "options.h"
 #include "session.h"
 
@@ -247,10 +248,16 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
 {
   int rc = 1;
 
+  char *abs_mountpoint = NULL;
+
   if (fuse_set_signal_handlers (se) != 0)
     goto out_destroy;
+  if (fs->readahead)
+    abs_mountpoint = readahead_prepare (cmd->mountpoint);
   if (fuse_session_mount (se, cmd->mountpoint) != 0)
     goto out_signals;
+  if (fs->readahead)
+    readahead_set (abs_mountpoint, fs->readahead, fs->readahead_explicit);
   if (start_sessions (fs) < 0)
     goto out_stop;
   daemon_ready ();
@@ -288,6 +295,7 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
  out_signals:
   fuse_remove_signal_handlers (se);
  out_destroy:
+  free (abs_mountpoint);
   return rc;
 }
 
@@ -367,6 +375,8 @@ main (int argc, char *argv[])
   if (open_sessions (&o, &fs) < 0)
     goto out;
   fs.ro = o.ro;
+  fs.readahead = o.readahead;
+  fs.readahead_explicit = o.readahead_s != NULL;
   fs.uid = getuid ();
   fs.gid = getgid ();
   fs.mount_time = time (NULL);

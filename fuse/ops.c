@@ -151,7 +151,8 @@ visible (const struct node *n)
 static void
 fs_init (void *userdata, struct fuse_conn_info *conn)
 {
-  (void) userdata;
+  struct fs *fs = userdata;
+
   /* See O_TRUNC at open() instead of a setattr(size=0) we could not honour
    * on a LUN; the handle then gets file-like truncate semantics. */
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
@@ -161,7 +162,10 @@ fs_init (void *userdata, struct fuse_conn_info *conn)
   /* Requests are read into our own buffers (fuse/loop.c), not spliced. */
   conn->want &= ~FUSE_CAP_SPLICE_READ;
   conn->max_write = 1024 * 1024;
-  conn->max_readahead = 1024 * 1024;
+  /* The kernel keeps the smaller of this and the mount's read-ahead,
+   * which main() raised to the same (see readahead.c). */
+  if (fs->readahead)
+    conn->max_readahead = fs->readahead;
   if (conn->max_background < 64)
     conn->max_background = 64;
   if (conn->congestion_threshold < 48)

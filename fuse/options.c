@@ -29,6 +29,7 @@ static const struct fuse_opt option_spec[] = {
   OPT ("timeout=%s", timeout_s),
   OPT ("header_digest=%s", header_digest),
   OPT ("max_xfer=%s", max_xfer_s),
+  OPT ("readahead=%s", readahead_s),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -136,6 +137,7 @@ options_parse (struct fuse_args *args, struct options *o)
   o->lun = -1;
   o->timeout = 30;
   o->queue_depth = 64;
+  o->readahead = 4u << 20;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
     return -1;                  /* libfuse printed why */
   if (parse_number ("queue_depth", o->queue_depth_s, 1, 1024, "",
@@ -143,7 +145,9 @@ options_parse (struct fuse_args *args, struct options *o)
       || parse_number ("timeout", o->timeout_s, 0, 86400, " seconds",
                        &o->timeout) < 0
       || parse_number ("max_xfer", o->max_xfer_s, 4096, 64u << 20, " bytes",
-                       &o->max_xfer) < 0)
+                       &o->max_xfer) < 0
+      || parse_number ("readahead", o->readahead_s, 0, 64u << 20, " bytes",
+                       &o->readahead) < 0)
     return -1;
   if (o->header_digest && strcmp (o->header_digest, "none") != 0
       && strcmp (o->header_digest, "crc32c") != 0) {
@@ -369,6 +373,7 @@ options_free (struct options *o)
   free (o->queue_depth_s);
   free (o->timeout_s);
   free (o->max_xfer_s);
+  free (o->readahead_s);
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
@@ -414,6 +419,8 @@ options_usage (void)
 "  -o header_digest=none|crc32c   iSCSI header digest (default none)\n"
 "  -o max_xfer=BYTES        largest data transfer of one command\n"
 "                           (default: what the LUN and transport allow)\n"
+"  -o readahead=BYTES       kernel read-ahead of the mount (default 4194304;\n"
+"                           0 = the kernel's 128 KiB; needs root)\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

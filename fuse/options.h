@@ -18,7 +18,8 @@ struct options {
   unsigned timeout;
   char *header_digest;
   unsigned max_xfer;            /* bytes per command, 0 = what the LUN allows */
-  char *queue_depth_s, *timeout_s, *max_xfer_s;   /* as typed */
+  unsigned readahead;           /* bytes, 0 = the kernel's default */
+  char *queue_depth_s, *timeout_s, *max_xfer_s, *readahead_s; /* as typed */
 
   /* From the URL. */
   char portal[256];

@@ -1,0 +1,17 @@
+/* The kernel's read-ahead for the mount (its bdi's read_ahead_kb). */
+#ifndef ISERFS_READAHEAD_H
+#define ISERFS_READAHEAD_H
+
+#include <stdbool.h>
+
+/* Before the mount: remember where it goes (an absolute path without
+ * symlinks, found while nothing is mounted there yet).  NULL on error. */
+char *readahead_prepare (const char *mountpoint);
+
+/* After the mount, before FUSE's INIT is answered: set the mount's
+ * read-ahead to bytes (rounded down to KiB).  Failing is not fatal: it is
+ * logged (as an error if asked for explicitly, else at debug level) and
+ * -1 returned. */
+int readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit);
+
+#endif
