@@ -30,8 +30,6 @@ for b in "$@"; do [ -x "$b" ] || die "$b is not executable"; done
 for c in tgtd tgtadm fio fusermount3; do
   command -v "$c" >/dev/null || die "$c is missing"
 done
-timeout 10 tgtadm -C "$CTL_PORT" --op show --mode sys >/dev/null 2>&1 &&
-  die "control port $CTL_PORT is taken; set CTL_PORT and ISCSI_PORT"
 
 work=$(mktemp -d /tmp/iserfs-ab.XXXXXX)
 lun=$(mktemp /dev/shm/iserfs-ab.XXXXXX)
@@ -48,20 +46,10 @@ cleanup () {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Poll CMD... until it succeeds, at most $1 tenths of a second.
-wait_for () {
-  local n=$1; shift
-  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
-
-timeout 120 dd if=/dev/urandom of="$lun" bs=1M count="$LUN_MB" status=none
-tgtd -f -C "$CTL_PORT" --iscsi portal=127.0.0.1:"$ISCSI_PORT" >"$work/tgtd.log" 2>&1 &
-pids+=($!)
-wait_for 100 timeout 5 tgtadm -C "$CTL_PORT" --op show --mode sys || die "tgtd did not start"
-tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
-tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lun"
-tgtadm -C "$CTL_PORT" --lld iscsi --op bind --mode target --tid 1 -I ALL
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"
+pids+=("$TGTD_PID")
 
 n=0
 for b in "$@"; do

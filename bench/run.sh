@@ -94,12 +94,8 @@ cleanup () {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Poll CMD... until it succeeds, at most $1 tenths of a second.
-wait_for () {
-  local n=$1; shift
-  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
+# shellcheck source=bench/lib.sh
+. "$srcdir/bench/lib.sh"
 
 # ---- build (or use $BUILDDIR) ----
 if [ -z "${BUILDDIR:-}" ]; then
@@ -131,18 +127,8 @@ $strays"
 
 # ---- the target: our own tgtd, one LUN backed by a file in /dev/shm ----
 say "starting tgtd on 127.0.0.1:$ISCSI_PORT (control port $CTL_PORT)"
-timeout 10 tgtadm -C "$CTL_PORT" --op show --mode sys >/dev/null 2>&1 \
-  && die "control port $CTL_PORT is taken; set CTL_PORT and ISCSI_PORT"
-# Random bytes, not a sparse file: tmpfs holes read back as the zero page,
-# which flatters every reader.
-timeout 120 dd if=/dev/urandom of="$lunfile" bs=1M count="$LUN_MB" status=none
-tgtd -f -C "$CTL_PORT" --iscsi portal=127.0.0.1:"$ISCSI_PORT" \
-  >"$work/tgtd.log" 2>&1 &
-PIDS+=($!); tgtd_pid=$!
-wait_for 100 timeout 5 tgtadm -C "$CTL_PORT" --op show --mode sys || die "tgtd did not start"
-timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
-timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lunfile"
-timeout 10 tgtadm -C "$CTL_PORT" --lld iscsi --op bind --mode target --tid 1 -I ALL
+bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lunfile" "$work/tgtd.log"
+PIDS+=("$TGTD_PID"); tgtd_pid=$TGTD_PID
 
 # ---- the FUSE exports, all mounted at once and idle between runs ----
 declare -A FILE=() DAEMON=()

@@ -1,0 +1,26 @@
+# bench/lib.sh: what bench/run.sh and bench/ab.sh share (sourced; they
+# define die()).
+
+# Poll CMD... until it succeeds, at most $1 tenths of a second.
+wait_for () {
+  local n=$1; shift
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# bench_target CTL_PORT ISCSI_PORT IQN LUN_MB LUNFILE LOG: fill LUNFILE with
+# LUN_MB MiB of random bytes (not a sparse file: tmpfs holes read back as the
+# zero page, which flatters every reader), start tgtd on 127.0.0.1 with it
+# as LUN 1 of IQN, open to every initiator.  Sets TGTD_PID.
+bench_target () {
+  local ctl=$1 port=$2 iqn=$3 mb=$4 lun=$5 log=$6
+  timeout 10 tgtadm -C "$ctl" --op show --mode sys >/dev/null 2>&1 &&
+    die "control port $ctl is taken; set CTL_PORT and ISCSI_PORT"
+  timeout 120 dd if=/dev/urandom of="$lun" bs=1M count="$mb" status=none
+  tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:"$port" >"$log" 2>&1 &
+  TGTD_PID=$!
+  wait_for 100 timeout 5 tgtadm -C "$ctl" --op show --mode sys || die "tgtd did not start"
+  timeout 10 tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$iqn"
+  timeout 10 tgtadm -C "$ctl" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lun"
+  timeout 10 tgtadm -C "$ctl" --lld iscsi --op bind --mode target --tid 1 -I ALL
+}
