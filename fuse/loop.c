@@ -232,6 +232,13 @@ worker_main (void *arg)
     }
     if (res == -EINTR)
       continue;
+    /* The kernel shut the connection down while this read was taking a
+     * request (an unmount, lazy or not, racing with it, or an abort in
+     * /sys/fs/fuse/connections): the end, as ENODEV is, not a failure. */
+    if (res == -ECONNABORTED) {
+      fuse_session_exit (lp->se);
+      break;
+    }
     if (res <= 0) {
       if (res < 0) {
         pthread_mutex_lock (&lp->lock);
