@@ -10,12 +10,12 @@
 # so that load from elsewhere hits all of them alike.  Prints one line per
 # run: workload, binary index, MB/s, IOPS, mean latency, submit to completion (µs).
 #
-# Knobs: W (workloads, default "read1m write1m randread4k randwrite4k qd1";
+# Knobs: W (workloads: names of FIO_WL in bench/lib.sh, default all five;
 # also ddwrite: dd bs=1M conv=notrunc,fsync),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311).
 set -euo pipefail
 
-W=${W:-"read1m write1m randread4k randwrite4k qd1"}
+W=${W:-"seqread seqwrite randread32 randwrite32 randread1"}
 REPS=${REPS:-3}
 SECS=${SECS:-3}
 LUN_MB=${LUN_MB:-1024}
@@ -48,6 +48,9 @@ trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+for w in $W; do
+  [ "$w" = ddwrite ] || [ -n "${FIO_WL[$w]:-}" ] || die "unknown workload $w"
+done
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"
 pids+=("$TGTD_PID")
 
@@ -60,17 +63,6 @@ for b in "$@"; do
   n=$((n + 1))
 done
 
-job () {
-  case $1 in
-    read1m) echo "--rw=read --bs=1M --iodepth=16" ;;
-    write1m) echo "--rw=write --bs=1M --iodepth=16" ;;
-    randread4k) echo "--rw=randread --bs=4k --iodepth=32" ;;
-    randwrite4k) echo "--rw=randwrite --bs=4k --iodepth=32" ;;
-    qd1) echo "--rw=randread --bs=4k --iodepth=1" ;;
-    *) die "unknown workload $1" ;;
-  esac
-}
-
 # ddwrite: dd bs=1M conv=notrunc,fsync of 256 MiB; MB/s from the wall time.
 ddwrite () {
   local t0 t1
@@ -78,16 +70,16 @@ ddwrite () {
   timeout 120 dd if="$lun" of="$work/m$1/lun1" bs=1M count=256 conv=notrunc,fsync \
     status=none || die "dd to mount $1 failed"
   t1=$(date +%s%N)
-  printf "%-12s bin%d rep%d %8.0f MB/s\n" ddwrite "$1" "$2" \
-    "$(echo "256 * 1048576 * 1000 / ($t1 - $t0)" | bc -l)"
+  awk -v i="$1" -v r="$2" -v ns=$((t1 - t0)) \
+    'BEGIN { printf "%-12s bin%d rep%d %8.0f MB/s\n", "ddwrite", i, r, 256 * 1048576 * 1000 / ns }'
 }
 
 for w in $W; do
   for r in $(seq "$REPS"); do
     for i in $(seq 0 $((n - 1))); do
       if [ "$w" = ddwrite ]; then ddwrite "$i" "$r"; continue; fi
-      # shellcheck disable=SC2046
-      timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" $(job "$w") \
+      # shellcheck disable=SC2086
+      timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" ${FIO_WL[$w]} \
         --ioengine=libaio --direct=1 --ramp_time=1 --runtime="$SECS" --time_based \
         --size="${LUN_MB}M" --output-format=terse --terse-version=3 2>/dev/null |
       # terse v3: read KB/s 7, IOPS 8, total latency mean 40 (µs); write 48, 49, 81.

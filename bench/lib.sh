@@ -1,6 +1,15 @@
 # bench/lib.sh: what bench/run.sh and bench/ab.sh share (sourced; they
 # define die()).
 
+# The fio workloads, by name: fio args (bench/run.sh's columns, ab.sh's W).
+declare -A FIO_WL=(
+  [seqread]="--rw=read --bs=1M --iodepth=16"
+  [seqwrite]="--rw=write --bs=1M --iodepth=16"
+  [randread32]="--rw=randread --bs=4k --iodepth=32"
+  [randwrite32]="--rw=randwrite --bs=4k --iodepth=32"
+  [randread1]="--rw=randread --bs=4k --iodepth=1"
+)
+
 # Poll CMD... until it succeeds, at most $1 tenths of a second.
 wait_for () {
   local n=$1; shift

@@ -240,14 +240,7 @@ parse_dd () {
 FIO_COMMON=(--ioengine=libaio --direct=1 --numjobs=1 --time_based
             --runtime="$SECS" --ramp_time=1 --lat_percentiles=1 --randrepeat=0
             --norandommap --output-format=json --name=bench)
-# workload name, fio args
-declare -A FIO_WL=(
-  [seqread]="--rw=read --bs=1M --iodepth=16"
-  [seqwrite]="--rw=write --bs=1M --iodepth=16"
-  [randread32]="--rw=randread --bs=4k --iodepth=32"
-  [randwrite32]="--rw=randwrite --bs=4k --iodepth=32"
-  [randread1]="--rw=randread --bs=4k --iodepth=1"
-)
+# FIO_WL (workload name -> fio args) is in bench/lib.sh.
 # workload name, rawio args
 declare -A RAW_WL=(
   [seqread]="read 1048576 16 seq"

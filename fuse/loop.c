@@ -48,6 +48,7 @@ struct loop {
   int error;
   bool stopping;                    /* workers no longer leave by themselves */
   const struct iobuf_allocator *alloc;
+  size_t rx_size;                   /* request_buffer_size () */
 };
 
 static __thread struct worker *self;
@@ -86,7 +87,7 @@ rx_release (struct worker *w)
 static int
 rx_ready (struct worker *w)
 {
-  size_t size = request_buffer_size ();
+  size_t size = w->loop->rx_size;
 
   if (w->rx.addr && (w->rx_malloced || w->rx_alloc == w->want))
     return 0;
@@ -123,6 +124,18 @@ loop_take_request_buffer (const void *data, size_t len,
   *buf = w->rx;
   w->rx.addr = NULL;
   return true;
+}
+
+void
+loop_block_stop_signals (sigset_t *old)
+{
+  sigset_t stop;
+
+  sigemptyset (&stop);
+  sigaddset (&stop, SIGTERM);
+  sigaddset (&stop, SIGINT);
+  sigaddset (&stop, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &stop, old);
 }
 
 static void *worker_main (void *arg);
@@ -204,16 +217,10 @@ worker_main (void *arg)
 {
   struct worker *w = arg;
   struct loop *lp = w->loop;
-  sigset_t stop;
 
-  /* Cancelled only while waiting for a request, never halfway through one;
-   * the stop signals go to the main thread, which waits for them. */
+  /* Cancelled only while waiting for a request, never halfway through one. */
   pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, NULL);
-  sigemptyset (&stop);
-  sigaddset (&stop, SIGTERM);
-  sigaddset (&stop, SIGINT);
-  sigaddset (&stop, SIGHUP);
-  pthread_sigmask (SIG_BLOCK, &stop, NULL);
+  loop_block_stop_signals (NULL);
   self = w;
   while (!fuse_session_exited (lp->se)) {
     struct fuse_buf fbuf = { 0 };
@@ -263,7 +270,7 @@ loop_run (struct fuse_session *se, unsigned max_threads, int max_idle,
 {
   struct loop lp = {
     .se = se, .max_threads = max_threads ? max_threads : 1,
-    .max_idle = max_idle, .alloc = alloc,
+    .max_idle = max_idle, .alloc = alloc, .rx_size = request_buffer_size (),
   };
   int e;
 

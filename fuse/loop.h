@@ -3,6 +3,7 @@
 #ifndef ISERFS_LOOP_H
 #define ISERFS_LOOP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,6 +21,12 @@ bool loop_supported (void);
  * Returns 0, or -errno when reading /dev/fuse failed. */
 int loop_run (struct fuse_session *se, unsigned max_threads, int max_idle,
               const struct iobuf_allocator *alloc);
+
+/* Block the stop signals (SIGTERM, SIGINT, SIGHUP) in the calling thread,
+ * the old mask in *old (may be NULL): every thread but the main one, which
+ * waits for them in loop_run(), blocks them (and so do the threads they
+ * create, which inherit the mask). */
+void loop_block_stop_signals (sigset_t *old);
 
 /* Called by an operation on a worker: take over the buffer the current
  * request was received into, if [data, data+len) lies in it and it came

@@ -10,8 +10,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,14 +224,10 @@ loop_max_threads (const struct fuse_cmdline_opts *cmd)
 static int
 start_sessions (struct fs *fs)
 {
-  sigset_t stop, old;
+  sigset_t old;
   int rc = 0;
 
-  sigemptyset (&stop);
-  sigaddset (&stop, SIGTERM);
-  sigaddset (&stop, SIGINT);
-  sigaddset (&stop, SIGHUP);
-  pthread_sigmask (SIG_BLOCK, &stop, &old);
+  loop_block_stop_signals (&old);
   for (unsigned i = 0; i < fs->nr_sessions && rc == 0; i++)
     if (session_start (fs->sessions[i]) < 0) {
       log_error ("cannot start a session thread");
@@ -248,16 +242,13 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
 {
   int rc = 1;
 
-  char *abs_mountpoint = NULL;
-
   if (fuse_set_signal_handlers (se) != 0)
     goto out_destroy;
-  if (fs->readahead)
-    abs_mountpoint = readahead_prepare (cmd->mountpoint);
   if (fuse_session_mount (se, cmd->mountpoint) != 0)
     goto out_signals;
+  /* fuse_parse_cmdline() made the mountpoint absolute (realpath). */
   if (fs->readahead)
-    readahead_set (abs_mountpoint, fs->readahead, fs->readahead_explicit);
+    readahead_set (cmd->mountpoint, fs->readahead, fs->readahead_explicit);
   if (start_sessions (fs) < 0)
     goto out_stop;
   daemon_ready ();
@@ -295,7 +286,6 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
  out_signals:
   fuse_remove_signal_handlers (se);
  out_destroy:
-  free (abs_mountpoint);
   return rc;
 }
 

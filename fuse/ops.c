@@ -24,7 +24,6 @@
 
 #define STATS_XATTR "user.iserfs.stats"
 #define ZERO_PIECE (1024 * 1024)
-
 #define ZERO_SAME_PIECE (256ull * 1024 * 1024)
 
 /* An open LUN file.  For a handle opened with O_TRUNC we remember what it

@@ -22,12 +22,6 @@
 #include "log.h"
 #include "readahead.h"
 
-char *
-readahead_prepare (const char *mountpoint)
-{
-  return realpath (mountpoint, NULL);
-}
-
 /* Undo mountinfo's octal escapes (\040 for a space, ...), in place. */
 static void
 unescape (char *s)
@@ -84,9 +78,9 @@ readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit)
   char dev[64], file[128];
   FILE *fp;
 
-  if (abs_mountpoint == NULL || mount_device (abs_mountpoint, dev, sizeof dev) < 0) {
+  if (mount_device (abs_mountpoint, dev, sizeof dev) < 0) {
     say ("readahead: cannot find the mount of %s in /proc/self/mountinfo",
-         abs_mountpoint ? abs_mountpoint : "the mountpoint");
+         abs_mountpoint);
     return -1;
   }
   snprintf (file, sizeof file, "/sys/class/bdi/%s/read_ahead_kb", dev);

@@ -4,12 +4,9 @@
 
 #include <stdbool.h>
 
-/* Before the mount: remember where it goes (an absolute path without
- * symlinks, found while nothing is mounted there yet).  NULL on error. */
-char *readahead_prepare (const char *mountpoint);
-
-/* After the mount, before FUSE's INIT is answered: set the mount's
- * read-ahead to bytes (rounded down to KiB).  Failing is not fatal: it is
+/* After the mount at abs_mountpoint (an absolute path without symlinks),
+ * before FUSE's INIT is answered: set the mount's read-ahead to bytes
+ * (rounded down to KiB).  Failing is not fatal: it is
  * logged (as an error if asked for explicitly, else at debug level) and
  * -1 returned. */
 int readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit);

@@ -37,8 +37,10 @@ commands_needed (struct lun *l, enum io_op op, uint64_t nblocks)
   }
 }
 
-struct io_req *
-io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
+/* The request record for bytes [off, off+len), with room for its
+ * commands; no data buffer yet. */
+static struct io_req *
+req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
 {
   uint64_t lba = off / l->block_size;
   uint64_t nblocks = div_round_up (off + len, l->block_size) - lba;
@@ -58,10 +60,19 @@ io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
   r->nblocks = nblocks;
   r->head = off - lba * l->block_size;
   r->max_scmd = n;
-  if (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME) {
+  return r;
+}
+
+struct io_req *
+io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
+{
+  struct io_req *r = req_alloc (l, op, off, len, err);
+
+  if (r && (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME)) {
     /* WRITE SAME sends one block, repeated by the target. */
-    size_t bytes = (op == IO_WRITESAME ? 1 : nblocks) * l->block_size;
+    size_t bytes = (op == IO_WRITESAME ? 1 : r->nblocks) * l->block_size;
     int e = iobuf_alloc (l->session->alloc, bytes, &r->buf);
+
     if (e < 0) {
       free (r);
       *err = -e;
@@ -84,28 +95,16 @@ struct io_req *
 io_req_new_in (struct lun *l, uint64_t off, size_t len, struct iobuf *buf,
                void *data, int *err)
 {
-  uint64_t nblocks = len / l->block_size;
-  unsigned n = commands_needed (l, IO_WRITE, nblocks);
-  struct io_req *r;
+  struct io_req *r = NULL;
 
-  if (!io_whole_blocks (l, off, len) || len == 0) {
-    iobuf_free (l->session->alloc, buf);
+  if (!io_whole_blocks (l, off, len) || len == 0)
     *err = EINVAL;
-    return NULL;
-  }
-  r = calloc (1, sizeof *r + n * sizeof r->scmd[0]);
+  else
+    r = req_alloc (l, IO_WRITE, off, len, err);
   if (r == NULL) {
     iobuf_free (l->session->alloc, buf);
-    *err = ENOMEM;
     return NULL;
   }
-  r->lun = l;
-  r->op = IO_WRITE;
-  r->off = off;
-  r->len = len;
-  r->lba = off / l->block_size;
-  r->nblocks = nblocks;
-  r->max_scmd = n;
   r->buf = *buf;
   r->data = data;
   buf->addr = NULL;

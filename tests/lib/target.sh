@@ -160,16 +160,20 @@ trap 'exit 143' TERM
 
 # --- tgtd ------------------------------------------------------------------
 
-# A TCP port nobody listens on, random in 20000-60000.
-port_is_free() { [ -z "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
-pick_port() {
+# pick_free LO HI IS_FREE WHAT: a random number in LO-HI for which the
+# command IS_FREE N succeeds (100 tries).
+pick_free() {
     local p i
     for i in $(seq 1 100); do
-        p=$((20000 + ((RANDOM << 15) | RANDOM) % 40001))
-        port_is_free "$p" && { echo "$p"; return 0; }
+        p=$(($1 + ((RANDOM << 15) | RANDOM) % ($2 - $1 + 1)))
+        "$3" "$p" && { echo "$p"; return 0; }
     done
-    die "no free TCP port found in 20000-60000"
+    die "no free $4 found in $1-$2"
 }
+
+# A TCP port nobody listens on, random in 20000-60000.
+port_is_free() { [ -z "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
+pick_port() { pick_free 20000 60000 port_is_free "TCP port"; }
 
 # tgtd's "control port" is not TCP: it names the unix socket
 # /var/run/tgtd/socket.N, and tgtd refuses N > 32767.  Pick one no tgtd
@@ -179,14 +183,7 @@ pick_port() {
 # (grep reads a here-string: with pipefail, grep -q leaving a pipe early
 # would make the writer's SIGPIPE the pipeline's status.)
 ctl_is_free() { ! grep -qE "/tgtd/socket\.$1( |$)" <<< "$(ss -xlH 2>/dev/null)"; }
-pick_ctl_port() {
-    local p i
-    for i in $(seq 1 100); do
-        p=$((20000 + ((RANDOM << 15) | RANDOM) % 12768))
-        ctl_is_free "$p" && { echo "$p"; return 0; }
-    done
-    die "no free tgtd control port found in 20000-32767"
-}
+pick_ctl_port() { pick_free 20000 32767 ctl_is_free "tgtd control port"; }
 
 tgtadm_() { tgtadm -C "$TARGET_CTL" "$@"; }
 
