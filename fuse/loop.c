@@ -12,7 +12,7 @@
  * Otherwise this is what fuse_session_loop_mt() does: a worker is added when
  * none is idle (an fsync, or an open with O_TRUNC, waits for the target), up
  * to max_threads; idle workers above max_idle exit; on exit the workers
- * blocked in read() are cancelled, the others finish their request first.
+ * blocked in read() are interrupted, the others finish their request first.
  */
 #include <config.h>
 
@@ -21,6 +21,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -218,8 +219,6 @@ worker_main (void *arg)
   struct worker *w = arg;
   struct loop *lp = w->loop;
 
-  /* Cancelled only while waiting for a request, never halfway through one. */
-  pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, NULL);
   loop_block_stop_signals (NULL);
   self = w;
   while (!fuse_session_exited (lp->se)) {
@@ -233,9 +232,7 @@ worker_main (void *arg)
     else {
       fbuf.mem = w->rx.addr;
       fbuf.size = w->rx.len;
-      pthread_setcancelstate (PTHREAD_CANCEL_ENABLE, NULL);
       res = fuse_session_receive_buf (lp->se, &fbuf);
-      pthread_setcancelstate (PTHREAD_CANCEL_DISABLE, NULL);
     }
     if (res == -EINTR)
       continue;
@@ -264,6 +261,52 @@ worker_main (void *arg)
   return NULL;
 }
 
+/* The wake-up signal only interrupts a worker's read(). */
+static void
+on_wake (int sig)
+{
+  (void) sig;
+}
+
+/* Stop and free every worker.  One blocked in read() on /dev/fuse is
+ * interrupted with a signal (it then sees the session exited); one busy
+ * with a request finishes it first.  The signal can land just before a
+ * worker enters read(), so it is sent again until the worker is gone.
+ * (Not pthread_cancel: unwinding a thread out of read() upsets
+ * AddressSanitizer, and a signal needs no cancellation points.) */
+static void
+stop_workers (struct loop *lp)
+{
+  struct sigaction sa = { .sa_handler = on_wake }, old;
+
+  sigemptyset (&sa.sa_mask);            /* no SA_RESTART: read() returns */
+  sigaction (SIGRTMIN, &sa, &old);
+  pthread_mutex_lock (&lp->lock);
+  lp->stopping = true;
+  pthread_mutex_unlock (&lp->lock);
+  while (lp->workers) {
+    struct worker *w = lp->workers;
+
+    for (;;) {
+      struct timespec until;
+
+      pthread_kill (w->thread, SIGRTMIN);
+      clock_gettime (CLOCK_REALTIME, &until);
+      until.tv_nsec += 100 * 1000 * 1000;
+      if (until.tv_nsec >= 1000 * 1000 * 1000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000 * 1000 * 1000;
+      }
+      if (pthread_timedjoin_np (w->thread, NULL, &until) == 0)
+        break;
+    }
+    unlink_worker (lp, w);
+    rx_release (w);
+    free (w);
+  }
+  sigaction (SIGRTMIN, &old, NULL);
+}
+
 int
 loop_run (struct fuse_session *se, unsigned max_threads, int max_idle,
           const struct iobuf_allocator *alloc)
@@ -289,19 +332,7 @@ loop_run (struct fuse_session *se, unsigned max_threads, int max_idle,
   while (!fuse_session_exited (se))
     sem_wait (&lp.finished);
 
-  pthread_mutex_lock (&lp.lock);
-  lp.stopping = true;
-  pthread_mutex_unlock (&lp.lock);
-  for (struct worker *w = lp.workers; w; w = w->next)
-    pthread_cancel (w->thread);
-  while (lp.workers) {
-    struct worker *w = lp.workers;
-
-    pthread_join (w->thread, NULL);
-    unlink_worker (&lp, w);
-    rx_release (w);
-    free (w);
-  }
+  stop_workers (&lp);
  out:
   sem_destroy (&lp.finished);
   pthread_mutex_destroy (&lp.lock);
