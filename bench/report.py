@@ -16,6 +16,7 @@ SYSTEMS = [
     ("iserfs", "iserfs"),
     ("qsd", "qemu-storage-daemon FUSE"),
     ("nbdfuse", "nbdfuse + nbdkit memory (no iSCSI)"),
+    ("nullfuse", "FUSE floor (null fs, no backend)"),
 ]
 # workload, label, metric (column of runs.tsv), unit, scale
 WORKLOADS = [
@@ -126,13 +127,29 @@ def goals(runs, na):
         else:
             g.append(("%s: %.2fx (goal ≥ %.1fx)" % (desc, r, want), r >= want))
 
-    for wl, metric, what, vs_raw, vs_qsd in [
-            ("seqread", "MBps", "O_DIRECT seq read 1 MiB × 16", 0.9, 1.8),
-            ("seqwrite", "MBps", "O_DIRECT seq write 1 MiB × 16", 0.9, 1.8),
-            ("randread32", "IOPS", "4 KiB random read × 32", 0.9, 1.2),
-            ("randwrite32", "IOPS", "4 KiB random write × 32", 0.9, 1.2)]:
+    def reach(ok):
+        return ("within what FUSE alone reaches here" if ok
+                else "above the FUSE ceiling here")
+
+    def floor(desc, wl, metric, unit, scale, raw, want):
+        """Not a goal: the null file system against the same raw number,
+        the most any FUSE design gets on this machine."""
+        f, r = m("nullfuse", wl, metric), ratio(m("nullfuse", wl, metric), raw)
+        if r is None:
+            g.append(("FUSE floor, %s: not measured" % desc, "floor"))
+        else:
+            g.append(("FUSE floor, %s: %s %s = %.2fx raw, so %.1fx raw is %s"
+                      % (desc, fmt(f, scale), unit, r, want, reach(r >= want)),
+                      "floor"))
+
+    for wl, metric, what, vs_raw, vs_qsd, unit, scale in [
+            ("seqread", "MBps", "O_DIRECT seq read 1 MiB × 16", 0.9, 1.8, "MB/s", 1),
+            ("seqwrite", "MBps", "O_DIRECT seq write 1 MiB × 16", 0.9, 1.8, "MB/s", 1),
+            ("randread32", "IOPS", "4 KiB random read × 32", 0.9, 1.2, "k IOPS", 1e-3),
+            ("randwrite32", "IOPS", "4 KiB random write × 32", 0.9, 1.2, "k IOPS", 1e-3)]:
         me = m("iserfs", wl, metric)
         check(what + ", iserfs / raw", ratio(me, m("rawio", wl, metric)), vs_raw)
+        floor(what, wl, metric, unit, scale, m("rawio", wl, metric), vs_raw)
         check(what + ", iserfs / qsd", ratio(me, m("qsd", wl, metric)), vs_qsd)
     lat, raw = m("iserfs", "randread1", "lat"), m("rawio", "randread1", "lat")
     if lat is None or raw is None:
@@ -141,6 +158,16 @@ def goals(runs, na):
         g.append(("4 KiB random read × 1, median latency: iserfs %.1f µs, raw "
                   "%.1f µs, raw + %.1f µs (goal ≤ raw + 20 µs)"
                   % (lat, raw, lat - raw), lat - raw <= 20))
+    # A FUSE file system over iSCSI waits for the target and for the FUSE
+    # round trip, one after the other: roughly raw + the floor's latency.
+    fl = m("nullfuse", "randread1", "lat")
+    if fl is None or raw is None:
+        g.append(("FUSE floor, 4 KiB random read × 1, median latency: not "
+                  "measured", "floor"))
+    else:
+        g.append(("FUSE floor, 4 KiB random read × 1, median latency: %.1f µs "
+                  "vs raw %.1f µs: the FUSE round trip alone takes %.1f µs, so "
+                  "raw + 20 µs is %s" % (fl, raw, fl, reach(fl <= 20)), "floor"))
     me = m("iserfs", "ddread", "MBps")
     check("dd read, iserfs / qsd", ratio(me, m("qsd", "ddread", "MBps")), 1.0)
     best = [x for x in (m(s, w, "MBps") for s in ("rawio", "iscsiperf")
@@ -148,6 +175,8 @@ def goals(runs, na):
     check("dd read, iserfs / raw's best read (%s MB/s)"
           % (fmt(max(best)) if best else "?"),
           ratio(me, max(best) if best else None), 0.9)
+    floor("dd read vs raw's best read", "ddread", "MBps", "MB/s", 1,
+          max(best) if best else None, 0.9)
     check("dd write+fsync, iserfs / qsd",
           ratio(m("iserfs", "ddwrite", "MBps"), m("qsd", "ddwrite", "MBps")), 1.5)
     return g
@@ -185,10 +214,10 @@ def plot_data(runs, na, path):
         ("4k-randread×1", "randread1", "lat", m("rawio", "randread1", "lat")),
     ]
     with open(path, "w") as f:
-        f.write("# workload iserfs qsd nbdfuse\n")
+        f.write("# workload iserfs qsd nbdfuse nullfuse\n")
         for label, wl, metric, raw in rows:
             vals = []
-            for s in ("iserfs", "qsd", "nbdfuse"):
+            for s in ("iserfs", "qsd", "nbdfuse", "nullfuse"):
                 v = m(s, wl, metric)
                 if v is None or not raw:
                     vals.append("?")
@@ -214,7 +243,8 @@ def main():
             return f.read().rstrip()
 
     g = goals(runs, na)
-    ratio_lines = ["%s %s" % ({True: "MET    ", False: "NOT MET", None: "n/a    "}[ok], t)
+    ratio_lines = ["%s %s" % ({True: "MET    ", False: "NOT MET", None: "n/a    ",
+                               "floor": "       "}[ok], t)
                    for t, ok in g] + cpu_lines(runs, na)
     md = ["# iserfs benchmark results", "",
           "Produced by `bench/run.sh` (method: [README.md](README.md)). "

@@ -14,6 +14,10 @@
 # seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
 # CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
 # (skip the perf profile).
+#
+# Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
+# with no backend at all (reads of zeros, writes dropped), set up like
+# iserfs.  What it reaches is the most any FUSE file system reaches here.
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,14 +110,17 @@ if [ -z "${BUILDDIR:-}" ]; then
     >"$work/build.log" 2>&1 || die "autogen failed, see $work/build.log"
   ( cd "$BUILDDIR" && timeout 300 "$srcdir/configure" -q \
       && timeout 900 make -j"$(nproc)" \
-      && timeout 300 make -C tests rawio mempool_bench ) \
+      && timeout 300 make -C tests rawio mempool_bench nullfuse ) \
     >>"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; die "build failed"; }
 fi
 ISERFS=$BUILDDIR/fuse/iserfs
 RAWIO=$BUILDDIR/tests/rawio
 MEMPOOL_BENCH=$BUILDDIR/tests/mempool_bench
-[ -x "$RAWIO" ] && [ -x "$MEMPOOL_BENCH" ] || make -C "$BUILDDIR/tests" rawio mempool_bench >/dev/null
-for f in "$ISERFS" "$RAWIO" "$MEMPOOL_BENCH"; do
+NULLFUSE=$BUILDDIR/tests/nullfuse
+if [ ! -x "$RAWIO" ] || [ ! -x "$MEMPOOL_BENCH" ] || [ ! -x "$NULLFUSE" ]; then
+  make -C "$BUILDDIR/tests" rawio mempool_bench nullfuse >/dev/null
+fi
+for f in "$ISERFS" "$RAWIO" "$MEMPOOL_BENCH" "$NULLFUSE"; do
   [ -x "$f" ] || die "$f not built"
 done
 
@@ -169,6 +176,16 @@ if [ -z "${NA[nbdfuse]:-}" ]; then
   else
     NA[nbdfuse]="n/a (nbdkit did not start)"
   fi
+fi
+
+# The FUSE floor: same size as the LUN, nothing behind it.
+mkdir -p "$work/null"
+"$NULLFUSE" "$((LUN_MB * 1048576))" "$work/null" >"$work/nullfuse.log" 2>&1 &
+PIDS+=($!); DAEMON[nullfuse]=$!; MOUNTS+=("$work/null")
+if wait_for 100 test -e "$work/null/disk"; then
+  FILE[nullfuse]=$work/null/disk
+else
+  NA[nullfuse]="n/a (nullfuse did not mount: $(head -c 200 "$work/nullfuse.log" | tr '\n' ' '))"
 fi
 
 # ---- measuring ----
@@ -258,7 +275,7 @@ declare -A PERF_WL=(
   [seqread4m4]="-m 4 -b 8192"
 )
 WORKLOADS=(seqread seqwrite ddread ddwrite randread32 randwrite32 randread1 seqread4m4)
-FUSE_SYSTEMS=(iserfs qsd nbdfuse)
+FUSE_SYSTEMS=(iserfs qsd nbdfuse nullfuse)
 
 run_one () {
   local sys=$1 wl=$2 rep=$3 f
