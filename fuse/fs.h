@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "behind.h"
 #include "options.h"
 #include "session.h"
 
@@ -13,6 +14,7 @@ struct node {
   fuse_ino_t parent;
   char *name;
   struct lun *lun;              /* NULL for a directory */
+  struct behind behind;         /* its writes answered early */
 };
 
 struct fs {

@@ -367,6 +367,7 @@ main (int argc, char *argv[])
   fs.ro = o.ro;
   fs.readahead = o.readahead;
   fs.readahead_explicit = o.readahead_s != NULL;
+  behind_set_limit (o.write_behind);
   fs.uid = getuid ();
   fs.gid = getgid ();
   fs.mount_time = time (NULL);
@@ -379,8 +380,10 @@ main (int argc, char *argv[])
  out:
   if (se)
     fuse_session_destroy (se);
-  fs_free_tree (&fs);
+  /* Sessions first: a write still in flight at exit is answered by them,
+   * and its answer touches the tree (write-behind accounting). */
   close_sessions (&fs);
+  fs_free_tree (&fs);
   iobuf_shutdown ();
   free (cmd.mountpoint);
   fuse_opt_free_args (&args);

@@ -38,7 +38,9 @@ struct handle {
   pthread_mutex_t lock;
   struct rangeset written;
   uint64_t hwm;
-  unsigned writes;              /* submitted, not yet answered */
+  unsigned writes;              /* submitted, not yet answered by the target */
+  struct behind *behind;        /* the LUN's writes answered early */
+  unsigned behind_seen;         /* its failures this handle was told of */
   pthread_cond_t writes_done;   /* signalled when writes drops to 0 */
   struct handle *prev, *next;   /* in open_handles */
 };
@@ -326,6 +328,8 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   h->lun = n->lun;
+  h->behind = &n->behind;
+  h->behind_seen = behind_seen (&n->behind);
   h->writable = writing;
   h->trunc = writing && (fi->flags & O_TRUNC);
   pthread_mutex_init (&h->lock, NULL);
@@ -426,6 +430,20 @@ write_done (struct io_req *r)
     fuse_reply_write (req, r->len);
 }
 
+/* The target answered a write that fs_write answered already: what went
+ * wrong is for the next fsync or close (fuse/behind.h). */
+static void
+write_behind_done (struct io_req *r)
+{
+  struct handle *h = r->opaque2;
+  struct behind *b = h->behind;
+  int lun = h->lun->lun;
+
+  /* h may be freed once write_finished let go of it; b and lun live on. */
+  write_finished (h, r->err == 0, r->off, r->len);
+  behind_done (b, r->opaque, lun, r->err);
+}
+
 /* The request for a write of buf: whole blocks go out from the buffer they
  * were received into (fuse/loop.c), cut down to what the data needs -- the
  * buffer is sized for the largest request, 2 MiB, and a 4 KiB write in
@@ -461,6 +479,7 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 {
   struct handle *h = (struct handle *) (uintptr_t) fi->fh;
   uint64_t end = lun_size (h->lun);
+  struct behind_write *w;
   struct io_req *r;
   int err;
 
@@ -486,13 +505,19 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     fuse_reply_err (req, err);
     return;
   }
-  r->done = write_done;
-  r->opaque = req;
   r->opaque2 = h;
+  w = behind_start (h->behind, fi->flags, off, size);
+  r->done = w ? write_behind_done : write_done;
+  r->opaque = w ? (void *) w : (void *) req;
   pthread_mutex_lock (&h->lock);
   h->writes++;
   pthread_mutex_unlock (&h->lock);
+  /* Answer only once it is queued: whatever the caller sends after the
+   * answer is queued behind it, and the engine orders overlapping requests
+   * by that queue (src/io.h). */
   io_submit (r);
+  if (w)
+    fuse_reply_write (req, size);
 }
 
 /* ---- zeroing, syncing ---- */
@@ -608,10 +633,9 @@ sync_lun (struct lun *l)
   return io_run_sync (r);
 }
 
-/* What close(2) and fsync(2) promise: everything this handle wrote (and the
- * zeros it owes) is on stable storage of the target. */
+/* Zero what an O_TRUNC handle owes and sync what it wrote. */
 static int
-settle (struct handle *h, bool force_sync)
+settle_written (struct handle *h, bool force_sync)
 {
   int err = zero_unwritten (h);
   bool dirty;
@@ -633,6 +657,26 @@ settle (struct handle *h, bool force_sync)
   return err;
 }
 
+/* What close(2) and fsync(2) promise: everything this handle wrote (and the
+ * zeros it owes) is on stable storage of the target -- or an error, also
+ * for a write of the LUN answered early (write-behind) that failed since
+ * the handle last heard.  Writes behind go first: their data, and what
+ * they mark written, must be in before the zeroing and the sync.  Closing
+ * a descriptor that cannot write waits for nothing, as in the kernel; an
+ * fsync(2) always waits. */
+static int
+settle (struct handle *h, bool is_fsync)
+{
+  int behind_err = 0, err;
+
+  if (h->writable || is_fsync)
+    behind_err = behind_wait (h->behind, &h->behind_seen);
+  /* fsync on a descriptor open for writing always reaches the target's
+   * cache, even if this descriptor wrote nothing: another may have. */
+  err = settle_written (h, is_fsync && h->writable);
+  return behind_err ? behind_err : err;
+}
+
 static void
 fs_flush (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -648,9 +692,7 @@ fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
 
   (void) ino;
   (void) datasync;
-  /* fsync on a descriptor open for writing always reaches the target's
-   * cache, even if this descriptor wrote nothing: another may have. */
-  fuse_reply_err (req, settle (h, h->writable));
+  fuse_reply_err (req, settle (h, true));
 }
 
 static void

@@ -30,6 +30,7 @@ static const struct fuse_opt option_spec[] = {
   OPT ("header_digest=%s", header_digest),
   OPT ("max_xfer=%s", max_xfer_s),
   OPT ("readahead=%s", readahead_s),
+  OPT ("write_behind=%s", write_behind_s),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -138,6 +139,7 @@ options_parse (struct fuse_args *args, struct options *o)
   o->timeout = 30;
   o->queue_depth = 64;
   o->readahead = 4u << 20;
+  o->write_behind = 32u << 20;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
     return -1;                  /* libfuse printed why */
   if (parse_number ("queue_depth", o->queue_depth_s, 1, 1024, "",
@@ -147,7 +149,9 @@ options_parse (struct fuse_args *args, struct options *o)
       || parse_number ("max_xfer", o->max_xfer_s, 4096, 64u << 20, " bytes",
                        &o->max_xfer) < 0
       || parse_number ("readahead", o->readahead_s, 0, 64u << 20, " bytes",
-                       &o->readahead) < 0)
+                       &o->readahead) < 0
+      || parse_number ("write_behind", o->write_behind_s, 0, 1u << 30,
+                       " bytes", &o->write_behind) < 0)
     return -1;
   if (o->header_digest && strcmp (o->header_digest, "none") != 0
       && strcmp (o->header_digest, "crc32c") != 0) {
@@ -374,6 +378,7 @@ options_free (struct options *o)
   free (o->timeout_s);
   free (o->max_xfer_s);
   free (o->readahead_s);
+  free (o->write_behind_s);
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
@@ -421,6 +426,9 @@ options_usage (void)
 "                           (default: what the LUN and transport allow)\n"
 "  -o readahead=BYTES       kernel read-ahead of the mount (default 4194304;\n"
 "                           0 = the kernel's 128 KiB; needs root)\n"
+"  -o write_behind=BYTES    answer buffered writes before the target has them,\n"
+"                           up to this many bytes; errors show at fsync/close\n"
+"                           (default 33554432; 0 = off)\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

@@ -19,7 +19,9 @@ struct options {
   char *header_digest;
   unsigned max_xfer;            /* bytes per command, 0 = what the LUN allows */
   unsigned readahead;           /* bytes, 0 = the kernel's default */
+  unsigned write_behind;        /* bytes answered early, 0 = off */
   char *queue_depth_s, *timeout_s, *max_xfer_s, *readahead_s; /* as typed */
+  char *write_behind_s;
 
   /* From the URL. */
   char portal[256];

@@ -18,6 +18,7 @@ add_node (struct fs *fs, fuse_ino_t parent, char *name, struct lun *lun)
   n->parent = parent;
   n->name = name;
   n->lun = lun;
+  behind_init (&n->behind);
   return fs->nr_nodes;          /* the new inode number */
 }
 
@@ -61,8 +62,10 @@ fs_build_tree (struct fs *fs, bool per_target_dirs)
 void
 fs_free_tree (struct fs *fs)
 {
-  for (unsigned i = 0; i < fs->nr_nodes; i++)
+  for (unsigned i = 0; i < fs->nr_nodes; i++) {
     free (fs->nodes[i].name);
+    behind_destroy (&fs->nodes[i].behind);
+  }
   free (fs->nodes);
   fs->nodes = NULL;
   fs->nr_nodes = 0;

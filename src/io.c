@@ -171,12 +171,15 @@ overlaps (const struct io_req *a, const struct io_req *b)
   return a->lba < b->lba + b->nblocks && b->lba < a->lba + a->nblocks;
 }
 
+/* Two reads never need each other's range; a read and a write do, both
+ * ways round: a read queued behind a write must see its data, because the
+ * write may already have been answered (write-behind, fuse/behind.c). */
 static bool
 conflicts (const struct io_req *r, const struct io_req *list,
            const struct io_req *stop)
 {
   for (; list && list != stop; list = list->next)
-    if (overlaps (r, list))
+    if (overlaps (r, list) && (r->op != IO_READ || list->op != IO_READ))
       return true;
   return false;
 }
@@ -206,8 +209,10 @@ unlink_req (struct io_req **list, struct io_req *r)
     *list = r->next;
 }
 
-/* A write may start when no held range overlaps it and no earlier waiter
- * does either (first come, first served for overlapping writes). */
+/* A request may start when no held range conflicts with it and no earlier
+ * waiter does either (first come, first served).  Writes hold their range
+ * until they finish; reads only wait for it, so they cost nothing when no
+ * write overlaps them. */
 static bool
 lock_acquire (struct io_req *r)
 {
@@ -216,20 +221,24 @@ lock_acquire (struct io_req *r)
   if (conflicts (r, l->locked, NULL) || conflicts (r, l->lock_waiters, NULL)) {
     append (&l->lock_waiters, r);
     r->lock_waiting = true;
+    if (r->op == IO_READ)
+      atomic_fetch_add (&stats.read_waits, 1);
     return false;
   }
-  push (&l->locked, r);
-  r->locked = true;
+  if (r->op != IO_READ) {
+    push (&l->locked, r);
+    r->locked = true;
+  }
   return true;
 }
 
-static void write_begin (struct io_req *r);
+static void begin (struct io_req *r);
 
 static void
 lock_release (struct io_req *r)
 {
   struct lun *l = r->lun;
-  struct io_req *granted = NULL, *w, *next;
+  struct io_req *granted = NULL, **granted_tail = &granted, *w, *next;
 
   if (r->lock_waiting) {                /* expired before it got the range */
     unlink_req (&l->lock_waiters, r);
@@ -244,16 +253,20 @@ lock_release (struct io_req *r)
     if (!conflicts (w, l->locked, NULL) && !conflicts (w, l->lock_waiters, w)) {
       unlink_req (&l->lock_waiters, w);
       w->lock_waiting = false;
-      push (&l->locked, w);
-      w->locked = true;
-      append (&granted, w);
+      if (w->op != IO_READ) {
+        push (&l->locked, w);
+        w->locked = true;
+      }
+      w->granted_next = NULL;
+      *granted_tail = w;
+      granted_tail = &w->granted_next;
     }
   }
   /* Start them only now: starting may complete a request at once, which
    * re-enters lock_release. */
   for (w = granted; w; w = next) {
-    next = w->next;
-    write_begin (w);
+    next = w->granted_next;
+    begin (w);
   }
 }
 
@@ -378,6 +391,16 @@ write_begin (struct io_req *r)
   issue_split (r, CMD_WRITE, r->lun->max_xfer_blocks);
 }
 
+/* The first commands of a request that got its range. */
+static void
+begin (struct io_req *r)
+{
+  if (r->op == IO_READ)
+    issue_split (r, CMD_READ, r->lun->max_xfer_blocks);
+  else
+    write_begin (r);
+}
+
 /* ---- lifetime ---- */
 
 static void
@@ -478,13 +501,11 @@ io_start (struct io_req *r)
   }
   switch (r->op) {
   case IO_READ:
-    issue_split (r, CMD_READ, r->lun->max_xfer_blocks);
-    break;
   case IO_WRITE:
   case IO_UNMAP:
   case IO_WRITESAME:
     if (lock_acquire (r))
-      write_begin (r);
+      begin (r);
     break;
   case IO_SYNC:
   case IO_CAPACITY:

@@ -4,7 +4,9 @@
  * blocks that hold those bytes, splits it into commands no larger than the LUN
  * and the transport accept, reads and merges partial first/last blocks before
  * writing (read-modify-write), and serialises writes whose block ranges
- * overlap so that no merge ever works on stale data.  All of that runs on the
+ * overlap so that no merge ever works on stale data; a read overlapping a
+ * write submitted before it waits for that write, so that it sees the data
+ * even when the write was answered early (write-behind).  All of that runs on the
  * LUN's session thread; `done` is called there when every command finished.
  */
 #ifndef ISERFS_IO_H
@@ -65,6 +67,8 @@ struct io_req {
   bool replied;                 /* done() has been called */
   time_t deadline;              /* reply EIO after this; 0 = never */
   struct io_req *next;          /* submit queue, lock lists */
+  struct io_req *granted_next;  /* lock_release's list to start: a granted
+                                 * write is on the held list through next */
   struct io_req *active_prev, *active_next;
   unsigned nr_scmd, max_scmd;
   struct scmd scmd[];

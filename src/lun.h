@@ -28,7 +28,7 @@ struct lun {
 
   /* Engine state, touched only by the session's thread. */
   struct io_req *locked;        /* writes holding their block range */
-  struct io_req *lock_waiters;  /* writes waiting for a range, FIFO */
+  struct io_req *lock_waiters;  /* requests waiting for a range, FIFO */
 };
 
 /* A LUN's capacity can change under us (resize); FUSE threads read it while

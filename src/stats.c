@@ -39,6 +39,7 @@ static const struct {
   { "bytes_read", &stats.bytes_read },
   { "bytes_written", &stats.bytes_written },
   { "read_modify_writes", &stats.rmw },
+  { "read_waits", &stats.read_waits },
   { "inflight", &stats.inflight },
   { "inflight_max", &stats.inflight_max },
   { "reconnects", &stats.reconnects },
@@ -47,6 +48,8 @@ static const struct {
   { "bounce_bytes", &stats.bounce_bytes },
   { "write_in_place_bytes", &stats.write_in_place_bytes },
   { "write_copied_bytes", &stats.write_copied_bytes },
+  { "write_behind_bytes", &stats.write_behind_bytes },
+  { "write_behind_errors", &stats.write_behind_errors },
 };
 
 static void

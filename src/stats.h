@@ -16,6 +16,7 @@ struct stats {
   atomic_uint_fast64_t bytes_read;
   atomic_uint_fast64_t bytes_written;
   atomic_uint_fast64_t rmw;           /* partial-block writes merged */
+  atomic_uint_fast64_t read_waits;    /* reads queued behind a write */
   atomic_uint_fast64_t inflight;
   atomic_uint_fast64_t inflight_max;
   atomic_uint_fast64_t reconnects;
@@ -27,6 +28,10 @@ struct stats {
    * into a smaller one first (fuse/loop.c). */
   atomic_uint_fast64_t write_in_place_bytes;
   atomic_uint_fast64_t write_copied_bytes;
+  /* Buffered writes answered before the target had them, and those of
+   * them that then failed (fuse/behind.c). */
+  atomic_uint_fast64_t write_behind_bytes;
+  atomic_uint_fast64_t write_behind_errors;
 };
 
 extern struct stats stats;
