@@ -84,6 +84,7 @@ behind_done (struct behind *b, struct behind_write *w, int lun, int err)
   if (err) {
     b->err_seq++;
     b->err = err;
+    b->reported = false;
     atomic_fetch_add (&stats.write_behind_errors, 1);
     /* One line per burst: a dead target fails every write behind. */
     if (!b->logged)
@@ -114,24 +115,30 @@ behind_seen (struct behind *b)
 
   pthread_mutex_lock (&b->lock);
   seq = b->err_seq;
+  if (seq > 0 && !b->reported)
+    seq--;
   pthread_mutex_unlock (&b->lock);
   return seq;
 }
 
 int
-behind_wait (struct behind *b, unsigned *seen)
+behind_wait (struct behind *b, unsigned *seen, bool consume,
+             const struct timespec *deadline)
 {
   int err = 0;
   uint64_t before;
 
   pthread_mutex_lock (&b->lock);
   before = b->next_ticket;
-  while (b->oldest && b->oldest->ticket < before)
-    pthread_cond_wait (&b->progress, &b->lock);
-  if (b->err_seq != *seen) {
-    *seen = b->err_seq;
+  while (b->oldest && b->oldest->ticket < before && err == 0)
+    err = deadline ? pthread_cond_timedwait (&b->progress, &b->lock, deadline)
+                   : pthread_cond_wait (&b->progress, &b->lock);
+  if (err == 0 && b->err_seq != *seen) {
     err = b->err;
+    b->reported = true;
     b->logged = false;
+    if (consume)
+      *seen = b->err_seq;
   }
   pthread_mutex_unlock (&b->lock);
   return err;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* A write answered early, until the target answers it. */
 struct behind_write {
@@ -31,6 +32,7 @@ struct behind {
   uint64_t next_ticket;
   unsigned err_seq;             /* failures so far */
   int err;                      /* errno of the latest */
+  bool reported;                /* the latest was returned to someone */
   bool logged;                  /* said so in the log since last reported */
 };
 
@@ -49,11 +51,17 @@ struct behind_write *behind_start (struct behind *b, int open_flags,
 /* The target answered w (err is 0 or a positive errno); frees w. */
 void behind_done (struct behind *b, struct behind_write *w, int lun, int err);
 
-/* What a descriptor opened now has seen: failures before it are not its. */
+/* What a descriptor opened now has seen: failures before it are not its,
+ * unless nobody has been told of the latest yet (as errseq_sample). */
 unsigned behind_seen (struct behind *b);
 /* Wait until every write of b started before this call is back (later ones
- * cannot hold it up); then 0, or the errno of a failure since *seen,
- * reported once per descriptor (*seen moves on). */
-int behind_wait (struct behind *b, unsigned *seen);
+ * cannot hold it up), or until deadline (CLOCK_REALTIME; NULL: no limit);
+ * then 0, the errno of a failure since *seen, or ETIMEDOUT at the
+ * deadline.  With consume (fsync), *seen moves on, so that the failure is
+ * reported once per descriptor; close(2) reports it without using it up,
+ * because FUSE flushes at the close of every copy of a descriptor (a
+ * child's inherited one too) and the fsync after it must still see it. */
+int behind_wait (struct behind *b, unsigned *seen, bool consume,
+                 const struct timespec *deadline);
 
 #endif

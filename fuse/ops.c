@@ -660,17 +660,18 @@ settle_written (struct handle *h, bool force_sync)
 /* What close(2) and fsync(2) promise: everything this handle wrote (and the
  * zeros it owes) is on stable storage of the target -- or an error, also
  * for a write of the LUN answered early (write-behind) that failed since
- * the handle last heard.  Writes behind go first: their data, and what
- * they mark written, must be in before the zeroing and the sync.  Closing
- * a descriptor that cannot write waits for nothing, as in the kernel; an
- * fsync(2) always waits. */
+ * the handle last heard (only fsync uses it up: see behind_wait).  Writes
+ * behind go first: their data, and what they mark written, must be in
+ * before the zeroing and the sync.  Closing a descriptor that cannot write
+ * waits for nothing, as in the kernel; an fsync(2) always waits.  deadline
+ * (NULL: none) bounds that wait at exit. */
 static int
-settle (struct handle *h, bool is_fsync)
+settle (struct handle *h, bool is_fsync, const struct timespec *deadline)
 {
   int behind_err = 0, err;
 
   if (h->writable || is_fsync)
-    behind_err = behind_wait (h->behind, &h->behind_seen);
+    behind_err = behind_wait (h->behind, &h->behind_seen, is_fsync, deadline);
   /* fsync on a descriptor open for writing always reaches the target's
    * cache, even if this descriptor wrote nothing: another may have. */
   err = settle_written (h, is_fsync && h->writable);
@@ -681,7 +682,8 @@ static void
 fs_flush (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   (void) ino;
-  fuse_reply_err (req, settle ((struct handle *) (uintptr_t) fi->fh, false));
+  fuse_reply_err (req, settle ((struct handle *) (uintptr_t) fi->fh, false,
+                               NULL));
 }
 
 static void
@@ -692,7 +694,7 @@ fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
 
   (void) ino;
   (void) datasync;
-  fuse_reply_err (req, settle (h, true));
+  fuse_reply_err (req, settle (h, true, NULL));
 }
 
 static void
@@ -708,7 +710,7 @@ static void
 fs_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   struct handle *h = (struct handle *) (uintptr_t) fi->fh;
-  int err = settle (h, false);
+  int err = settle (h, false, NULL);
 
   (void) ino;
   if (err)
@@ -753,7 +755,7 @@ fs_close_handles (void)
       log_error ("lun%d: writes still in flight at exit", h->lun->lun);
       continue;
     }
-    err = settle (h, false);
+    err = settle (h, false, &deadline);
     if (err)
       log_error ("lun%d: data may not be on stable storage at exit: %s",
                  h->lun->lun, strerror (err));

@@ -240,14 +240,18 @@ lock_release (struct io_req *r)
   struct lun *l = r->lun;
   struct io_req *granted = NULL, **granted_tail = &granted, *w, *next;
 
-  if (r->lock_waiting) {                /* expired before it got the range */
+  if (r->lock_waiting) {
+    /* Expired before it got the range.  Waiters behind it may have waited
+     * for it alone: look at them as if it had held its range. */
     unlink_req (&l->lock_waiters, r);
     r->lock_waiting = false;
   }
-  if (!r->locked)
+  else if (r->locked) {
+    unlink_req (&l->locked, r);
+    r->locked = false;
+  }
+  else
     return;
-  unlink_req (&l->locked, r);
-  r->locked = false;
   for (w = l->lock_waiters; w; w = next) {
     next = w->next;
     if (!conflicts (w, l->locked, NULL) && !conflicts (w, l->lock_waiters, w)) {
@@ -291,6 +295,7 @@ new_command (struct io_req *r, enum cmd_kind kind, uint64_t lba,
 }
 
 static void piece_finished (struct io_req *r);
+static void finish (struct io_req *r);
 
 /* Split [first, first+count) blocks of the request's buffer into commands. */
 static void
@@ -385,7 +390,10 @@ write_begin (struct io_req *r)
     return;
   r->rmw_done = true;
   if (r->err) {
-    piece_finished (r);
+    /* rmw_begin had no buffer for the edges: nothing was sent, so nothing
+     * is pending (piece_finished would count below zero and the range
+     * would stay held). */
+    finish (r);
     return;
   }
   issue_split (r, CMD_WRITE, r->lun->max_xfer_blocks);

@@ -10,6 +10,8 @@
  *   pread:OFFSET:LENGTH         read, print the count
  *   punch:OFFSET:LENGTH         fallocate(PUNCH_HOLE|KEEP_SIZE)
  *   ftruncate:SIZE | fsync | fstat (prints the size)
+ *   dupclose                    close a dup of the descriptor (FUSE sends
+ *                               FLUSH, as for a child's inherited copy)
  * One line per step: "open ok", "pwrite ok N", "pread ok N", or
  * "<op> err ENAME".  The process exits 0 unless the usage is wrong, so
  * the caller decides what is expected.  If open fails nothing else runs.
@@ -29,7 +31,7 @@ static void
 usage (void)
 {
   fprintf (stderr, "usage: ioprobe FILE r|w|rw[,trunc,direct,sync] "
-           "pwrite:OFF:LEN:BYTE|pread:OFF:LEN|punch:OFF:LEN|ftruncate:SIZE|fsync|fstat...\n");
+           "pwrite:OFF:LEN:BYTE|pread:OFF:LEN|punch:OFF:LEN|ftruncate:SIZE|fsync|fstat|dupclose...\n");
   exit (2);
 }
 
@@ -122,6 +124,10 @@ run_op (int fd, const char *op)
     report ("ftruncate", ftruncate (fd, (off_t) number (arg)));
   else if (!strcmp (op, "fsync"))
     report ("fsync", fsync (fd));
+  else if (!strcmp (op, "dupclose")) {
+    int copy = dup (fd);
+    report ("dupclose", copy < 0 ? -1 : close (copy));
+  }
   else if (!strcmp (op, "fstat")) {
     struct stat st;
     report ("fstat", fstat (fd, &st) ? -1 : (ssize_t) st.st_size);
