@@ -3,7 +3,8 @@
  * cache does for a block device.  dd, cp and databases writing through the
  * page cache then keep many writes in flight instead of one.  What this
  * changes is when a failure is seen: at the next fsync(2) or close(2) of
- * any descriptor of the LUN opened before it (errseq, as in the kernel).
+ * a descriptor of the LUN opened before it, or after it while nobody had
+ * been told (errseq, as in the kernel; see behind_wait).
  * O_DIRECT, O_SYNC and O_DSYNC writes are always answered by the target.
  * The bytes behind are bounded (-o write_behind=BYTES); over that, a write
  * waits for the target as if write-behind were off. */
