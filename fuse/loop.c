@@ -84,14 +84,25 @@ rx_release (struct worker *w)
 }
 
 /* Give w a buffer to receive into, from the allocator it should come from.
- * When the pool cannot, malloc: such a buffer is never taken over. */
+ * When the pool cannot, malloc: such a buffer is never taken over, so the
+ * pool is asked again before each request until it can. */
 static int
 rx_ready (struct worker *w)
 {
   size_t size = w->loop->rx_size;
 
-  if (w->rx.addr && (w->rx_malloced || w->rx_alloc == w->want))
+  if (w->rx.addr && !w->rx_malloced && w->rx_alloc == w->want)
     return 0;
+  if (w->rx_malloced) {
+    struct iobuf pooled;
+
+    if (iobuf_alloc (w->want, size, &pooled) != 0)
+      return 0;                         /* keep the malloc'd one */
+    rx_release (w);
+    w->rx_alloc = w->want;
+    w->rx = pooled;
+    return 0;
+  }
   if (w->rx.addr)
     rx_release (w);
   w->rx_alloc = w->want;

@@ -71,7 +71,7 @@ mount_device (const char *path, char *dev, size_t devlen)
   return found;
 }
 
-int
+void
 readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit)
 {
   void (*say) (const char *, ...) = explicit ? log_error : log_debug;
@@ -81,19 +81,18 @@ readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit)
   if (mount_device (abs_mountpoint, dev, sizeof dev) < 0) {
     say ("readahead: cannot find the mount of %s in /proc/self/mountinfo",
          abs_mountpoint);
-    return -1;
+    return;
   }
   snprintf (file, sizeof file, "/sys/class/bdi/%s/read_ahead_kb", dev);
   fp = fopen (file, "we");
   if (fp == NULL) {
     say ("readahead: cannot open %s: %s", file, strerror (errno));
-    return -1;
+    return;
   }
   fprintf (fp, "%u\n", bytes / 1024);
   if (fclose (fp) != 0) {               /* the write happens at the flush */
     say ("readahead: cannot write %s: %s", file, strerror (errno));
-    return -1;
+    return;
   }
   log_debug ("read-ahead of the mount (bdi %s): %u KiB", dev, bytes / 1024);
-  return 0;
 }

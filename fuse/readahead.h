@@ -7,8 +7,7 @@
 /* After the mount at abs_mountpoint (an absolute path without symlinks),
  * before FUSE's INIT is answered: set the mount's read-ahead to bytes
  * (rounded down to KiB).  Failing is not fatal: it is
- * logged (as an error if asked for explicitly, else at debug level) and
- * -1 returned. */
-int readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit);
+ * logged (as an error if asked for explicitly, else at debug level). */
+void readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit);
 
 #endif

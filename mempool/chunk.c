@@ -167,13 +167,16 @@ chunk_take (struct chunk *c, unsigned level)
 }
 
 unsigned
+chunk_level_at (const struct chunk *c, size_t unit)
+{
+  return unit < tree_units_at (c->levels) ? c->seg_level[unit] : 0;
+}
+
+unsigned
 chunk_release (struct chunk *c, size_t unit)
 {
-  unsigned level;
+  unsigned level = chunk_level_at (c, unit);
 
-  if (unit >= tree_units_at (c->levels))
-    return 0;
-  level = c->seg_level[unit];
   if (level == 0)
     return 0;
   c->seg_level[unit] = 0;

@@ -69,6 +69,8 @@ unsigned chunk_give (struct chunk *c, size_t unit);
  * or until chunk_relive (node, level) puts it back in the record, which
  * leaves the tree as it was: no tree work at all. */
 unsigned chunk_release (struct chunk *c, size_t unit);
+/* The level of the live segment starting at unit, or 0; changes nothing. */
+unsigned chunk_level_at (const struct chunk *c, size_t unit);
 void chunk_restore (struct chunk *c, unsigned node, unsigned level);
 size_t chunk_relive (struct chunk *c, unsigned node, unsigned level);
 

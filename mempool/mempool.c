@@ -419,10 +419,21 @@ size_order (size_t size)
   return order >= sizeof (size_t) * 8 ? -1 : (int) order;
 }
 
+/* The order of the segment that holds size bytes: at least a unit; -1 if
+ * no size_t can hold it. */
+static int
+segment_order (const struct mempool *pool, size_t size)
+{
+  int order = size_order (size);
+
+  return order >= 0 && (unsigned) order < pool->unit_order
+    ? (int) pool->unit_order : order;
+}
+
 int
 mempool_alloc (struct mempool *pool, size_t size, struct mempool_seg *seg)
 {
-  int order = size_order (size);
+  int order = segment_order (pool, size);
   int err;
 
   pool_lock_acquire (&pool->lock);
@@ -431,8 +442,6 @@ mempool_alloc (struct mempool *pool, size_t size, struct mempool_seg *seg)
   else if (order < 0)
     err = -EOVERFLOW;
   else {
-    if ((unsigned) order < pool->unit_order)
-      order = (int) pool->unit_order;
     if ((unsigned) order > pool->chunk_order)
       err = direct_alloc (pool, (size_t) 1 << order, seg);
     else
@@ -547,23 +556,22 @@ chunk_trim (struct mempool *pool, struct chunk *c, void *addr, size_t keep,
 {
   size_t off = (size_t) ((char *) addr - (char *) c->region.base);
   size_t unit = off >> pool->unit_order;
-  int order = size_order (keep);
+  int order = segment_order (pool, keep);
   unsigned level, want;
 
   if (off & (pool->unit_size - 1))
     return 0;
-  if ((unsigned) order < pool->unit_order)
-    order = (int) pool->unit_order;
-  pool_flush_deferred (pool);           /* the tree must be exact below */
-  level = chunk_release (c, unit);
+  level = chunk_level_at (c, unit);
   if (level == 0)
     return 0;
   *old_len = tree_units_at (level) << pool->unit_order;
+  /* keep fits in no smaller segment (a FUSE receive buffer kept whole for
+   * a 1 MiB write): no tree work, and the deferred frees stay deferred. */
   want = tree_level_of_order (pool->unit_order, (unsigned) order);
-  if (want >= level) {                  /* nothing to give back */
-    chunk_relive (c, tree_node_at (c->levels, level, unit), level);
+  if (want >= level)
     return *old_len;
-  }
+  pool_flush_deferred (pool);           /* the tree must be exact below */
+  chunk_release (c, unit);
   chunk_restore (c, tree_node_at (c->levels, level, unit), level);
   chunk_mark (c, tree_node_at (c->levels, want, unit), want);
   pool->roots[c->pos] = c->tree[1];

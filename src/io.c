@@ -375,9 +375,14 @@ rmw_merge (struct io_req *r)
   }
 }
 
+/* The first commands of a request that got its range. */
 static void
-write_begin (struct io_req *r)
+begin (struct io_req *r)
 {
+  if (r->op == IO_READ) {
+    issue_split (r, CMD_READ, r->lun->max_xfer_blocks);
+    return;
+  }
   if (r->op == IO_UNMAP) {
     issue_split (r, CMD_UNMAP, r->lun->max_unmap_blocks);
     return;
@@ -397,16 +402,6 @@ write_begin (struct io_req *r)
     return;
   }
   issue_split (r, CMD_WRITE, r->lun->max_xfer_blocks);
-}
-
-/* The first commands of a request that got its range. */
-static void
-begin (struct io_req *r)
-{
-  if (r->op == IO_READ)
-    issue_split (r, CMD_READ, r->lun->max_xfer_blocks);
-  else
-    write_begin (r);
 }
 
 /* ---- lifetime ---- */

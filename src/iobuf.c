@@ -9,6 +9,13 @@
 
 static struct iobuf_allocator default_allocator;
 
+/* NULL stands for the default allocator. */
+static const struct iobuf_allocator *
+resolve (const struct iobuf_allocator *a)
+{
+  return a ? a : &default_allocator;
+}
+
 void
 iobuf_set_default (const struct iobuf_allocator *a)
 {
@@ -18,8 +25,7 @@ iobuf_set_default (const struct iobuf_allocator *a)
 int
 iobuf_alloc (const struct iobuf_allocator *a, size_t len, struct iobuf *buf)
 {
-  if (a == NULL)
-    a = &default_allocator;
+  a = resolve (a);
   if (a->alloc == NULL)
     return -ENOSYS;
   return a->alloc (a->ctx, len, buf);
@@ -28,8 +34,7 @@ iobuf_alloc (const struct iobuf_allocator *a, size_t len, struct iobuf *buf)
 void
 iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf)
 {
-  if (a == NULL)
-    a = &default_allocator;
+  a = resolve (a);
   if (buf->addr && a->free)
     a->free (a->ctx, buf);
   buf->addr = NULL;
@@ -40,8 +45,7 @@ iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf)
 void
 iobuf_trim (const struct iobuf_allocator *a, struct iobuf *buf, size_t keep)
 {
-  if (a == NULL)
-    a = &default_allocator;
+  a = resolve (a);
   if (buf->addr && a->trim && keep > 0 && keep < buf->len)
     a->trim (a->ctx, buf, keep);
 }
