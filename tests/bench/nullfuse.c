@@ -32,6 +32,8 @@
 
 #include <fuse_lowlevel.h>
 
+#include "readahead.h"
+
 #define DISK_INO 2
 #define MAX_IO (1024 * 1024)            /* max_write, and so max_pages */
 #define READAHEAD (4u * 1024 * 1024)    /* iserfs's default readahead= */
@@ -203,39 +205,6 @@ static const struct fuse_lowlevel_ops null_ops = {
   .fsync = null_fsync,
 };
 
-/* As fuse/readahead.c: the kernel keeps the smaller of the mount's bdi
- * read-ahead (128 KiB) and max_readahead, so raise the bdi's after the
- * mount and before INIT is answered.  The mount is found in mountinfo
- * (a stat of it would wait for our own loop); not fatal. */
-static void
-raise_readahead (const char *mnt)
-{
-  FILE *fp = fopen ("/proc/self/mountinfo", "re");
-  char line[8192], dev[64] = "", file[128];
-
-  if (fp == NULL)
-    return;
-  while (fgets (line, sizeof line, fp)) {
-    char majmin[64], path[PATH_MAX + 1];
-    const char *sep = strstr (line, " - ");
-
-    /* id parent MAJ:MIN root mountpoint ... - fstype ...; the newest wins.
-     * (Octal escapes in mountpoint are not undone: bench paths have none.) */
-    if (sep && strncmp (sep + 3, "fuse", 4) == 0
-        && sscanf (line, "%*u %*u %63s %*s %4096s", majmin, path) == 2
-        && strcmp (path, mnt) == 0)
-      snprintf (dev, sizeof dev, "%s", majmin);
-  }
-  fclose (fp);
-  snprintf (file, sizeof file, "/sys/class/bdi/%s/read_ahead_kb", dev);
-  if (dev[0] == '\0' || (fp = fopen (file, "we")) == NULL) {
-    fprintf (stderr, "nullfuse: cannot raise the read-ahead of %s\n", mnt);
-    return;
-  }
-  fprintf (fp, "%u\n", READAHEAD / 1024);
-  fclose (fp);
-}
-
 /* The first argument that is not an option is SIZE; the rest is left to
  * fuse_parse_cmdline (MOUNTPOINT, -s, -d, -o ...). */
 static int
@@ -285,7 +254,9 @@ main (int argc, char *argv[])
     goto out_destroy;
   if (fuse_session_mount (se, opts.mountpoint) != 0)
     goto out_signals;
-  raise_readahead (opts.mountpoint);
+  /* The kernel keeps the smaller of the bdi's read-ahead (128 KiB) and
+   * max_readahead: raise the bdi's, as iserfs does (fuse/readahead.c). */
+  readahead_set (opts.mountpoint, READAHEAD, true);
   if (opts.singlethread)
     rc = fuse_session_loop (se) < 0;
   else {
