@@ -10,7 +10,8 @@
 # so that load from elsewhere hits all of them alike.  Prints one line per
 # run: workload, binary index, MB/s, IOPS, mean latency, submit to completion (µs).
 #
-# Knobs: W (workloads: names of FIO_WL in bench/lib.sh, default all five;
+# Knobs: W (workloads: names of FIO_WL in bench/lib.sh, default the five
+# that bench/run.sh measures; also randread4 and randwrite1;
 # also ddwrite: dd bs=1M conv=notrunc,fsync),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311).
 set -euo pipefail

@@ -8,6 +8,9 @@ declare -A FIO_WL=(
   [randread32]="--rw=randread --bs=4k --iodepth=32"
   [randwrite32]="--rw=randwrite --bs=4k --iodepth=32"
   [randread1]="--rw=randread --bs=4k --iodepth=1"
+  # Not in bench/run.sh; for bench/ab.sh.
+  [randread4]="--rw=randread --bs=4k --iodepth=4"
+  [randwrite1]="--rw=randwrite --bs=4k --iodepth=1"
 )
 
 # Poll CMD... until it succeeds, at most $1 tenths of a second.

@@ -53,6 +53,7 @@ session_config (const struct options *o, const char *target)
     .header_digest = o->header_digest && strcmp (o->header_digest, "crc32c") == 0,
     .timeout = o->timeout,
     .queue_depth = o->queue_depth,
+    .poll_us = o->poll_us,
   };
   return c;
 }

@@ -31,6 +31,7 @@ static const struct fuse_opt option_spec[] = {
   OPT ("max_xfer=%s", max_xfer_s),
   OPT ("readahead=%s", readahead_s),
   OPT ("write_behind=%s", write_behind_s),
+  OPT ("poll_us=%s", poll_us_s),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -140,6 +141,7 @@ options_parse (struct fuse_args *args, struct options *o)
   o->queue_depth = 64;
   o->readahead = 4u << 20;
   o->write_behind = 32u << 20;
+  o->poll_us = 50;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
     return -1;                  /* libfuse printed why */
   if (parse_number ("queue_depth", o->queue_depth_s, 1, 1024, "",
@@ -151,7 +153,9 @@ options_parse (struct fuse_args *args, struct options *o)
       || parse_number ("readahead", o->readahead_s, 0, 64u << 20, " bytes",
                        &o->readahead) < 0
       || parse_number ("write_behind", o->write_behind_s, 0, 1u << 30,
-                       " bytes", &o->write_behind) < 0)
+                       " bytes", &o->write_behind) < 0
+      || parse_number ("poll_us", o->poll_us_s, 0, 10000, " microseconds",
+                       &o->poll_us) < 0)
     return -1;
   if (o->header_digest && strcmp (o->header_digest, "none") != 0
       && strcmp (o->header_digest, "crc32c") != 0) {
@@ -379,6 +383,7 @@ options_free (struct options *o)
   free (o->max_xfer_s);
   free (o->readahead_s);
   free (o->write_behind_s);
+  free (o->poll_us_s);
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
@@ -429,6 +434,8 @@ options_usage (void)
 "  -o write_behind=BYTES    answer buffered writes before the target has them,\n"
 "                           up to this many bytes; errors show at fsync/close\n"
 "                           (default 33554432; 0 = off)\n"
+"  -o poll_us=MICROSECONDS  while at most one command is in flight, poll for\n"
+"                           this long before sleeping (default 50; 0 = never)\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

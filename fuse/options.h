@@ -20,8 +20,9 @@ struct options {
   unsigned max_xfer;            /* bytes per command, 0 = what the LUN allows */
   unsigned readahead;           /* bytes, 0 = the kernel's default */
   unsigned write_behind;        /* bytes answered early, 0 = off */
+  unsigned poll_us;             /* session threads' polling, 0 = off */
   char *queue_depth_s, *timeout_s, *max_xfer_s, *readahead_s; /* as typed */
-  char *write_behind_s;
+  char *write_behind_s, *poll_us_s;
 
   /* From the URL. */
   char portal[256];

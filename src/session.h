@@ -28,6 +28,7 @@ struct session_config {
   bool header_digest;           /* CRC32C header digest */
   unsigned timeout;             /* seconds; 0 = none */
   unsigned queue_depth;         /* commands in flight at most */
+  unsigned poll_us;             /* poll this long before sleeping; 0 = never */
 };
 
 struct session {
@@ -37,6 +38,7 @@ struct session {
   bool iser;
   unsigned timeout;
   unsigned queue_depth;
+  uint64_t poll_ns;             /* see poll_briefly() in session.c */
   uint32_t max_xfer_bytes;      /* transport's cap on one command's data */
   struct rdma_pool *rdma;       /* the pool on the wire (iSER with the hook) */
   const struct iobuf_allocator *alloc;  /* I/O buffers; NULL: the default */

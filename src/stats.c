@@ -50,6 +50,8 @@ static const struct {
   { "write_copied_bytes", &stats.write_copied_bytes },
   { "write_behind_bytes", &stats.write_behind_bytes },
   { "write_behind_errors", &stats.write_behind_errors },
+  { "poll_hits", &stats.poll_hits },
+  { "poll_misses", &stats.poll_misses },
 };
 
 static void

@@ -32,6 +32,10 @@ struct stats {
    * them that then failed (fuse/behind.c). */
   atomic_uint_fast64_t write_behind_bytes;
   atomic_uint_fast64_t write_behind_errors;
+  /* Turns of the session loop that found an event while polling without
+   * sleeping (poll_us=), and those that polled the whole time in vain. */
+  atomic_uint_fast64_t poll_hits;
+  atomic_uint_fast64_t poll_misses;
 };
 
 extern struct stats stats;
