@@ -11,8 +11,9 @@
 # run: workload, binary index, MB/s, IOPS, mean latency, submit to completion (µs).
 #
 # Knobs: W (workloads: names of FIO_WL in bench/lib.sh, default the five
-# that bench/run.sh measures; also randread4 and randwrite1;
-# also ddwrite: dd bs=1M conv=notrunc,fsync),
+# fio workloads of bench/run.sh; also randread4 and randwrite1;
+# also ddwrite: dd bs=1M conv=notrunc,fsync, and ddread: dd bs=1M from a
+# cold page cache -- it drops the whole machine's page cache first),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311).
 set -euo pipefail
 
@@ -50,7 +51,8 @@ trap 'exit 130' INT TERM
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 for w in $W; do
-  [ "$w" = ddwrite ] || [ -n "${FIO_WL[$w]:-}" ] || die "unknown workload $w"
+  case $w in ddwrite|ddread) continue ;; esac
+  [ -n "${FIO_WL[$w]:-}" ] || die "unknown workload $w"
 done
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"
 pids+=("$TGTD_PID")
@@ -75,10 +77,24 @@ ddwrite () {
     'BEGIN { printf "%-12s bin%d rep%d %8.0f MB/s\n", "ddwrite", i, r, 256 * 1048576 * 1000 / ns }'
 }
 
+# ddread: dd bs=1M of 512 MiB (the LUN if smaller) through the page cache,
+# dropped first.
+ddread () {
+  local t0 t1 mb=$((LUN_MB < 512 ? LUN_MB : 512))
+  timeout 60 sync
+  echo 3 > /proc/sys/vm/drop_caches
+  t0=$(date +%s%N)
+  timeout 120 dd if="$work/m$1/lun1" of=/dev/null bs=1M count="$mb" status=none ||
+    die "dd from mount $1 failed"
+  t1=$(date +%s%N)
+  awk -v i="$1" -v r="$2" -v mb="$mb" -v ns=$((t1 - t0)) \
+    'BEGIN { printf "%-12s bin%d rep%d %8.0f MB/s\n", "ddread", i, r, mb * 1048576 * 1000 / ns }'
+}
+
 for w in $W; do
   for r in $(seq "$REPS"); do
     for i in $(seq 0 $((n - 1))); do
-      if [ "$w" = ddwrite ]; then ddwrite "$i" "$r"; continue; fi
+      case $w in ddwrite|ddread) "$w" "$i" "$r"; continue ;; esac
       # shellcheck disable=SC2086
       timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" ${FIO_WL[$w]} \
         --ioengine=libaio --direct=1 --ramp_time=1 --runtime="$SECS" --time_based \

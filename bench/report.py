@@ -156,8 +156,9 @@ def goals(runs, na):
         g.append(("4 KiB random read × 1, median latency: not measured", None))
     else:
         g.append(("4 KiB random read × 1, median latency: iserfs %.1f µs, raw "
-                  "%.1f µs, raw + %.1f µs (goal ≤ raw + 20 µs)"
-                  % (lat, raw, lat - raw), lat - raw <= 20))
+                  "%.1f µs, raw %s %.1f µs (goal ≤ raw + 20 µs)"
+                  % (lat, raw, "+" if lat >= raw else "−", abs (lat - raw)),
+                  lat - raw <= 20))
     # A FUSE file system over iSCSI waits for the target and for the FUSE
     # round trip, one after the other: roughly raw + the floor's latency.
     fl = m("nullfuse", "randread1", "lat")

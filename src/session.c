@@ -325,10 +325,14 @@ monotonic_ns (void)
  * a VM, each way; polling keeps the thread on its CPU and saves both.
  * With more in flight, events come anyway and the CPU is better left to
  * the target and the application (measured: see docs/bench/README.md).
- * Returns poll()'s result, 0 if nothing came. */
+ * Returns poll()'s result, 0 if nothing came.  A hit is counted only for
+ * an event that turned up after a look that found nothing: one that was
+ * there at once (over TCP, the socket writable for a command just queued)
+ * would not have made the thread sleep either. */
 static int
 poll_briefly (struct session *s, struct pollfd *pfd)
 {
+  bool waited = false;
   uint64_t end;
   int n;
 
@@ -338,10 +342,11 @@ poll_briefly (struct session *s, struct pollfd *pfd)
   do {
     n = poll (pfd, 2, 0);
     if (n != 0) {
-      if (n > 0)
+      if (n > 0 && waited)
         atomic_fetch_add_explicit (&stats.poll_hits, 1, memory_order_relaxed);
       return n;
     }
+    waited = true;
   } while (monotonic_ns () < end);
   atomic_fetch_add_explicit (&stats.poll_misses, 1, memory_order_relaxed);
   return 0;
@@ -619,9 +624,15 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
   if (status != SCSI_STATUS_GOOD) {
     if (!c->req->replied && worth_retrying (status, task, c->retries)) {
       c->retries++;
+      atomic_fetch_add (&stats.retries, 1);
       if (task)
         scsi_free_scsi_task (task);
+      /* Behind any commands that wait for a slot, and then the slot this
+       * one freed goes to the first of them: without the pump, a retry
+       * with nothing else in flight left the queue waiting for a
+       * completion that would never come. */
       session_issue (s, c);
+      pump_waiting (s);
       return;
     }
     err = task_errno (status, task);

@@ -43,6 +43,7 @@ static const struct {
   { "inflight", &stats.inflight },
   { "inflight_max", &stats.inflight_max },
   { "reconnects", &stats.reconnects },
+  { "retries", &stats.retries },
   { "transport_registrations", &stats.transport_registrations },
   { "zero_copy_bytes", &stats.zero_copy_bytes },
   { "bounce_bytes", &stats.bounce_bytes },

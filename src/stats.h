@@ -20,6 +20,7 @@ struct stats {
   atomic_uint_fast64_t inflight;
   atomic_uint_fast64_t inflight_max;
   atomic_uint_fast64_t reconnects;
+  atomic_uint_fast64_t retries;       /* commands sent again (UNIT ATTENTION, BUSY...) */
   /* iSER with the allocator hook (rdma_pool.c). */
   atomic_uint_fast64_t transport_registrations;
   atomic_uint_fast64_t zero_copy_bytes;
