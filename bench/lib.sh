@@ -13,6 +13,17 @@ declare -A FIO_WL=(
   [randwrite1]="--rw=randwrite --bs=4k --iodepth=1"
 )
 
+# The same workloads for tests/rawio (bench/run.sh, bench/cpu.sh): workload
+# name -> rawio args (read|write BYTES DEPTH seq|rand).
+declare -A RAW_WL=(
+  [seqread]="read 1048576 16 seq"
+  [seqwrite]="write 1048576 16 seq"
+  [randread32]="read 4096 32 rand"
+  [randwrite32]="write 4096 32 rand"
+  [randread1]="read 4096 1 rand"
+  [seqread4m4]="read 4194304 4 seq"
+)
+
 # Poll CMD... until it succeeds, at most $1 tenths of a second.
 wait_for () {
   local n=$1; shift

@@ -258,15 +258,7 @@ FIO_COMMON=(--ioengine=libaio --direct=1 --numjobs=1 --time_based
             --runtime="$SECS" --ramp_time=1 --lat_percentiles=1 --randrepeat=0
             --norandommap --output-format=json --name=bench)
 # FIO_WL (workload name -> fio args) is in bench/lib.sh.
-# workload name, rawio args
-declare -A RAW_WL=(
-  [seqread]="read 1048576 16 seq"
-  [seqwrite]="write 1048576 16 seq"
-  [randread32]="read 4096 32 rand"
-  [randwrite32]="write 4096 32 rand"
-  [randread1]="read 4096 1 rand"
-  [seqread4m4]="read 4194304 4 seq"
-)
+# RAW_WL (workload name -> rawio args) is in bench/lib.sh too.
 # workload name, iscsi-perf args (-b counts 512-byte blocks)
 declare -A PERF_WL=(
   [seqread]="-m 16 -b 2048"
