@@ -14,15 +14,16 @@
 #
 # CPU columns are microseconds of CPU per I/O (user+system, from
 # /proc/PID/task/*/stat and, for the client, wait4 through /usr/bin/time or
-# rawio's own count): tgtd's busiest thread (its event loop), all of tgtd,
+# rawio's own count): tgtd's main thread (its event loop), all of tgtd,
 # the client (rawio or fio), iserfs's busiest thread (its session thread),
-# all of iserfs, and the whole machine (/proc/stat: user, nice, system,
+# all of iserfs ("-" on rawio's rows), and the whole machine (/proc/stat: user, nice, system,
 # irq, softirq) over the run.  For iserfs, `inflight` is the mean of
 # user.iserfs.stats' inflight (commands at the target) read every 0.1 s
 # during the run; each read is a getfattr process, a small load of its own.
 #
 # Knobs: REPS (3), SECS (6), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7831/13331).
 set -euo pipefail
+export LC_ALL=C   # printf's %f and python's output agree on the decimal point
 
 REPS=${REPS:-3}
 SECS=${SECS:-6}
@@ -52,7 +53,9 @@ pids=()
 cleanup () {
   set +e
   mountpoint -q "$work/m" && timeout 10 fusermount3 -u -z "$work/m"
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for p in "${pids[@]}" ${TGTD_PID:-} ${fio_pid:-}; do
+    kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null
+  done
   rm -f "$lun"
   rm -rf "$work"
 }
@@ -68,31 +71,50 @@ ISERFS_PID=$!
 pids+=("$ISERFS_PID")
 wait_for 100 test -e "$work/m/lun1" || { cat "$work/iserfs.log" >&2; die "iserfs did not mount"; }
 
-# threads PID: "TID TICKS" for each thread, ticks of user+system.
-threads () { for t in /proc/"$1"/task/*; do echo "${t##*/} $(awk '{ print $14 + $15 }' "$t/stat")"; done; }
+# ticks FILE: user+system clock ticks from a /proc stat file (fields after
+# the name, which may hold spaces); nothing if it is gone.
+ticks () { sed 's/.*) //' "$1" 2>/dev/null | awk '{ print $12 + $13 }'; }
+# cpu PID: "all TICKS" for the process (its own count keeps the time of
+# threads that have exited), then "TID TICKS" for each live thread.
+cpu () {
+  local t n
+  echo "all $(ticks "/proc/$1/stat")"
+  for t in /proc/"$1"/task/*; do
+    n=$(ticks "$t/stat") && [ -n "$n" ] && echo "${t##*/} $n"
+  done
+}
 # machine: busy clock ticks of all CPUs so far.
 machine () { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
 # Before a run: snapshot tgtd's and iserfs's threads and the machine.
 snap_before () {
-  threads "$TGTD_PID" >"$work/t0"; threads "$ISERFS_PID" >"$work/i0"; m0=$(machine)
+  cpu "$TGTD_PID" >"$work/t0"; cpu "$ISERFS_PID" >"$work/i0"; m0=$(machine)
 }
-# After a run: the CPU columns for IOS I/Os, CLIENT_S seconds of client CPU.
+# After a run: the CPU columns for IOS I/Os, CLIENT_S seconds of client CPU;
+# CLIENT (rawio or iserfs) says whether iserfs's columns mean anything.
 columns () {
-  local ios=$1 client_s=$2
-  threads "$TGTD_PID" >"$work/t1"; threads "$ISERFS_PID" >"$work/i1"
-  python3 - "$work" "$ios" "$client_s" $(( $(machine) - m0 )) "$(getconf CLK_TCK)" <<'EOF'
+  local ios=$1 client_s=$2 client=$3
+  cpu "$TGTD_PID" >"$work/t1"; cpu "$ISERFS_PID" >"$work/i1"
+  python3 - "$work" "$ios" "$client_s" $(( $(machine) - m0 )) "$(getconf CLK_TCK)" \
+    "$TGTD_PID" "$client" <<'EOF'
 import sys
-work, ios, client, busy, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-def delta(a, b):
-    old = dict(l.split() for l in open(f"{work}/{a}"))
-    new = dict(l.split() for l in open(f"{work}/{b}"))
-    d = [int(v) - int(old.get(t, 0)) for t, v in new.items()]
-    return max(d), sum(d)
-us = lambda ticks: ticks / hz / ios * 1e6
-tl, ta = delta("t0", "t1")
+work, ios, client_s, busy, hz, tgtd, client = sys.argv[1:]
+ios, client_s, busy, hz = int(ios), float(client_s), int(busy), int(hz)
+def load(name):
+    return {k: int(v) for k, v in (l.split() for l in open(f"{work}/{name}"))}
+def delta(a, b, thread=None):
+    # (ticks of THREAD, or of the busiest thread; ticks of the process)
+    old, new = load(a), load(b)
+    per = {t: v - old.get(t, 0) for t, v in new.items() if t != "all"}
+    one = per.get(thread, 0) if thread else max(per.values(), default=0)
+    return one, new["all"] - old["all"]
+us = lambda ticks: "%9.1f" % (ticks / hz / ios * 1e6)
+tl, ta = delta("t0", "t1", tgtd)
 il, ia = delta("i0", "i1")
-print("%9.1f %9.1f %9.1f %9.1f %9.1f %9.1f" % (us(tl), us(ta), client / ios * 1e6, us(il), us(ia), us(busy)), end="")
+cols = [us(tl), us(ta), "%9.1f" % (client_s / ios * 1e6)]
+cols += [us(il), us(ia)] if client == "iserfs" else ["%9s" % "-"] * 2
+cols.append(us(busy))
+print(" ".join(cols), end="")
 EOF
 }
 
@@ -109,7 +131,7 @@ for w in $W; do
     mbps=$(sed -n 's/.*MBps=\([0-9.]*\).*/\1/p' <<<"$out")
     cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$out")
     printf '%-12s %-7s %8.0f %8.0f ' "$w" rawio "$iops" "$mbps"
-    columns "$ios" "$cpu"; echo
+    columns "$ios" "$cpu" rawio; echo
     # fio on the mount; inflight sampled while it runs.
     snap_before
     # shellcheck disable=SC2086
@@ -120,11 +142,12 @@ for w in $W; do
     fio_pid=$!
     : >"$work/inflight"
     while kill -0 "$fio_pid" 2>/dev/null; do
-      getfattr --only-values -n user.iserfs.stats "$work/m" 2>/dev/null |
-        sed -n 's/^inflight=//p' >>"$work/inflight"
+      { getfattr --only-values -n user.iserfs.stats "$work/m" 2>/dev/null |
+          sed -n 's/^inflight=//p' >>"$work/inflight"; } || true
       sleep 0.1   # the sampling interval, not a wait for an event
     done
-    wait "$fio_pid" || die "fio failed"
+    wait "$fio_pid" || { fio_pid=; die "fio failed"; }
+    fio_pid=   # reaped: cleanup must not kill a pid that may be reused
     read -r ios iops mbps < <(python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
@@ -133,7 +156,7 @@ iops = j["read"]["iops"] + j["write"]["iops"]
 mbps = (j["read"]["bw_bytes"] + j["write"]["bw_bytes"]) / 1e6
 print(ios, iops, mbps)' "$work/fio.json")
     printf '%-12s %-7s %8.0f %8.0f ' "$w" iserfs "$iops" "$mbps"
-    columns "$ios" "$(awk '{ print $1 + $2 }' "$work/time")"
+    columns "$ios" "$(awk '{ print $1 + $2 }' "$work/time")" iserfs
     awk '{ s += $1; n++ } END { if (n) printf " %9.1f", s / n }' "$work/inflight"; echo
   done
 done
