@@ -10,7 +10,7 @@
 # so that load from elsewhere hits all of them alike.  Prints one line per
 # run: workload, binary index, MB/s, IOPS, mean latency, submit to completion (µs).
 #
-# Knobs: W (workloads: names of FIO_WL in bench/lib.sh, default the five
+# Knobs: W (workloads: names of WL in bench/lib.sh, default the five
 # fio workloads of bench/run.sh; also randread4 and randwrite1;
 # also ddwrite: dd bs=1M conv=notrunc,fsync, and ddread: dd bs=1M from a
 # cold page cache -- it drops the whole machine's page cache first),
@@ -52,17 +52,15 @@ trap 'exit 130' INT TERM
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 for w in $W; do
   case $w in ddwrite|ddread) continue ;; esac
-  [ -n "${FIO_WL[$w]:-}" ] || die "unknown workload $w"
+  [ -n "${WL[$w]:-}" ] || die "unknown workload $w"
 done
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"
 pids+=("$TGTD_PID")
 
 n=0
 for b in "$@"; do
-  mkdir "$work/m$n"
-  "$b" -f "iscsi://127.0.0.1:$ISCSI_PORT/$IQN" "$work/m$n" >"$work/m$n.log" 2>&1 &
-  pids+=($!); mounts+=("$work/m$n")
-  wait_for 100 test -e "$work/m$n/lun1" || { cat "$work/m$n.log" >&2; die "$b did not mount"; }
+  mounts+=("$work/m$n")
+  bench_iserfs "$b" "iscsi://127.0.0.1:$ISCSI_PORT/$IQN" "$work/m$n" pids
   n=$((n + 1))
 done
 
@@ -96,7 +94,7 @@ for w in $W; do
     for i in $(seq 0 $((n - 1))); do
       case $w in ddwrite|ddread) "$w" "$i" "$r"; continue ;; esac
       # shellcheck disable=SC2086
-      timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" ${FIO_WL[$w]} \
+      timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" $(fio_args "$w") \
         --ioengine=libaio --direct=1 --ramp_time=1 --runtime="$SECS" --time_based \
         --size="${LUN_MB}M" --output-format=terse --terse-version=3 2>/dev/null |
       # terse v3: read KB/s 7, IOPS 8, total latency mean 40 (µs); write 48, 49, 81.

@@ -5,7 +5,7 @@
 #   sudo bench/cpu.sh BUILDDIR [WORKLOAD...]
 #
 # BUILDDIR is a built tree (fuse/iserfs, tests/rawio).  WORKLOADs are names
-# of FIO_WL and RAW_WL in bench/lib.sh (default: randread32 seqread).  For
+# of WL in bench/lib.sh (default: randread32 seqread).  For
 # each workload, REPS rounds (3) of: tests/rawio for SECS seconds (6), then
 # fio for as long on an iserfs mount, both against one tgtd with a LUN of
 # random bytes in /dev/shm.  One line per run:
@@ -44,7 +44,7 @@ done
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 for w in $W; do
-  [ -n "${FIO_WL[$w]:-}" ] && [ -n "${RAW_WL[$w]:-}" ] || die "unknown workload $w"
+  [ -n "${WL[$w]:-}" ] || die "unknown workload $w"
 done
 
 work=$(mktemp -d /tmp/iserfs-cpu.XXXXXX)
@@ -65,11 +65,7 @@ trap 'exit 130' INT TERM
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"
 pids+=("$TGTD_PID")
 URL=iscsi://127.0.0.1:$ISCSI_PORT/$IQN
-mkdir "$work/m"
-"$B/fuse/iserfs" -f "$URL" "$work/m" >"$work/iserfs.log" 2>&1 &
-ISERFS_PID=$!
-pids+=("$ISERFS_PID")
-wait_for 100 test -e "$work/m/lun1" || { cat "$work/iserfs.log" >&2; die "iserfs did not mount"; }
+bench_iserfs "$B/fuse/iserfs" "$URL" "$work/m" pids
 
 # ticks FILE: user+system clock ticks from a /proc stat file (fields after
 # the name, which may hold spaces); nothing if it is gone.
@@ -124,7 +120,7 @@ for w in $W; do
   for r in $(seq "$REPS"); do
     # rawio: it counts its own I/Os and CPU.
     snap_before
-    out=$(timeout $((SECS + 60)) "$B/tests/rawio" "$URL/1" ${RAW_WL[$w]} "$SECS") ||
+    out=$(timeout $((SECS + 60)) "$B/tests/rawio" "$URL/1" ${WL[$w]} "$SECS") ||
       die "rawio failed: $out"
     ios=$(sed -n 's/.*ios=\([0-9]*\).*/\1/p' <<<"$out")
     iops=$(sed -n 's/.*IOPS=\([0-9.]*\).*/\1/p' <<<"$out")
@@ -136,7 +132,7 @@ for w in $W; do
     snap_before
     # shellcheck disable=SC2086
     /usr/bin/time -f "%U %S" -o "$work/time" timeout $((SECS + 60)) fio --name=cpu \
-      --filename="$work/m/lun1" ${FIO_WL[$w]} --ioengine=libaio --direct=1 \
+      --filename="$work/m/lun1" $(fio_args "$w") --ioengine=libaio --direct=1 \
       --runtime="$SECS" --time_based --size="${LUN_MB}M" --output-format=json \
       --output="$work/fio.json" &
     fio_pid=$!

@@ -1,28 +1,28 @@
-# bench/lib.sh: what bench/run.sh and bench/ab.sh share (sourced; they
-# define die()).
+# bench/lib.sh: what bench/run.sh, bench/ab.sh and bench/cpu.sh share
+# (sourced; they define die()).
 
-# The fio workloads, by name: fio args (bench/run.sh's columns, ab.sh's W).
-declare -A FIO_WL=(
-  [seqread]="--rw=read --bs=1M --iodepth=16"
-  [seqwrite]="--rw=write --bs=1M --iodepth=16"
-  [randread32]="--rw=randread --bs=4k --iodepth=32"
-  [randwrite32]="--rw=randwrite --bs=4k --iodepth=32"
-  [randread1]="--rw=randread --bs=4k --iodepth=1"
-  # Not in bench/run.sh; for bench/ab.sh.
-  [randread4]="--rw=randread --bs=4k --iodepth=4"
-  [randwrite1]="--rw=randwrite --bs=4k --iodepth=1"
-)
-
-# The same workloads for tests/rawio (bench/run.sh, bench/cpu.sh): workload
-# name -> rawio args (read|write BYTES DEPTH seq|rand).
-declare -A RAW_WL=(
+# The workloads, by name, as tests/rawio takes them (read|write BYTES
+# DEPTH seq|rand); fio_args turns one into fio's options.  bench/run.sh
+# measures all but randread4 and randwrite1 (there for ab.sh and cpu.sh),
+# and seqread4m4 with the raw clients only.
+declare -A WL=(
   [seqread]="read 1048576 16 seq"
   [seqwrite]="write 1048576 16 seq"
   [randread32]="read 4096 32 rand"
   [randwrite32]="write 4096 32 rand"
   [randread1]="read 4096 1 rand"
+  [randread4]="read 4096 4 rand"
+  [randwrite1]="write 4096 1 rand"
   [seqread4m4]="read 4194304 4 seq"
 )
+
+# fio_args NAME: fio's options for workload NAME.
+fio_args () {
+  local dir bytes depth pattern
+  read -r dir bytes depth pattern <<<"${WL[$1]}"
+  [ "$pattern" = rand ] && dir=rand$dir
+  echo "--rw=$dir --bs=$bytes --iodepth=$depth"
+}
 
 # Poll CMD... until it succeeds, at most $1 tenths of a second.
 wait_for () {
@@ -46,4 +46,18 @@ bench_target () {
   timeout 10 tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$iqn"
   timeout 10 tgtadm -C "$ctl" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lun"
   timeout 10 tgtadm -C "$ctl" --lld iscsi --op bind --mode target --tid 1 -I ALL
+}
+
+# bench_iserfs BIN URL DIR PIDS: mount URL on DIR (created) with iserfs BIN
+# (or a wrapper adding options) in the foreground, its output in DIR.log;
+# append its pid to the array named PIDS (the caller's cleanup kills those)
+# and set ISERFS_PID; wait until DIR/lun1 appears.
+bench_iserfs () {
+  local bin=$1 url=$2 dir=$3
+  local -n pid_list=$4
+  mkdir -p "$dir"
+  "$bin" -f "$url" "$dir" >"$dir.log" 2>&1 &
+  ISERFS_PID=$!
+  pid_list+=("$ISERFS_PID")
+  wait_for 100 test -e "$dir/lun1" || { cat "$dir.log" >&2; die "$bin did not mount $url"; }
 }

@@ -139,11 +139,9 @@ PIDS+=("$TGTD_PID"); tgtd_pid=$TGTD_PID
 
 # ---- the FUSE exports, all mounted at once and idle between runs ----
 declare -A FILE=() DAEMON=()
-mkdir -p "$work/iserfs"
-"$ISERFS" -f "$URL" "$work/iserfs" >"$work/iserfs.log" 2>&1 &
-PIDS+=($!); DAEMON[iserfs]=$!; MOUNTS+=("$work/iserfs")
-wait_for 100 test -e "$work/iserfs/lun1" \
-  || { cat "$work/iserfs.log" >&2; die "iserfs did not mount"; }
+MOUNTS+=("$work/iserfs")
+bench_iserfs "$ISERFS" "$URL" "$work/iserfs" PIDS
+DAEMON[iserfs]=$ISERFS_PID
 FILE[iserfs]=$work/iserfs/lun1
 
 if [ -z "${NA[qsd]:-}" ]; then
@@ -257,8 +255,7 @@ parse_dd () {
 FIO_COMMON=(--ioengine=libaio --direct=1 --numjobs=1 --time_based
             --runtime="$SECS" --ramp_time=1 --lat_percentiles=1 --randrepeat=0
             --norandommap --output-format=json --name=bench)
-# FIO_WL (workload name -> fio args) is in bench/lib.sh.
-# RAW_WL (workload name -> rawio args) is in bench/lib.sh too.
+# WL (workload name -> rawio args) and fio_args are in bench/lib.sh.
 # workload name, iscsi-perf args (-b counts 512-byte blocks)
 declare -A PERF_WL=(
   [seqread]="-m 16 -b 2048"
@@ -273,10 +270,10 @@ run_one () {
   local sys=$1 wl=$2 rep=$3 f
   case $sys in
     rawio)
-      [ -n "${RAW_WL[$wl]:-}" ] || return 0
+      [ -n "${WL[$wl]:-}" ] || return 0
       # shellcheck disable=SC2086
       measure rawio "$wl" "$rep" parse_rawio \
-        timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${RAW_WL[$wl]} "$SECS" ;;
+        timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${WL[$wl]} "$SECS" ;;
     iscsiperf)
       [ -n "${PERF_WL[$wl]:-}" ] && [ -z "${NA[iscsiperf]:-}" ] || return 0
       # iscsi-perf runs until SIGINT and then prints its totals, but its
@@ -300,7 +297,7 @@ run_one () {
         *)
           # shellcheck disable=SC2086
           measure "$sys" "$wl" "$rep" parse_fio \
-            timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="$f" ${FIO_WL[$wl]} ;;
+            timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="$f" $(fio_args "$wl") ;;
       esac ;;
   esac
 }
@@ -331,7 +328,7 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
     pst=$!
     # shellcheck disable=SC2086
     timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[$sys]}" \
-      ${FIO_WL[randread32]} >"$work/pfio.$sys" 2>/dev/null || true
+      $(fio_args randread32) >"$work/pfio.$sys" 2>/dev/null || true
     wait "$pst" || true
     ops=$(parse_fio "$work/pfio.$sys" | awk -v s="$SECS" '{ print $2 * s }')
     awk -F, -v sys="$sys" -v ops="${ops:-0}" '
@@ -345,7 +342,7 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
   prec=$!
   # shellcheck disable=SC2086
   timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[iserfs]}" \
-    ${FIO_WL[randread32]} >/dev/null 2>&1 || true
+    $(fio_args randread32) >/dev/null 2>&1 || true
   wait "$prec" || true
   { echo; echo "iserfs, 4 KiB random read, 32 in flight: perf report --no-children (top 30)";
     timeout 120 perf report -i "$work/perf.data" --stdio --no-children -g none \

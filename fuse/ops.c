@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "conn.h"
 #include "fs.h"
 #include "io.h"
 #include "log.h"
@@ -154,23 +155,7 @@ fs_init (void *userdata, struct fuse_conn_info *conn)
 {
   struct fs *fs = userdata;
 
-  /* See O_TRUNC at open() instead of a setattr(size=0) we could not honour
-   * on a LUN; the handle then gets file-like truncate semantics. */
-  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-    conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-  if (conn->capable & FUSE_CAP_ASYNC_DIO)
-    conn->want |= FUSE_CAP_ASYNC_DIO;
-  /* Requests are read into our own buffers (fuse/loop.c), not spliced. */
-  conn->want &= ~FUSE_CAP_SPLICE_READ;
-  conn->max_write = 1024 * 1024;
-  /* The kernel keeps the smaller of this and the mount's read-ahead,
-   * which main() raised to the same (see readahead.c). */
-  if (fs->readahead)
-    conn->max_readahead = fs->readahead;
-  if (conn->max_background < 64)
-    conn->max_background = 64;
-  if (conn->congestion_threshold < 48)
-    conn->congestion_threshold = 48;
+  conn_tune (conn, fs->readahead);
 }
 
 static void

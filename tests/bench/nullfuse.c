@@ -32,10 +32,11 @@
 
 #include <fuse_lowlevel.h>
 
+#include "conn.h"
 #include "readahead.h"
 
 #define DISK_INO 2
-#define MAX_IO (1024 * 1024)            /* max_write, and so max_pages */
+#define MAX_IO CONN_MAX_WRITE           /* max_write, and so max_pages */
 #define READAHEAD (4u * 1024 * 1024)    /* iserfs's default readahead= */
 
 static off_t disk_size;
@@ -70,17 +71,7 @@ static void
 null_init (void *userdata, struct fuse_conn_info *conn)
 {
   (void) userdata;
-  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-    conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-  if (conn->capable & FUSE_CAP_ASYNC_DIO)
-    conn->want |= FUSE_CAP_ASYNC_DIO;
-  conn->want &= ~FUSE_CAP_SPLICE_READ;
-  conn->max_write = MAX_IO;
-  conn->max_readahead = READAHEAD;
-  if (conn->max_background < 64)
-    conn->max_background = 64;
-  if (conn->congestion_threshold < 48)
-    conn->congestion_threshold = 48;
+  conn_tune (conn, READAHEAD);
 }
 
 static void
