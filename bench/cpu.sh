@@ -21,7 +21,8 @@
 # user.iserfs.stats' inflight (commands at the target) read every 0.1 s
 # during the run; each read is a getfattr process, a small load of its own.
 #
-# Knobs: REPS (3), SECS (6), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7831/13331).
+# Knobs: REPS (3), SECS (6), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7831/13331),
+# TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh).
 set -euo pipefail
 export LC_ALL=C   # printf's %f and python's output agree on the decimal point
 

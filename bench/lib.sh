@@ -31,16 +31,30 @@ wait_for () {
   return 1
 }
 
+# glibc's malloc settings for tgtd.  tgtd mallocs a data buffer per
+# command.  Stock glibc mmaps every buffer of 1 MiB and unmaps it on free,
+# so each 1 MiB read costs tgtd about 256 page faults, until a larger
+# request happens to raise malloc's dynamic mmap threshold; after that the
+# buffers come from the heap, but the heap is trimmed (and faulted back in)
+# whenever enough of them are free at once, which a client whose queue
+# depth wobbles causes more often than one that resubmits at once.  The
+# target's cost per command then depends on what ran before and on the
+# client's rhythm, not on the client's work.  With these settings tgtd's
+# buffers stay in its heap from the first command.  TGTD_TUNABLES= (empty)
+# measures stock tgtd.  See docs/bench/README.md, "the target's malloc".
+TGTD_TUNABLES=${TGTD_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864}
+
 # bench_target CTL_PORT ISCSI_PORT IQN LUN_MB LUNFILE LOG: fill LUNFILE with
 # LUN_MB MiB of random bytes (not a sparse file: tmpfs holes read back as the
 # zero page, which flatters every reader), start tgtd on 127.0.0.1 with it
-# as LUN 1 of IQN, open to every initiator.  Sets TGTD_PID.
+# as LUN 1 of IQN, open to every initiator, its malloc set by
+# TGTD_TUNABLES.  Sets TGTD_PID.
 bench_target () {
   local ctl=$1 port=$2 iqn=$3 mb=$4 lun=$5 log=$6
   timeout 10 tgtadm -C "$ctl" --op show --mode sys >/dev/null 2>&1 &&
     die "control port $ctl is taken; set CTL_PORT and ISCSI_PORT"
   timeout 120 dd if=/dev/urandom of="$lun" bs=1M count="$mb" status=none
-  tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:"$port" >"$log" 2>&1 &
+  GLIBC_TUNABLES=$TGTD_TUNABLES tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:"$port" >"$log" 2>&1 &
   TGTD_PID=$!
   wait_for 100 timeout 5 tgtadm -C "$ctl" --op show --mode sys || die "tgtd did not start"
   timeout 10 tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$iqn"

@@ -13,7 +13,8 @@
 # is made under the work dir), OUT (default docs/bench), REPS (3), SECS (3,
 # seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
 # CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
-# (skip the perf profile).
+# (skip the perf profile), TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh;
+# empty for stock glibc).
 #
 # Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
 # with no backend at all (reads of zeros, writes dropped), set up like
@@ -360,7 +361,8 @@ mkdir -p "$OUT"
 for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt"
 {
   echo "machine: $(nproc) cores, $(uname -r), load average before $load_before, after $load_after"
-  echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks)"
+  echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)})"
+  echo "libiscsi of iserfs and rawio: $(ldd "$ISERFS" | awk '/libiscsi/ { print $3 }')"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"

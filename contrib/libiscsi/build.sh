@@ -1,6 +1,7 @@
 #!/bin/sh
-# Build libiscsi 1.20.0 with our iSER allocator patch series into a
-# private prefix (nothing outside PREFIX is touched).
+# Build libiscsi 1.20.0 with our patch series (iSER allocator hook, TCP
+# headers sent with MSG_MORE) into a private prefix (nothing outside
+# PREFIX is touched).
 #
 #   contrib/libiscsi/build.sh [PREFIX]        default: /opt/iserfs/libiscsi
 #
