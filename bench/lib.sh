@@ -31,17 +31,17 @@ wait_for () {
   return 1
 }
 
-# glibc's malloc settings for tgtd.  tgtd mallocs a data buffer per
+# glibc's malloc settings for tgtd.  tgtd valloc()s a data buffer per
 # command.  Stock glibc mmaps every buffer of 1 MiB and unmaps it on free,
-# so each 1 MiB read costs tgtd about 256 page faults, until a larger
+# so each 1 MiB read costs tgtd about 250 page faults, until a larger
 # request happens to raise malloc's dynamic mmap threshold; after that the
 # buffers come from the heap, but the heap is trimmed (and faulted back in)
-# whenever enough of them are free at once, which a client whose queue
-# depth wobbles causes more often than one that resubmits at once.  The
-# target's cost per command then depends on what ran before and on the
-# client's rhythm, not on the client's work.  With these settings tgtd's
-# buffers stay in its heap from the first command.  TGTD_TUNABLES= (empty)
-# measures stock tgtd.  See docs/bench/README.md, "the target's malloc".
+# whenever enough of it is free, which was measured far more often under
+# iserfs than under raw libiscsi.  The target's cost per command then
+# depends on what ran before and on the client, not on the client's work.
+# With these settings tgtd's buffers stay in its heap from the first
+# command.  TGTD_TUNABLES= (empty) measures stock tgtd.  See
+# docs/bench/README.md, "The target's malloc".
 TGTD_TUNABLES=${TGTD_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864}
 
 # bench_target CTL_PORT ISCSI_PORT IQN LUN_MB LUNFILE LOG: fill LUNFILE with

@@ -357,12 +357,16 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
 fi
 
 # ---- report: Markdown table, gnuplot data, ratios against the goals ----
+# libiscsi_of BIN: the libiscsi BIN loads (Debian's or contrib/libiscsi's).
+libiscsi_of () {
+  ldd "$1" | awk '/libiscsi/ { print ($3 == "not" ? "(not found)" : $3) }'
+}
 mkdir -p "$OUT"
 for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt"
 {
   echo "machine: $(nproc) cores, $(uname -r), load average before $load_before, after $load_after"
   echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)})"
-  echo "libiscsi of iserfs and rawio: $(ldd "$ISERFS" | awk '/libiscsi/ { print $3 }')"
+  echo "libiscsi loaded: iserfs $(libiscsi_of "$ISERFS"), rawio $(libiscsi_of "$RAWIO")"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
