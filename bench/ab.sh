@@ -15,7 +15,8 @@
 # also ddwrite: dd bs=1M conv=notrunc,fsync, and ddread: dd bs=1M from a
 # cold page cache -- it drops the whole machine's page cache first),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311),
-# TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh).
+# TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
+# bench/lib.sh).
 set -euo pipefail
 
 W=${W:-"seqread seqwrite randread32 randwrite32 randread1"}

@@ -22,7 +22,8 @@
 # during the run; each read is a getfattr process, a small load of its own.
 #
 # Knobs: REPS (3), SECS (6), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7831/13331),
-# TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh).
+# TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
+# bench/lib.sh).
 set -euo pipefail
 export LC_ALL=C   # printf's %f and python's output agree on the decimal point
 

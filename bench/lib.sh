@@ -44,11 +44,18 @@ wait_for () {
 # docs/bench/README.md, "The target's malloc".
 TGTD_TUNABLES=${TGTD_TUNABLES-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864}
 
+# tgtd's MaxRecvDataSegmentLength, the largest data segment it takes in
+# one PDU, in bytes; empty keeps tgtd's default (8 KiB), which makes a
+# 1 MiB WRITE 128 PDUs.  262144 measures a target tuned for large writes
+# (docs/bench/README.md, "1 MiB sequential write").
+TGTD_MRDSL=${TGTD_MRDSL-}
+
 # bench_target CTL_PORT ISCSI_PORT IQN LUN_MB LUNFILE LOG: fill LUNFILE with
 # LUN_MB MiB of random bytes (not a sparse file: tmpfs holes read back as the
 # zero page, which flatters every reader), start tgtd on 127.0.0.1 with it
 # as LUN 1 of IQN, open to every initiator, its malloc set by
-# TGTD_TUNABLES.  Sets TGTD_PID.
+# TGTD_TUNABLES and its MaxRecvDataSegmentLength by TGTD_MRDSL.  Sets
+# TGTD_PID.
 bench_target () {
   local ctl=$1 port=$2 iqn=$3 mb=$4 lun=$5 log=$6
   timeout 10 tgtadm -C "$ctl" --op show --mode sys >/dev/null 2>&1 &&
@@ -58,6 +65,11 @@ bench_target () {
   TGTD_PID=$!
   wait_for 100 timeout 5 tgtadm -C "$ctl" --op show --mode sys || die "tgtd did not start"
   timeout 10 tgtadm -C "$ctl" --lld iscsi --op new --mode target --tid 1 -T "$iqn"
+  if [ -n "$TGTD_MRDSL" ]; then
+    timeout 10 tgtadm -C "$ctl" --lld iscsi --op update --mode target --tid 1 \
+      --name MaxRecvDataSegmentLength --value "$TGTD_MRDSL" ||
+      die "tgtd refused MaxRecvDataSegmentLength=$TGTD_MRDSL"
+  fi
   timeout 10 tgtadm -C "$ctl" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$lun"
   timeout 10 tgtadm -C "$ctl" --lld iscsi --op bind --mode target --tid 1 -I ALL
 }

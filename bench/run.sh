@@ -14,7 +14,8 @@
 # seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
 # CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
 # (skip the perf profile), TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh;
-# empty for stock glibc).
+# empty for stock glibc), TGTD_MRDSL (tgtd's MaxRecvDataSegmentLength;
+# empty for its default, 8192).
 #
 # Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
 # with no backend at all (reads of zeros, writes dropped), set up like
@@ -365,7 +366,7 @@ mkdir -p "$OUT"
 for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt"
 {
   echo "machine: $(nproc) cores, $(uname -r), load average before $load_before, after $load_after"
-  echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)})"
+  echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)}, MaxRecvDataSegmentLength ${TGTD_MRDSL:-8192 (default)})"
   echo "libiscsi loaded: iserfs $(libiscsi_of "$ISERFS"), rawio $(libiscsi_of "$RAWIO")"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
