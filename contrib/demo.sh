@@ -57,7 +57,10 @@ start_target() {
     pick_ports
     mkdir -p "$STATE_DIR"
     say "starting tgtd on 127.0.0.1:$PORT (control port $CTL, log $STATE_DIR/tgtd.log)"
-    setsid tgtd -f -C "$CTL" --iscsi "portal=127.0.0.1:$PORT" \
+    # Keep tgtd's 1 MiB data buffers in its heap instead of mapping and
+    # faulting one in for every command (iserfs(8), TARGET SETTINGS).
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864 \
+        setsid tgtd -f -C "$CTL" --iscsi "portal=127.0.0.1:$PORT" \
         </dev/null >>"$STATE_DIR/tgtd.log" 2>&1 &
     TGTD_PID=$!
     deadline=$((SECONDS + 15))
@@ -68,6 +71,10 @@ start_target() {
         sleep 0.2
     done
     tgtadm -C "$CTL" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
+    # Take write data in 256 KiB pieces, not tgtd's default 8 KiB: large
+    # writes are then 2 to 3 times faster (iserfs(8), TARGET SETTINGS).
+    tgtadm -C "$CTL" --lld iscsi --op update --mode target --tid 1 \
+        --name MaxRecvDataSegmentLength --value 262144
     # Sparse backing files; existing ones keep their data across restarts.
     [ -e "$STATE_DIR/lun1.img" ] || truncate -s 256M "$STATE_DIR/lun1.img"
     [ -e "$STATE_DIR/lun2.img" ] || truncate -s 64M "$STATE_DIR/lun2.img"
