@@ -1,0 +1,275 @@
+/* iovcheck: write a LUN through libiscsi's iovec tasks with each command's
+ * data scattered over many buffers of uneven sizes, DEPTH commands in
+ * flight, then read it back (scattered differently) and compare.
+ *
+ * Why: a sender that batches several PDUs per system call walks a task's
+ * buffer list ahead of what the socket has taken; after a short send it
+ * must find its place again, also behind a buffer boundary.  iserfs hands
+ * libiscsi one buffer per command, so its own tests never see a list of
+ * buffers; other users of the library (and the library's own API) do.
+ *
+ * Usage: iovcheck URL BYTES_PER_COMMAND PIECES DEPTH TOTAL_BYTES
+ * Exit 0 and "ok ..." when every byte read back is the byte written. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+struct cmd {
+  struct run *run;
+  struct scsi_iovec *iov;       /* must outlive the task */
+};
+
+struct run {
+  struct iscsi_context *iscsi;
+  int lun;
+  unsigned cmd_bytes, pieces, block_size;
+  uint64_t total, next;         /* bytes; next: offset of the next command */
+  unsigned in_flight;
+  bool writing, failed;
+  unsigned char *data;          /* what is written, then what is read */
+  uint64_t rng;
+};
+
+static uint64_t
+rnd (struct run *r)
+{
+  /* xorshift64: deterministic, so a failure can be rerun */
+  r->rng ^= r->rng << 13;
+  r->rng ^= r->rng >> 7;
+  r->rng ^= r->rng << 17;
+  return r->rng;
+}
+
+/* Cut [base, base + len) into PIECES buffers at random places (empty
+ * pieces allowed: libiscsi must step over them too). */
+static struct scsi_iovec *
+scatter (struct run *r, unsigned char *base)
+{
+  struct scsi_iovec *iov = calloc (r->pieces, sizeof *iov);
+  uint32_t *cut = calloc (r->pieces + 1, sizeof *cut);
+  unsigned i, j;
+
+  if (iov == NULL || cut == NULL) {
+    fprintf (stderr, "iovcheck: out of memory\n");
+    exit (1);
+  }
+  cut[0] = 0;
+  cut[r->pieces] = r->cmd_bytes;
+  for (i = 1; i < r->pieces; i++)
+    cut[i] = rnd (r) % (r->cmd_bytes + 1);
+  /* insertion sort: a few hundred cuts at most */
+  for (i = 2; i < r->pieces; i++)
+    for (j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
+      uint32_t t = cut[j];
+      cut[j] = cut[j - 1];
+      cut[j - 1] = t;
+    }
+  for (i = 0; i < r->pieces; i++) {
+    iov[i].iov_base = base + cut[i];
+    iov[i].iov_len = cut[i + 1] - cut[i];
+  }
+  free (cut);
+  return iov;
+}
+
+static void
+done (struct iscsi_context *iscsi, int status, void *command_data,
+      void *private_data)
+{
+  struct cmd *c = private_data;
+  struct run *r = c->run;
+
+  (void) iscsi;
+  if (status != SCSI_STATUS_GOOD) {
+    fprintf (stderr, "iovcheck: %s failed: %s\n",
+             r->writing ? "WRITE" : "READ", iscsi_get_error (r->iscsi));
+    r->failed = true;
+  }
+  scsi_free_scsi_task (command_data);
+  free (c->iov);
+  free (c);
+  r->in_flight--;
+}
+
+static int
+issue (struct run *r)
+{
+  struct cmd *c = malloc (sizeof *c);
+  uint64_t off = r->next;
+  uint64_t lba = off / r->block_size;
+  struct scsi_task *t;
+
+  if (c == NULL)
+    return -1;
+  c->run = r;
+  c->iov = scatter (r, r->data + off);
+  if (r->writing)
+    t = iscsi_write16_iov_task (r->iscsi, r->lun, lba, NULL, r->cmd_bytes,
+                                r->block_size, 0, 0, 0, 0, 0, done, c,
+                                c->iov, r->pieces);
+  else
+    t = iscsi_read16_iov_task (r->iscsi, r->lun, lba, r->cmd_bytes,
+                               r->block_size, 0, 0, 0, 0, 0, done, c,
+                               c->iov, r->pieces);
+  if (t == NULL) {
+    fprintf (stderr, "iovcheck: cannot queue a command: %s\n",
+             iscsi_get_error (r->iscsi));
+    free (c->iov);
+    free (c);
+    return -1;
+  }
+  r->next += r->cmd_bytes;
+  r->in_flight++;
+  return 0;
+}
+
+/* Keep DEPTH commands in flight until TOTAL bytes are done. */
+static int
+pass (struct run *r, unsigned depth)
+{
+  r->next = 0;
+  while (!r->failed && (r->next < r->total || r->in_flight > 0)) {
+    struct pollfd pfd;
+
+    while (r->next < r->total && r->in_flight < depth)
+      if (issue (r) < 0)
+        return -1;
+    pfd.fd = iscsi_get_fd (r->iscsi);
+    pfd.events = iscsi_which_events (r->iscsi);
+    if (poll (&pfd, 1, 1000) < 0 && errno != EINTR) {
+      perror ("iovcheck: poll");
+      return -1;
+    }
+    if (iscsi_service (r->iscsi, pfd.revents) < 0) {
+      fprintf (stderr, "iovcheck: %s\n", iscsi_get_error (r->iscsi));
+      return -1;
+    }
+  }
+  return r->failed ? -1 : 0;
+}
+
+static int
+connect_lun (struct run *r, const char *url_text)
+{
+  struct iscsi_url *url;
+  struct scsi_task *t;
+  struct scsi_readcapacity16 *rc16;
+
+  r->iscsi = iscsi_create_context ("iqn.2026-01.org.iserfs:iovcheck");
+  if (r->iscsi == NULL)
+    return -1;
+  url = iscsi_parse_full_url (r->iscsi, url_text);
+  if (url == NULL) {
+    fprintf (stderr, "iovcheck: bad URL %s: %s\n", url_text,
+             iscsi_get_error (r->iscsi));
+    return -1;
+  }
+  iscsi_set_targetname (r->iscsi, url->target);
+  iscsi_set_session_type (r->iscsi, ISCSI_SESSION_NORMAL);
+  iscsi_set_header_digest (r->iscsi, ISCSI_HEADER_DIGEST_NONE);
+  r->lun = url->lun;
+  if (iscsi_full_connect_sync (r->iscsi, url->portal, url->lun) != 0) {
+    fprintf (stderr, "iovcheck: cannot log in to %s: %s\n", url_text,
+             iscsi_get_error (r->iscsi));
+    iscsi_destroy_url (url);
+    return -1;
+  }
+  iscsi_destroy_url (url);
+  /* A broken connection is a failure here, not something to retry. */
+  iscsi_set_noautoreconnect (r->iscsi, 1);
+  t = iscsi_readcapacity16_sync (r->iscsi, r->lun);
+  if (t == NULL || t->status != SCSI_STATUS_GOOD
+      || (rc16 = scsi_datain_unmarshall (t)) == NULL) {
+    fprintf (stderr, "iovcheck: READ CAPACITY failed: %s\n",
+             iscsi_get_error (r->iscsi));
+    return -1;
+  }
+  r->block_size = rc16->block_length;
+  if ((rc16->returned_lba + 1) * r->block_size < r->total) {
+    fprintf (stderr, "iovcheck: the LUN is smaller than %" PRIu64 " bytes\n",
+             r->total);
+    return -1;
+  }
+  scsi_free_scsi_task (t);
+  return 0;
+}
+
+static int
+parse_uint (const char *s, unsigned *v)
+{
+  char *end;
+  unsigned long n;
+
+  errno = 0;
+  n = strtoul (s, &end, 10);
+  if (errno || end == s || *end || n == 0 || n > UINT32_MAX)
+    return -1;
+  *v = n;
+  return 0;
+}
+
+int
+main (int argc, char *argv[])
+{
+  struct run r = { .rng = 0x9e3779b97f4a7c15u };
+  unsigned depth, total;
+  unsigned char *want;
+  uint64_t i;
+
+  if (argc != 6 || parse_uint (argv[2], &r.cmd_bytes) < 0
+      || parse_uint (argv[3], &r.pieces) < 0 || parse_uint (argv[4], &depth) < 0
+      || parse_uint (argv[5], &total) < 0 || total % r.cmd_bytes) {
+    fprintf (stderr, "usage: iovcheck URL BYTES_PER_COMMAND PIECES DEPTH "
+             "TOTAL_BYTES (TOTAL a multiple of BYTES_PER_COMMAND)\n");
+    return 2;
+  }
+  r.total = total;
+  if (connect_lun (&r, argv[1]) < 0)
+    return 1;
+  if (r.cmd_bytes % r.block_size) {
+    fprintf (stderr, "iovcheck: %u bytes per command is not a multiple of "
+             "the %u-byte block\n", r.cmd_bytes, r.block_size);
+    return 2;
+  }
+  want = malloc (r.total);
+  r.data = malloc (r.total);
+  if (want == NULL || r.data == NULL) {
+    fprintf (stderr, "iovcheck: out of memory\n");
+    return 1;
+  }
+  for (i = 0; i + 8 <= r.total; i += 8) {
+    uint64_t v = rnd (&r);
+    memcpy (want + i, &v, 8);
+  }
+  memcpy (r.data, want, r.total);
+  r.writing = true;
+  if (pass (&r, depth) < 0)
+    return 1;
+  memset (r.data, 0, r.total);
+  r.writing = false;
+  if (pass (&r, depth) < 0)
+    return 1;
+  for (i = 0; i < r.total; i++)
+    if (r.data[i] != want[i]) {
+      fprintf (stderr, "iovcheck: byte %" PRIu64 " read back as 0x%02x, "
+               "written as 0x%02x\n", i, r.data[i], want[i]);
+      return 1;
+    }
+  printf ("ok: %" PRIu64 " bytes in commands of %u bytes, %u buffers each, "
+          "%u in flight\n", r.total, r.cmd_bytes, r.pieces, depth);
+  iscsi_logout_sync (r.iscsi);
+  iscsi_destroy_context (r.iscsi);
+  free (want);
+  free (r.data);
+  return 0;
+}
