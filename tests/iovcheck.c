@@ -24,6 +24,8 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "rawlogin.h"
+
 struct cmd {
   struct run *run;
   struct scsi_iovec *iov;       /* must outlive the task */
@@ -161,60 +163,21 @@ pass (struct run *r, unsigned depth)
 static int
 connect_lun (struct run *r, const char *url_text)
 {
-  struct iscsi_url *url;
-  struct scsi_task *t;
-  struct scsi_readcapacity16 *rc16;
+  struct rawlogin l;
 
-  r->iscsi = iscsi_create_context ("iqn.2026-01.org.iserfs:iovcheck");
-  if (r->iscsi == NULL)
+  if (rawlogin (&l, "iovcheck", "iqn.2026-01.org.iserfs:iovcheck",
+                url_text) < 0)
     return -1;
-  url = iscsi_parse_full_url (r->iscsi, url_text);
-  if (url == NULL) {
-    fprintf (stderr, "iovcheck: bad URL %s: %s\n", url_text,
-             iscsi_get_error (r->iscsi));
-    return -1;
-  }
-  iscsi_set_targetname (r->iscsi, url->target);
-  iscsi_set_session_type (r->iscsi, ISCSI_SESSION_NORMAL);
-  iscsi_set_header_digest (r->iscsi, ISCSI_HEADER_DIGEST_NONE);
-  r->lun = url->lun;
-  if (iscsi_full_connect_sync (r->iscsi, url->portal, url->lun) != 0) {
-    fprintf (stderr, "iovcheck: cannot log in to %s: %s\n", url_text,
-             iscsi_get_error (r->iscsi));
-    iscsi_destroy_url (url);
-    return -1;
-  }
-  iscsi_destroy_url (url);
+  r->iscsi = l.iscsi;
+  r->lun = l.lun;
+  r->block_size = l.block_size;
   /* A broken connection is a failure here, not something to retry. */
   iscsi_set_noautoreconnect (r->iscsi, 1);
-  t = iscsi_readcapacity16_sync (r->iscsi, r->lun);
-  if (t == NULL || t->status != SCSI_STATUS_GOOD
-      || (rc16 = scsi_datain_unmarshall (t)) == NULL) {
-    fprintf (stderr, "iovcheck: READ CAPACITY failed: %s\n",
-             iscsi_get_error (r->iscsi));
-    return -1;
-  }
-  r->block_size = rc16->block_length;
-  if ((rc16->returned_lba + 1) * r->block_size < r->total) {
+  if (l.nr_blocks * l.block_size < r->total) {
     fprintf (stderr, "iovcheck: the LUN is smaller than %" PRIu64 " bytes\n",
              r->total);
     return -1;
   }
-  scsi_free_scsi_task (t);
-  return 0;
-}
-
-static int
-parse_uint (const char *s, unsigned *v)
-{
-  char *end;
-  unsigned long n;
-
-  errno = 0;
-  n = strtoul (s, &end, 10);
-  if (errno || end == s || *end || n == 0 || n > UINT32_MAX)
-    return -1;
-  *v = n;
   return 0;
 }
 
@@ -226,9 +189,12 @@ main (int argc, char *argv[])
   unsigned char *want;
   uint64_t i;
 
-  if (argc != 6 || parse_uint (argv[2], &r.cmd_bytes) < 0
-      || parse_uint (argv[3], &r.pieces) < 0 || parse_uint (argv[4], &depth) < 0
-      || parse_uint (argv[5], &total) < 0 || total % r.cmd_bytes) {
+  if (argc != 6 || rawlogin_parse_uint (argv[2], &r.cmd_bytes) < 0
+      || rawlogin_parse_uint (argv[3], &r.pieces) < 0
+      || rawlogin_parse_uint (argv[4], &depth) < 0
+      || rawlogin_parse_uint (argv[5], &total) < 0
+      || r.cmd_bytes == 0 || r.pieces == 0 || depth == 0 || total == 0
+      || total % r.cmd_bytes) {
     fprintf (stderr, "usage: iovcheck URL BYTES_PER_COMMAND PIECES DEPTH "
              "TOTAL_BYTES (TOTAL a multiple of BYTES_PER_COMMAND)\n");
     return 2;

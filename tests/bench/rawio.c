@@ -25,6 +25,8 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "rawlogin.h"
+
 struct slot {
   struct scsi_iovec iov;        /* must outlive the task */
   uint64_t start_ns;
@@ -163,59 +165,18 @@ cmp_u64 (const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
+/* Log in and take the LUN's geometry into the run. */
 static int
 connect_lun (struct run *r, const char *url_text)
 {
-  struct iscsi_url *url;
-  struct scsi_task *t;
-  struct scsi_readcapacity16 *rc16;
+  struct rawlogin l;
 
-  r->iscsi = iscsi_create_context ("iqn.2026-01.org.iserfs:rawio");
-  if (r->iscsi == NULL) {
-    fprintf (stderr, "rawio: out of memory\n");
+  if (rawlogin (&l, "rawio", "iqn.2026-01.org.iserfs:rawio", url_text) < 0)
     return -1;
-  }
-  url = iscsi_parse_full_url (r->iscsi, url_text);
-  if (url == NULL) {
-    fprintf (stderr, "rawio: bad URL %s: %s\n", url_text,
-             iscsi_get_error (r->iscsi));
-    return -1;
-  }
-  iscsi_set_targetname (r->iscsi, url->target);
-  iscsi_set_session_type (r->iscsi, ISCSI_SESSION_NORMAL);
-  iscsi_set_header_digest (r->iscsi, ISCSI_HEADER_DIGEST_NONE);
-  r->lun = url->lun;
-  if (iscsi_full_connect_sync (r->iscsi, url->portal, url->lun) != 0) {
-    fprintf (stderr, "rawio: login to %s failed: %s\n", url->portal,
-             iscsi_get_error (r->iscsi));
-    iscsi_destroy_url (url);
-    return -1;
-  }
-  iscsi_destroy_url (url);
-  t = iscsi_readcapacity16_sync (r->iscsi, r->lun);
-  if (t == NULL || t->status != SCSI_STATUS_GOOD
-      || (rc16 = scsi_datain_unmarshall (t)) == NULL) {
-    fprintf (stderr, "rawio: READ CAPACITY(16) failed: %s\n",
-             iscsi_get_error (r->iscsi));
-    return -1;
-  }
-  r->block_size = rc16->block_length;
-  r->nr_blocks = rc16->returned_lba + 1;
-  scsi_free_scsi_task (t);
-  return 0;
-}
-
-static int
-parse_uint (const char *s, unsigned *v)
-{
-  char *end;
-  unsigned long n;
-
-  errno = 0;
-  n = strtoul (s, &end, 0);
-  if (errno || end == s || *end || n > UINT32_MAX)
-    return -1;
-  *v = n;
+  r->iscsi = l.iscsi;
+  r->lun = l.lun;
+  r->block_size = l.block_size;
+  r->nr_blocks = l.nr_blocks;
   return 0;
 }
 
@@ -234,8 +195,9 @@ parse_args (struct run *r, int argc, char *argv[], unsigned *depth,
     fprintf (stderr, "rawio: expected read|write and seq|rand\n");
     return -1;
   }
-  if (parse_uint (argv[3], &r->bytes) < 0 || parse_uint (argv[4], depth) < 0
-      || parse_uint (argv[6], seconds) < 0
+  if (rawlogin_parse_uint (argv[3], &r->bytes) < 0
+      || rawlogin_parse_uint (argv[4], depth) < 0
+      || rawlogin_parse_uint (argv[6], seconds) < 0
       || r->bytes == 0 || *depth == 0 || *depth > 1024 || *seconds == 0) {
     fprintf (stderr, "rawio: BYTES, DEPTH (1-1024) and SECONDS must be positive numbers\n");
     return -1;
