@@ -12,9 +12,7 @@
  * Exit 0 and "ok ..." when every byte read back is the byte written. */
 #include <config.h>
 
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -141,21 +139,11 @@ pass (struct run *r, unsigned depth)
 {
   r->next = 0;
   while (!r->failed && (r->next < r->total || r->in_flight > 0)) {
-    struct pollfd pfd;
-
     while (r->next < r->total && r->in_flight < depth)
       if (issue (r) < 0)
         return -1;
-    pfd.fd = iscsi_get_fd (r->iscsi);
-    pfd.events = iscsi_which_events (r->iscsi);
-    if (poll (&pfd, 1, 1000) < 0 && errno != EINTR) {
-      perror ("iovcheck: poll");
+    if (rawlogin_service (r->iscsi, "iovcheck") < 0)
       return -1;
-    }
-    if (iscsi_service (r->iscsi, pfd.revents) < 0) {
-      fprintf (stderr, "iovcheck: %s\n", iscsi_get_error (r->iscsi));
-      return -1;
-    }
   }
   return r->failed ? -1 : 0;
 }

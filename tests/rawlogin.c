@@ -1,12 +1,15 @@
-/* rawlogin: the login both raw libiscsi test programs need, in one place.
+/* rawlogin: the login and the event-loop turn both raw libiscsi test
+ * programs need, in one place.
  * Header digests are off: the programs measure or check data transfer,
  * and rawio must compare with iserfs, which negotiates none by default. */
 #include <config.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <iscsi/scsi-lowlevel.h>
 
@@ -52,6 +55,24 @@ rawlogin (struct rawlogin *l, const char *prog, const char *initiator,
   l->block_size = rc16->block_length;
   l->nr_blocks = rc16->returned_lba + 1;
   scsi_free_scsi_task (t);
+  return 0;
+}
+
+int
+rawlogin_service (struct iscsi_context *iscsi, const char *prog)
+{
+  struct pollfd pfd = {
+    .fd = iscsi_get_fd (iscsi), .events = iscsi_which_events (iscsi),
+  };
+
+  if (poll (&pfd, 1, 1000) < 0 && errno != EINTR) {
+    fprintf (stderr, "%s: poll: %s\n", prog, strerror (errno));
+    return -1;
+  }
+  if (iscsi_service (iscsi, pfd.revents) < 0) {
+    fprintf (stderr, "%s: %s\n", prog, iscsi_get_error (iscsi));
+    return -1;
+  }
   return 0;
 }
 

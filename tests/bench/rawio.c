@@ -11,9 +11,7 @@
  * Prints one line of key=value pairs (parsed by bench/run.sh). */
 #include <config.h>
 
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -213,22 +211,12 @@ run_loop (struct run *r)
   uint64_t give_up = r->deadline_ns + 30000000000u;
 
   while (r->in_flight > 0 && !r->failed) {
-    struct pollfd pfd = {
-      .fd = iscsi_get_fd (r->iscsi), .events = iscsi_which_events (r->iscsi),
-    };
-
     if (now_ns () > give_up) {
       fprintf (stderr, "rawio: commands still in flight 30 s after the end\n");
       return -1;
     }
-    if (poll (&pfd, 1, 1000) < 0 && errno != EINTR) {
-      perror ("rawio: poll");
+    if (rawlogin_service (r->iscsi, "rawio") < 0)
       return -1;
-    }
-    if (iscsi_service (r->iscsi, pfd.revents) < 0) {
-      fprintf (stderr, "rawio: %s\n", iscsi_get_error (r->iscsi));
-      return -1;
-    }
   }
   return r->failed ? -1 : 0;
 }
