@@ -16,6 +16,10 @@ conn_tune (struct fuse_conn_info *conn, unsigned readahead)
     conn->want |= FUSE_CAP_ASYNC_DIO;
   /* Requests are read into our own buffers (fuse/loop.c), not spliced. */
   conn->want &= ~FUSE_CAP_SPLICE_READ;
+  /* READ replies whose data waits in a pipe (src/splice.h) are spliced
+   * into /dev/fuse; every other reply is written from memory as before. */
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+    conn->want |= FUSE_CAP_SPLICE_WRITE;
   conn->max_write = CONN_MAX_WRITE;
   /* The kernel keeps the smaller of this and the mount's read-ahead,
    * which main() raised to the same (see readahead.c). */

@@ -54,6 +54,7 @@ session_config (const struct options *o, const char *target)
     .timeout = o->timeout,
     .queue_depth = o->queue_depth,
     .poll_us = o->poll_us,
+    .splice = o->splice,
   };
   return c;
 }
@@ -302,6 +303,10 @@ print_version (void)
 #else
   printf ("libiscsi %s: stock iSER transport (pool not on the wire)\n",
           LIBISCSI_VERSION);
+#endif
+#ifdef LIBISCSI_FEATURE_DATA_IN_SINK
+  printf ("libiscsi's DATA-IN sink: READ data over TCP can be spliced "
+          "(-o splice)\n");
 #endif
 }
 

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "io.h"
 #include "log.h"
 #include "loop.h"
+#include "splice.h"
 #include "stats.h"
 #include "written.h"
 
@@ -150,12 +152,17 @@ visible (const struct node *n)
   return n->lun == NULL || !lun_gone (n->lun);
 }
 
+/* Whether the kernel takes replies spliced from a pipe; libfuse would
+ * otherwise copy a pipe's data into memory first, worse than no pipe. */
+static atomic_bool splice_replies;
+
 static void
 fs_init (void *userdata, struct fuse_conn_info *conn)
 {
   struct fs *fs = userdata;
 
   conn_tune (conn, fs->readahead);
+  atomic_store (&splice_replies, (conn->want & FUSE_CAP_SPLICE_WRITE) != 0);
 }
 
 static void
@@ -334,9 +341,18 @@ static void
 read_done (struct io_req *r)
 {
   fuse_req_t req = r->opaque;
+  int fd = splice_fd (r);
 
   if (r->err)
     fuse_reply_err (req, r->err);
+  else if (fd >= 0) {
+    /* The data is in a pipe (src/splice.h): libfuse splices it on. */
+    struct fuse_bufvec data = FUSE_BUFVEC_INIT (r->len);
+
+    data.buf[0].flags = FUSE_BUF_IS_FD;
+    data.buf[0].fd = fd;
+    fuse_reply_data (req, &data, 0);
+  }
   else
     fuse_reply_buf (req, io_req_data (r), r->len);
 }
@@ -366,6 +382,7 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   }
   r->done = read_done;
   r->opaque = req;
+  r->want_pipe = atomic_load_explicit (&splice_replies, memory_order_relaxed);
   io_submit (r);
 }
 

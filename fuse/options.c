@@ -32,6 +32,7 @@ static const struct fuse_opt option_spec[] = {
   OPT ("readahead=%s", readahead_s),
   OPT ("write_behind=%s", write_behind_s),
   OPT ("poll_us=%s", poll_us_s),
+  OPT ("splice=%s", splice_s),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -142,6 +143,7 @@ options_parse (struct fuse_args *args, struct options *o)
   o->readahead = 4u << 20;
   o->write_behind = 32u << 20;
   o->poll_us = 50;
+  o->splice = true;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
     return -1;                  /* libfuse printed why */
   if (parse_number ("queue_depth", o->queue_depth_s, 1, 1024, "",
@@ -162,6 +164,13 @@ options_parse (struct fuse_args *args, struct options *o)
     log_error ("header_digest=%s: expected 'none' or 'crc32c'",
                o->header_digest);
     return -1;
+  }
+  if (o->splice_s) {
+    if (strcmp (o->splice_s, "on") != 0 && strcmp (o->splice_s, "off") != 0) {
+      log_error ("splice=%s: expected 'on' or 'off'", o->splice_s);
+      return -1;
+    }
+    o->splice = strcmp (o->splice_s, "on") == 0;
   }
   return 0;
 }
@@ -384,6 +393,7 @@ options_free (struct options *o)
   free (o->readahead_s);
   free (o->write_behind_s);
   free (o->poll_us_s);
+  free (o->splice_s);
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
@@ -436,6 +446,9 @@ options_usage (void)
 "                           (default 33554432; 0 = off)\n"
 "  -o poll_us=MICROSECONDS  while at most one command is in flight, poll for\n"
 "                           this long before sleeping (default 50; 0 = never)\n"
+"  -o splice=on|off         over TCP, move READ data from the socket to the\n"
+"                           reader with splice(2), copied once instead of\n"
+"                           twice (default on, where libiscsi allows it)\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

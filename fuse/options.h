@@ -21,6 +21,8 @@ struct options {
   unsigned readahead;           /* bytes, 0 = the kernel's default */
   unsigned write_behind;        /* bytes answered early, 0 = off */
   unsigned poll_us;             /* session threads' polling, 0 = off */
+  bool splice;                  /* splice READ data when possible */
+  char *splice_s;               /* as typed: on or off */
   char *queue_depth_s, *timeout_s, *max_xfer_s, *readahead_s; /* as typed */
   char *write_behind_s, *poll_us_s;
 

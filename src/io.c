@@ -11,6 +11,7 @@
 #include "io.h"
 #include "log.h"
 #include "session.h"
+#include "splice.h"
 
 static inline uint64_t
 div_round_up (uint64_t a, uint64_t b)
@@ -116,6 +117,7 @@ io_req_free (struct io_req *r)
 {
   if (r == NULL)
     return;
+  splice_detach (r);
   iobuf_free (r->lun->session->alloc, &r->buf);
   iobuf_free (r->lun->session->alloc, &r->edge);
   free (r);
@@ -375,11 +377,25 @@ rmw_merge (struct io_req *r)
   }
 }
 
+/* Whether r's data can come through a pipe: a READ of whole blocks in
+ * one command (the pipe takes the data in order, from its start), large
+ * enough that splicing pays (libfuse copies replies under two pages
+ * anyway), answered by a caller that can reply from a pipe. */
+static bool
+wants_pipe (const struct io_req *r)
+{
+  return r->want_pipe && r->lun->session->splice
+    && !head_partial (r) && !tail_partial (r)
+    && r->nblocks <= r->lun->max_xfer_blocks && r->len >= SPLICE_MIN_BYTES;
+}
+
 /* The first commands of a request that got its range. */
 static void
 begin (struct io_req *r)
 {
   if (r->op == IO_READ) {
+    if (wants_pipe (r))
+      splice_attach (r->lun->session, r);
     issue_split (r, CMD_READ, r->lun->max_xfer_blocks);
     return;
   }
@@ -442,6 +458,7 @@ reply (struct io_req *r)
 static void
 finish (struct io_req *r)
 {
+  splice_settle (r);
   lock_release (r);
   active_remove (r->lun->session, r);
   reply (r);

@@ -58,6 +58,12 @@ struct io_req {
   void (*done) (struct io_req *r);
   void *opaque;
   void *opaque2;
+  bool want_pipe;               /* READ: done() can answer from a pipe */
+
+  /* A READ's data spliced into a pipe (splice.h). */
+  struct spipe *pipe;
+  size_t piped;                 /* bytes of the data in it, from the start */
+  unsigned char pipe_state;
 
   /* Engine state. */
   unsigned pending;

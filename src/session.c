@@ -22,6 +22,7 @@
 #include "rdma_pool.h"
 #include "sense.h"
 #include "session.h"
+#include "splice.h"
 #include "stats.h"
 
 static void
@@ -203,6 +204,13 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   if (s->iser && s->queue_depth > 128)
     s->queue_depth = 128;
 #endif
+  if (cfg->splice && !s->iser) {
+    const char *no;
+
+    s->splice = splice_supported (s->max_xfer_bytes, &no);
+    if (!s->splice)
+      log_debug ("READ data is copied, not spliced: %s", no);
+  }
   return s;
 
  fail:
@@ -225,6 +233,7 @@ session_close (struct session *s)
     iscsi_destroy_context (s->iscsi);
   }
   rdma_pool_free (s->rdma);     /* after libiscsi gave every buffer back */
+  splice_pool_free (s);
   if (s->wake_fd >= 0)
     close (s->wake_fd);
   pthread_mutex_destroy (&s->lock);
@@ -462,12 +471,16 @@ send_command (struct session *s, struct scmd *c)
 {
   struct lun *l = c->req->lun;
   size_t bytes = (size_t) c->nblocks * l->block_size;
+  struct scsi_task *task;
 
   switch (c->kind) {
   case CMD_READ:
-    return iscsi_read16_iov_task (s->iscsi, l->lun, c->lba, bytes,
+    task = iscsi_read16_iov_task (s->iscsi, l->lun, c->lba, bytes,
                                   l->block_size, 0, 0, 0, 0, 0,
                                   command_cb, c, &c->iov, 1);
+    if (task && c->req->pipe)
+      splice_arm (c, task);
+    return task;
   case CMD_WRITE:
     return iscsi_write16_iov_task (s->iscsi, l->lun, c->lba, NULL, bytes,
                                    l->block_size, 0, 0, 0, 0, 0,

@@ -29,6 +29,7 @@ struct session_config {
   unsigned timeout;             /* seconds; 0 = none */
   unsigned queue_depth;         /* commands in flight at most */
   unsigned poll_us;             /* poll this long before sleeping; 0 = never */
+  bool splice;                  /* splice READ data when it can (TCP) */
 };
 
 struct session {
@@ -41,6 +42,7 @@ struct session {
   uint64_t poll_ns;             /* see poll_briefly() in session.c */
   uint32_t max_xfer_bytes;      /* transport's cap on one command's data */
   struct rdma_pool *rdma;       /* the pool on the wire (iSER with the hook) */
+  bool splice;                  /* READ data may be spliced (splice.h) */
   const struct iobuf_allocator *alloc;  /* I/O buffers; NULL: the default */
 
   struct lun *luns;
@@ -61,6 +63,7 @@ struct session {
   time_t down_since;            /* when the session was lost; 0 while up */
   time_t last_scan;
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
+  struct spipe *pipes;          /* splice.c's free pipes */
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */

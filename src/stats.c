@@ -53,6 +53,9 @@ static const struct {
   { "write_behind_errors", &stats.write_behind_errors },
   { "poll_hits", &stats.poll_hits },
   { "poll_misses", &stats.poll_misses },
+  { "spliced_read_bytes", &stats.spliced_read_bytes },
+  { "splice_spilled", &stats.splice_spilled },
+  { "splice_resent", &stats.splice_resent },
 };
 
 static void

@@ -37,6 +37,12 @@ struct stats {
    * sleeping (poll_us=), and those that polled the whole time in vain. */
   atomic_uint_fast64_t poll_hits;
   atomic_uint_fast64_t poll_misses;
+  /* READ data spliced from the socket into a pipe for the reply
+   * (splice.c); READs that began so but ended in their buffer: the pipe
+   * filled up (spilled), or the command was sent again (resent). */
+  atomic_uint_fast64_t spliced_read_bytes;
+  atomic_uint_fast64_t splice_spilled;
+  atomic_uint_fast64_t splice_resent;
 };
 
 extern struct stats stats;

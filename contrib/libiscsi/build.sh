@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build libiscsi 1.20.0 with our patch series (iSER allocator hook, TCP
-# sends of several PDUs per system call) into a private prefix (nothing
-# outside PREFIX is touched).
+# sends of several PDUs per system call, a DATA-IN sink for splicing TCP
+# reads) into a private prefix (nothing outside PREFIX is touched).
 #
 #   contrib/libiscsi/build.sh [PREFIX]        default: /opt/iserfs/libiscsi
 #
