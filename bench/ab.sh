@@ -16,7 +16,7 @@
 # cold page cache -- it drops the whole machine's page cache first),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311),
 # TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
-# bench/lib.sh).
+# bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh).
 set -euo pipefail
 
 W=${W:-"seqread seqwrite randread32 randwrite32 randread1"}
@@ -46,12 +46,14 @@ cleanup () {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -f "$lun"
   rm -rf "$work"
+  declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_pipe_max
 for w in $W; do
   case $w in ddwrite|ddread) continue ;; esac
   [ -n "${WL[$w]:-}" ] || die "unknown workload $w"

@@ -23,7 +23,7 @@
 #
 # Knobs: REPS (3), SECS (6), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7831/13331),
 # TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
-# bench/lib.sh).
+# bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh).
 set -euo pipefail
 export LC_ALL=C   # printf's %f and python's output agree on the decimal point
 
@@ -60,8 +60,10 @@ cleanup () {
   done
   rm -f "$lun"
   rm -rf "$work"
+  declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
 }
 trap cleanup EXIT
+bench_pipe_max
 trap 'exit 130' INT TERM
 
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"

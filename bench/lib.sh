@@ -3,7 +3,8 @@
 
 # The workloads, by name, as tests/rawio takes them (read|write BYTES
 # DEPTH seq|rand); fio_args turns one into fio's options.  bench/run.sh
-# measures all but randread4 and randwrite1 (there for ab.sh and cpu.sh),
+# measures all but randread4, randwrite1, seqread64k and seqread256k
+# (there for ab.sh and cpu.sh),
 # and seqread4m4 with the raw clients only.
 declare -A WL=(
   [seqread]="read 1048576 16 seq"
@@ -14,6 +15,8 @@ declare -A WL=(
   [randread4]="read 4096 4 rand"
   [randwrite1]="write 4096 1 rand"
   [seqread4m4]="read 4194304 4 seq"
+  [seqread64k]="read 65536 16 seq"
+  [seqread256k]="read 262144 16 seq"
 )
 
 # fio_args NAME: fio's options for workload NAME.
@@ -86,4 +89,21 @@ bench_iserfs () {
   ISERFS_PID=$!
   pid_list+=("$ISERFS_PID")
   wait_for 100 test -e "$dir/lun1" || { cat "$dir.log" >&2; die "$bin did not mount $url"; }
+}
+
+# iserfs splices READ data through pipes twice the size of the READ
+# (iserfs(8), -o splice); without CAP_SYS_RESOURCE, as in some containers,
+# pipes stop at fs.pipe-max-size, 1 MiB by default, and only READs of up
+# to 512 KiB are spliced.  bench_pipe_max raises it to PIPE_MAX (default
+# 4194304; PIPE_MAX= leaves it alone) for the run, as iserfs(8) suggests;
+# bench_pipe_max_restore puts the old value back.
+bench_pipe_max () {
+  PIPE_MAX_WAS=$(cat /proc/sys/fs/pipe-max-size)
+  local want=${PIPE_MAX-4194304}
+  if [ -n "$want" ] && [ "$PIPE_MAX_WAS" -lt "$want" ]; then
+    sysctl -q -w fs.pipe-max-size="$want"
+  fi
+}
+bench_pipe_max_restore () {
+  [ -z "${PIPE_MAX_WAS:-}" ] || sysctl -q -w fs.pipe-max-size="$PIPE_MAX_WAS"
 }

@@ -15,7 +15,8 @@
 # CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
 # (skip the perf profile), TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh;
 # empty for stock glibc), TGTD_MRDSL (tgtd's MaxRecvDataSegmentLength;
-# empty for its default, 8192).
+# empty for its default, 8192), PIPE_MAX (fs.pipe-max-size for the run,
+# see bench/lib.sh; empty to leave it).
 #
 # Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
 # with no backend at all (reads of zeros, writes dropped), set up like
@@ -95,6 +96,7 @@ cleanup () {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -f "$lunfile"
   rm -rf "$work"
+  declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
   exit "$rc"
 }
 trap cleanup EXIT
@@ -102,6 +104,7 @@ trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 . "$srcdir/bench/lib.sh"
+bench_pipe_max
 
 # ---- build (or use $BUILDDIR) ----
 if [ -z "${BUILDDIR:-}" ]; then
@@ -368,6 +371,7 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
   echo "machine: $(nproc) cores, $(uname -r), load average before $load_before, after $load_after"
   echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)}, MaxRecvDataSegmentLength ${TGTD_MRDSL:-8192 (default)})"
   echo "libiscsi loaded: iserfs $(libiscsi_of "$ISERFS"), rawio $(libiscsi_of "$RAWIO")"
+  echo "fs.pipe-max-size $(cat /proc/sys/fs/pipe-max-size) during the run (iserfs splices READs up to half of it without CAP_SYS_RESOURCE; see bench/lib.sh)"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
