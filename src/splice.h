@@ -40,9 +40,10 @@ struct spipe {
 };
 
 /* Whether this build and machine can splice reads at all: libiscsi has
- * the sink, and a pipe big enough for the largest request can be made
- * (its size above /proc/sys/fs/pipe-max-size needs CAP_SYS_RESOURCE).
- * Sets *why to a short reason when not. */
+ * the sink, and pipes can be made of twice the largest request or, where
+ * that is above fs.pipe-max-size without CAP_SYS_RESOURCE, of that size
+ * (then READs up to half of it are spliced).  Sets *why to a short
+ * reason when not. */
 bool splice_supported (size_t max_request, const char **why);
 
 /* Give r (a whole-block READ sent as one command) a pipe from s's pool.
