@@ -9,9 +9,13 @@
 # Running it again while the demo is up only shows its status.  The LUNs'
 # backing files live in /var/tmp/iserfs-demo/ and survive "stop" (delete
 # the directory to free the space); the next start reuses them.
+#
+# For tests (tests/demo.test): ISERFS_DEMO_DIR replaces /var/tmp/iserfs-demo,
+# ISERFS_DEMO_NO_SETUP=1 skips installing and building (then ISERFS names
+# the iserfs binary, or the tree must be built already).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-STATE_DIR=/var/tmp/iserfs-demo
+STATE_DIR=${ISERFS_DEMO_DIR:-/var/tmp/iserfs-demo}
 STATE=$STATE_DIR/state
 IQN=iqn.2026-01.org.iserfs:demo
 DEFAULT_MNT=/tmp/iserfs-demo
@@ -159,10 +163,12 @@ if load_state && tgtd_alive && mountpoint -q "$MNT"; then
     exit 0
 fi
 
-say "installing dependencies"
-bash "$top/contrib/deps.sh"
-say "building"
-bash "$top/contrib/build.sh"
+if [ "${ISERFS_DEMO_NO_SETUP:-}" != 1 ]; then
+    say "installing dependencies"
+    bash "$top/contrib/deps.sh"
+    say "building"
+    bash "$top/contrib/build.sh"
+fi
 find_iserfs
 
 REQ_MNT=${1:-}
