@@ -23,6 +23,7 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "rawlogin.h"
+#include "xorshift.h"
 
 struct cmd {
   struct run *run;
@@ -40,16 +41,6 @@ struct run {
   uint64_t rng;
 };
 
-static uint64_t
-rnd (struct run *r)
-{
-  /* xorshift64: deterministic, so a failure can be rerun */
-  r->rng ^= r->rng << 13;
-  r->rng ^= r->rng >> 7;
-  r->rng ^= r->rng << 17;
-  return r->rng;
-}
-
 /* Cut [base, base + len) into PIECES buffers at random places (empty
  * pieces allowed: libiscsi must step over them too). */
 static struct scsi_iovec *
@@ -66,7 +57,7 @@ scatter (struct run *r, unsigned char *base)
   cut[0] = 0;
   cut[r->pieces] = r->cmd_bytes;
   for (i = 1; i < r->pieces; i++)
-    cut[i] = rnd (r) % (r->cmd_bytes + 1);
+    cut[i] = xorshift64 (&r->rng) % (r->cmd_bytes + 1);
   /* insertion sort: a few hundred cuts at most */
   for (i = 2; i < r->pieces; i++)
     for (j = i; j > 1 && cut[j - 1] > cut[j]; j--) {
@@ -202,7 +193,7 @@ main (int argc, char *argv[])
     return 1;
   }
   for (i = 0; i + 8 <= r.total; i += 8) {
-    uint64_t v = rnd (&r);
+    uint64_t v = xorshift64 (&r.rng);
     memcpy (want + i, &v, 8);
   }
   memcpy (r.data, want, r.total);

@@ -24,6 +24,7 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "rawlogin.h"
+#include "xorshift.h"
 
 struct slot {
   struct scsi_iovec iov;        /* must outlive the task */
@@ -63,16 +64,6 @@ cpu_seconds (void)
     + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-/* xorshift64: cheap, and the same offsets every run. */
-static uint64_t
-next_random (struct run *r)
-{
-  r->rng ^= r->rng << 13;
-  r->rng ^= r->rng >> 7;
-  r->rng ^= r->rng << 17;
-  return r->rng;
-}
-
 static uint64_t
 pick_lba (struct run *r)
 {
@@ -80,7 +71,7 @@ pick_lba (struct run *r)
   uint64_t slots = r->nr_blocks / per_io, lba;
 
   if (r->random)
-    return (next_random (r) % slots) * per_io;
+    return (xorshift64 (&r->rng) % slots) * per_io;
   lba = r->next_lba;
   r->next_lba = lba + per_io >= slots * per_io ? 0 : lba + per_io;
   return lba;
