@@ -5,7 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
   build-essential autoconf automake libtool pkg-config
   libfuse3-dev fuse3 libiscsi-dev libiscsi-bin
-  libibverbs-dev librdmacm-dev check
+  libibverbs-dev librdmacm-dev check liburing-dev
   tgt attr procps iproute2 util-linux python3 clang valgrind fio
 )
 # libiscsi 1.20's source (for contrib/libiscsi/build.sh) comes from

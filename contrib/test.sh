@@ -3,16 +3,37 @@
 # the libiscsi with the allocator hook (what contrib/build.sh builds), then,
 # from the distribution tree, against Debian's stock libiscsi, with which
 # iserfs must work too.  ISERFS_TEST_STOCK=no skips the second run.
+#
+# Where the kernel has FUSE over io_uring, the first run switches it on
+# (the fuse module's enable_uring), so that every test there takes its
+# requests from the ring (iserfs -o fuse_ring=auto, the default); the
+# second run has the machine's own setting, N unless someone changed it,
+# and reads /dev/fuse.  The setting is put back on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash contrib/build.sh
-echo "=== make check: iserfs with the hooked libiscsi"
+ring=/sys/module/fuse/parameters/enable_uring
+ring_was=
+if [ -w "$ring" ]; then
+  ring_was=$(cat "$ring")
+fi
+restore_ring () {
+  if [ -n "$ring_was" ]; then echo "$ring_was" > "$ring"; fi
+}
+trap restore_ring EXIT
+if [ -n "$ring_was" ]; then
+  echo Y > "$ring"
+  echo "=== make check: iserfs with the hooked libiscsi, FUSE over io_uring"
+else
+  echo "=== make check: iserfs with the hooked libiscsi (no FUSE io_uring in this kernel)"
+fi
 make -j"$(nproc)" check
+restore_ring
 [ "${ISERFS_TEST_STOCK:-yes}" = yes ] || exit 0
 echo "=== make check: iserfs with Debian's stock libiscsi (from make distdir)"
 top=$(pwd)
 work=$(mktemp -d /tmp/iserfs-stock.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; restore_ring' EXIT
 make distdir distdir=iserfs-stock-tree >/dev/null
 mv iserfs-stock-tree "$work/src"
 cd "$work/src"

@@ -25,6 +25,9 @@ struct fs {
   bool ro;
   unsigned readahead;           /* bytes asked for at INIT; 0 = leave it */
   bool readahead_explicit;      /* given by the user: say if it fails */
+  bool ring;                    /* serve FUSE over io_uring (fuse/uring.h) */
+  bool ring_required;           /* fuse_ring=on: a failure is fatal */
+  unsigned ring_depth;          /* its entries per CPU, at most */
   uid_t uid;
   gid_t gid;
   time_t mount_time;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "loop.h"
 #include "readahead.h"
+#include "uring.h"
 #include "options.h"
 #include "session.h"
 
@@ -214,6 +215,18 @@ add_names (struct fuse_args *args, const struct options *o)
   free (opt);
 }
 
+/* Over iSER, fuse/loop.c receives WRITE data into registered pool memory
+ * and READ replies go out from it; a ring entry's payload is neither, so
+ * fuse_ring=auto leaves iSER mounts to /dev/fuse. */
+static bool
+any_iser (const struct fs *fs)
+{
+  for (unsigned i = 0; i < fs->nr_sessions; i++)
+    if (fs->sessions[i]->iser)
+      return true;
+  return false;
+}
+
 /* libfuse's default, which its loop_mt applies when none was given. */
 static unsigned
 loop_max_threads (const struct fuse_cmdline_opts *cmd)
@@ -251,6 +264,16 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
   /* fuse_parse_cmdline() made the mountpoint absolute (realpath). */
   if (fs->readahead)
     readahead_set (cmd->mountpoint, fs->readahead, fs->readahead_explicit);
+  if (fs->ring && fs->nr_sessions) {
+    int e = uring_setup (se, fs->sessions[0], fs->ring_depth,
+                         cmd->singlethread ? 1 : loop_max_threads (cmd));
+
+    if (e < 0) {
+      log_error ("fuse_ring: cannot set up an io_uring: %s", strerror (-e));
+      if (fs->ring_required)
+        goto out_stop;
+    }
+  }
   if (start_sessions (fs) < 0)
     goto out_stop;
   daemon_ready ();
@@ -278,6 +301,7 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
     fuse_loop_cfg_destroy (cfg);
   }
  out_stop:
+  uring_quiesce ();
   /* Files still open (stopped by a signal): sync what they wrote while
    * the sessions still run. */
   fs_close_handles ();
@@ -285,6 +309,7 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
   for (unsigned i = 0; i < fs->nr_sessions; i++)
     session_stop (fs->sessions[i]);
   fuse_session_unmount (se);
+  uring_stop ();
  out_signals:
   fuse_remove_signal_handlers (se);
  out_destroy:
@@ -303,6 +328,10 @@ print_version (void)
 #else
   printf ("libiscsi %s: stock iSER transport (pool not on the wire)\n",
           LIBISCSI_VERSION);
+#endif
+#ifdef HAVE_LIBURING
+  printf ("FUSE over io_uring: built in (-o fuse_ring; now %s)\n",
+          uring_supported () ? "available" : uring_why_not ());
 #endif
 #ifdef LIBISCSI_FEATURE_DATA_IN_SINK
   printf ("libiscsi's DATA-IN sink: READ data over TCP can be spliced "
@@ -347,6 +376,10 @@ main (int argc, char *argv[])
     goto out;
   if (options_read_credentials (&o) < 0)
     goto out;
+  if (o.fuse_ring == RING_ON && !o.list && !uring_supported ()) {
+    log_error ("fuse_ring=on: %s", uring_why_not ());
+    goto out;
+  }
   log_set_debug (cmd.debug);
   if (o.list) {
     rc = list_targets (&o);
@@ -373,6 +406,15 @@ main (int argc, char *argv[])
   fs.ro = o.ro;
   fs.readahead = o.readahead;
   fs.readahead_explicit = o.readahead_s != NULL;
+  fs.ring = (o.fuse_ring == RING_ON
+             || (o.fuse_ring == RING_AUTO && !any_iser (&fs)))
+    && uring_supported ();
+  fs.ring_required = o.fuse_ring == RING_ON;
+  fs.ring_depth = o.queue_depth;
+  /* Tests only (fuse-ring.test): one entry per queue makes the kernel
+   * reuse an entry deterministically. */
+  if (getenv ("ISERFS_TEST_RING_DEPTH"))
+    fs.ring_depth = (unsigned) atoi (getenv ("ISERFS_TEST_RING_DEPTH"));
   behind_set_limit (o.write_behind);
   fs.uid = getuid ();
   fs.gid = getgid ();

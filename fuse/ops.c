@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "splice.h"
 #include "stats.h"
+#include "uring.h"
 #include "written.h"
 
 #define STATS_XATTR "user.iserfs.stats"
@@ -163,6 +164,7 @@ fs_init (void *userdata, struct fuse_conn_info *conn)
 
   conn_tune (conn, fs->readahead);
   atomic_store (&splice_replies, (conn->want & FUSE_CAP_SPLICE_WRITE) != 0);
+  uring_init_done (conn);
 }
 
 static void
@@ -375,14 +377,21 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   }
   if (size > end - off)
     size = end - off;
-  r = io_req_new (h->lun, IO_READ, off, size, &err);
+  /* A ring request's data goes straight into its entry (fuse/uring.h). */
+  if (uring_payload (size) && io_can_lend (h->lun, off, size))
+    r = io_req_new_lent (h->lun, IO_READ, off, size, uring_payload (size),
+                         &err);
+  else
+    r = io_req_new (h->lun, IO_READ, off, size, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
     return;
   }
   r->done = read_done;
   r->opaque = req;
-  r->want_pipe = atomic_load_explicit (&splice_replies, memory_order_relaxed);
+  /* A ring request's reply is copied into its entry, never spliced. */
+  r->want_pipe = atomic_load_explicit (&splice_replies, memory_order_relaxed)
+                 && !uring_serving ();
   io_submit (r);
 }
 
@@ -454,11 +463,19 @@ write_behind_done (struct io_req *r)
  * of its own: that one is a copy. */
 static struct io_req *
 write_request (struct lun *l, const char *buf, size_t size, off_t off,
-               int *err)
+               bool answer_late, int *err)
 {
   struct io_req *r;
   struct iobuf rx;
 
+  /* A ring request's data stays in its entry until the answer, which an
+   * O_DIRECT or O_DSYNC write gets only once the target has the data. */
+  if (answer_late && buf == uring_payload (size) && io_can_lend (l, off, size)) {
+    r = io_req_new_lent (l, IO_WRITE, off, size, (void *) buf, err);
+    if (r)
+      atomic_fetch_add (&stats.write_in_place_bytes, size);
+    return r;
+  }
   if (io_whole_blocks (l, off, size)
       && loop_take_request_buffer (buf, size, l->session->alloc, &rx)) {
     iobuf_trim (l->session->alloc, &rx, (size_t) (buf - (char *) rx.addr) + size);
@@ -502,7 +519,9 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   }
   if (size > end - off)
     size = end - off;
-  r = write_request (h->lun, buf, size, off, &err);
+  /* behind_start() answers these only when the target did. */
+  r = write_request (h->lun, buf, size, off,
+                     (fi->flags & (O_DIRECT | O_DSYNC)) != 0, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
     return;

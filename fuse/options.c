@@ -33,6 +33,7 @@ static const struct fuse_opt option_spec[] = {
   OPT ("write_behind=%s", write_behind_s),
   OPT ("poll_us=%s", poll_us_s),
   OPT ("splice=%s", splice_s),
+  OPT ("fuse_ring=%s", fuse_ring_s),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -171,6 +172,19 @@ options_parse (struct fuse_args *args, struct options *o)
       return -1;
     }
     o->splice = strcmp (o->splice_s, "on") == 0;
+  }
+  if (o->fuse_ring_s) {
+    if (strcmp (o->fuse_ring_s, "auto") == 0)
+      o->fuse_ring = RING_AUTO;
+    else if (strcmp (o->fuse_ring_s, "on") == 0)
+      o->fuse_ring = RING_ON;
+    else if (strcmp (o->fuse_ring_s, "off") == 0)
+      o->fuse_ring = RING_OFF;
+    else {
+      log_error ("fuse_ring=%s: expected 'auto', 'on' or 'off'",
+                 o->fuse_ring_s);
+      return -1;
+    }
   }
   return 0;
 }
@@ -394,6 +408,7 @@ options_free (struct options *o)
   free (o->write_behind_s);
   free (o->poll_us_s);
   free (o->splice_s);
+  free (o->fuse_ring_s);
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
@@ -449,6 +464,11 @@ options_usage (void)
 "  -o splice=on|off         over TCP, move READ data from the socket to the\n"
 "                           reader with splice(2), copied once instead of\n"
 "                           twice (default on, where libiscsi allows it)\n"
+"  -o fuse_ring=auto|on|off take FUSE requests from an io_uring (Linux 6.14+)\n"
+"                           instead of reading /dev/fuse: auto over TCP where\n"
+"                           the fuse module's enable_uring is Y (default);\n"
+"                           on = also over iSER, and refuse to mount without\n"
+"                           it\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

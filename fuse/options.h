@@ -23,6 +23,8 @@ struct options {
   unsigned poll_us;             /* session threads' polling, 0 = off */
   bool splice;                  /* splice READ data when possible */
   char *splice_s;               /* as typed: on or off */
+  enum { RING_AUTO, RING_ON, RING_OFF } fuse_ring;      /* fuse/uring.c */
+  char *fuse_ring_s;            /* as typed */
   char *queue_depth_s, *timeout_s, *max_xfer_s, *readahead_s; /* as typed */
   char *write_behind_s, *poll_us_s;
 

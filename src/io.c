@@ -112,6 +112,53 @@ io_req_new_in (struct lun *l, uint64_t off, size_t len, struct iobuf *buf,
   return r;
 }
 
+bool
+io_can_lend (const struct lun *l, uint64_t off, size_t len)
+{
+  return io_whole_blocks (l, off, len) && len > 0 && !l->session->iser;
+}
+
+struct io_req *
+io_req_new_lent (struct lun *l, enum io_op op, uint64_t off, size_t len,
+                 void *data, int *err)
+{
+  struct io_req *r;
+
+  if ((op != IO_READ && op != IO_WRITE) || !io_can_lend (l, off, len)) {
+    *err = EINVAL;
+    return NULL;
+  }
+  r = req_alloc (l, op, off, len, err);
+  if (r) {
+    r->data = data;
+    r->lent = true;
+  }
+  return r;
+}
+
+/* r is answered early while its commands are out: give it a buffer of its
+ * own and point the commands there (libiscsi reads and writes through
+ * their iovecs, on this thread), so that the lender can reuse its memory.
+ * Returns 0, or -ENOMEM: then r must not be answered yet. */
+static int
+unlend (struct io_req *r)
+{
+  size_t bytes = (size_t) r->nblocks * r->lun->block_size;
+
+  if (iobuf_alloc (r->lun->session->alloc, bytes, &r->buf) < 0)
+    return -ENOMEM;
+  memcpy (r->buf.addr, r->data, bytes);
+  for (unsigned i = 0; i < r->nr_scmd; i++) {
+    struct scmd *c = &r->scmd[i];
+
+    c->iov.iov_base = (char *) r->buf.addr
+      + ((char *) c->iov.iov_base - r->data);
+  }
+  r->data = r->buf.addr;
+  r->lent = false;
+  return 0;
+}
+
 void
 io_req_free (struct io_req *r)
 {
@@ -481,6 +528,8 @@ io_expire (struct session *s, time_t now)
     }
     /* Commands of it are still with the transport: answer now, free when
      * they come back (their buffers must live until then). */
+    if (r->lent && unlend (r) < 0)
+      continue;                         /* at the next scan */
     reply (r);
   }
 }

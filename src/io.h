@@ -71,6 +71,7 @@ struct io_req {
   bool locked;                  /* holds its block range */
   bool lock_waiting;            /* queued for its block range */
   bool replied;                 /* done() has been called */
+  bool lent;                    /* data is the caller's memory (io_req_new_lent) */
   time_t deadline;              /* reply EIO after this; 0 = never */
   struct io_req *next;          /* submit queue, lock lists */
   struct io_req *granted_next;  /* lock_release's list to start: a granted
@@ -95,6 +96,17 @@ struct io_req *io_req_new (struct lun *lun, enum io_op op, uint64_t off,
  * sends from it, with no copy.  On failure buf is freed too. */
 struct io_req *io_req_new_in (struct lun *lun, uint64_t off, size_t len,
                               struct iobuf *buf, void *data, int *err);
+/* Whether a READ or WRITE of [off, off+len) can use memory the caller
+ * lends: whole blocks, over TCP (an iSER transport wants registered
+ * memory). */
+bool io_can_lend (const struct lun *lun, uint64_t off, size_t len);
+/* Create a READ or WRITE whose data goes to or comes from data, memory the
+ * caller lends until done() is called (a FUSE io_uring entry's payload):
+ * nothing is allocated or copied.  Should the deadline answer it while
+ * its commands are still out, its data moves to a buffer of its own
+ * first, so the lender may reuse the memory as soon as done() returns. */
+struct io_req *io_req_new_lent (struct lun *lun, enum io_op op, uint64_t off,
+                                size_t len, void *data, int *err);
 /* Whether [off, off+len) is whole blocks of lun, as io_req_new_in needs. */
 bool io_whole_blocks (const struct lun *lun, uint64_t off, size_t len);
 /* Free a request that was never submitted. */

@@ -149,6 +149,7 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
     return NULL;
   }
   s->wake_fd = -1;
+  s->ext.fd = -1;
   s->iser = cfg->iser;
   s->timeout = cfg->timeout;
   s->queue_depth = cfg->queue_depth ? cfg->queue_depth : 64;
@@ -254,8 +255,6 @@ session_close (struct session *s)
 void
 session_submit (struct session *s, struct io_req *r)
 {
-  uint64_t one = 1;
-
   r->next = NULL;
   pthread_mutex_lock (&s->lock);
   if (s->submit_tail)
@@ -264,19 +263,42 @@ session_submit (struct session *s, struct io_req *r)
     s->submit_head = r;
   s->submit_tail = r;
   pthread_mutex_unlock (&s->lock);
+  /* The session thread itself (a request from s->ext) looks at the list
+   * before it sleeps again. */
+  if (!session_on_thread (s))
+    session_wake (s);
+}
+
+void
+session_wake (struct session *s)
+{
+  uint64_t one = 1;
+
   /* eventfd writes only fail on counter overflow, which a reader prevents. */
   if (write (s->wake_fd, &one, sizeof one) != sizeof one)
     log_error ("cannot wake session thread: %m");
 }
 
+/* The session whose thread this is, if any. */
+static __thread const struct session *this_session;
+
+bool
+session_on_thread (const struct session *s)
+{
+  return this_session == s;
+}
+
+void
+session_attach (struct session *s, const struct session_ext *ext)
+{
+  s->ext = *ext;
+}
+
 static void
-take_submissions (struct session *s)
+start_submissions (struct session *s)
 {
   struct io_req *r;
-  uint64_t n;
 
-  if (read (s->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
-    log_error ("session wake-up read failed: %m");
   pthread_mutex_lock (&s->lock);
   r = s->submit_head;
   s->submit_head = s->submit_tail = NULL;
@@ -286,6 +308,16 @@ take_submissions (struct session *s)
     io_start (r);
     r = next;
   }
+}
+
+static void
+take_submissions (struct session *s)
+{
+  uint64_t n;
+
+  if (read (s->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
+    log_error ("session wake-up read failed: %m");
+  start_submissions (s);
 }
 
 static bool
@@ -349,7 +381,7 @@ poll_briefly (struct session *s, struct pollfd *pfd)
     return 0;
   end = monotonic_ns () + s->poll_ns;
   do {
-    n = poll (pfd, 2, 0);
+    n = poll (pfd, 3, 0);
     if (n != 0) {
       if (n > 0 && waited)
         atomic_fetch_add_explicit (&stats.poll_hits, 1, memory_order_relaxed);
@@ -367,15 +399,17 @@ session_loop (void *arg)
   struct session *s = arg;
   time_t stop_deadline = 0;
 
+  this_session = s;
   for (;;) {
     /* A socket in error makes poll() return at once until libiscsi's next
      * reconnect attempt; after many such wake-ups in one second, wait on
      * the timer instead of spinning. */
     bool throttle = s->error_wakeups > 50;
-    struct pollfd pfd[2] = {
+    struct pollfd pfd[3] = {
       { .fd = s->wake_fd, .events = POLLIN },
       { .fd = throttle ? -1 : iscsi_get_fd (s->iscsi),
         .events = iscsi_which_events (s->iscsi) },
+      { .fd = s->ext.fd, .events = POLLIN },
     };
     short revents;
     int n;
@@ -395,11 +429,13 @@ session_loop (void *arg)
         break;
       }
     }
+    if (s->ext.turn)
+      s->ext.turn (s->ext.opaque);
     /* Wake at least once a second: libiscsi checks its timeouts and retries
      * reconnects from iscsi_service(). */
     n = throttle ? 0 : poll_briefly (s, pfd);
     if (n == 0)
-      n = poll (pfd, 2, throttle ? 100 : 1000);
+      n = poll (pfd, 3, throttle ? 100 : 1000);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -416,8 +452,12 @@ session_loop (void *arg)
         log_debug ("iscsi_service: %s", iscsi_get_error (s->iscsi));
     if (revents & (POLLERR | POLLHUP | POLLNVAL))
       s->error_wakeups++;
+    if (pfd[2].revents & POLLIN)
+      s->ext.ready (s->ext.opaque);
     if (pfd[0].revents & POLLIN)
       take_submissions (s);
+    else if (pfd[2].revents & POLLIN)
+      start_submissions (s);
     now = time (NULL);
     /* Every turn, not once a second: libiscsi can lose and re-establish a
      * connection within one second, and a reconnect seen only by its
@@ -429,6 +469,9 @@ session_loop (void *arg)
       io_expire (s, now);
     }
   }
+  /* What the last turn answered goes out too. */
+  if (s->ext.turn)
+    s->ext.turn (s->ext.opaque);
   return NULL;
 }
 

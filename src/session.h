@@ -18,6 +18,17 @@
 struct io_req;
 struct scmd;
 
+/* Another source of events served by the session thread, so that work
+ * arriving there needs no hand-off between threads (fuse/uring.c: FUSE
+ * requests from an io_uring).  ready() runs when fd is readable, turn()
+ * before every wait; both on the session thread. */
+struct session_ext {
+  int fd;
+  void (*ready) (void *opaque);
+  void (*turn) (void *opaque);
+  void *opaque;
+};
+
 struct session_config {
   const char *portal;           /* host[:port] */
   const char *target;           /* target IQN; NULL for a discovery session */
@@ -64,6 +75,7 @@ struct session {
   time_t last_scan;
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
   struct spipe *pipes;          /* splice.c's free pipes */
+  struct session_ext ext;       /* another event source; fd -1: none */
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */
@@ -86,6 +98,15 @@ void session_close (struct session *s);
 
 /* Hand a request to the session thread (any thread). */
 void session_submit (struct session *s, struct io_req *r);
+
+/* Serve ext on the session thread too; before session_start. */
+void session_attach (struct session *s, const struct session_ext *ext);
+
+/* Make the session thread take a turn (any thread). */
+void session_wake (struct session *s);
+
+/* Whether the caller is s's session thread. */
+bool session_on_thread (const struct session *s);
 
 /* Engine hooks, called on the session thread (io.c). */
 void session_issue (struct session *s, struct scmd *c);

@@ -56,6 +56,7 @@ static const struct {
   { "spliced_read_bytes", &stats.spliced_read_bytes },
   { "splice_spilled", &stats.splice_spilled },
   { "splice_resent", &stats.splice_resent },
+  { "fuse_ring_requests", &stats.ring_requests },
 };
 
 static void

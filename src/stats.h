@@ -41,6 +41,7 @@ struct stats {
    * (splice.c); READs that began so but ended in their buffer: the pipe
    * filled up (spilled), or the command was sent again (resent). */
   atomic_uint_fast64_t spliced_read_bytes;
+  atomic_uint_fast64_t ring_requests;   /* FUSE requests taken from the io_uring */
   atomic_uint_fast64_t splice_spilled;
   atomic_uint_fast64_t splice_resent;
 };
