@@ -16,7 +16,9 @@
 # cold page cache -- it drops the whole machine's page cache first),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311),
 # TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
-# bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh).
+# bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh),
+# FUSE_RING (the fuse module's enable_uring for the run, default Y, see
+# bench/lib.sh).
 set -euo pipefail
 
 W=${W:-"seqread seqwrite randread32 randwrite32 randread1"}
@@ -47,6 +49,7 @@ cleanup () {
   rm -f "$lun"
   rm -rf "$work"
   declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
+  declare -F bench_fuse_ring_restore >/dev/null && bench_fuse_ring_restore
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -54,6 +57,7 @@ trap 'exit 130' INT TERM
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 bench_pipe_max
+bench_fuse_ring
 for w in $W; do
   case $w in ddwrite|ddread) continue ;; esac
   [ -n "${WL[$w]:-}" ] || die "unknown workload $w"

@@ -107,3 +107,22 @@ bench_pipe_max () {
 bench_pipe_max_restore () {
   [ -z "${PIPE_MAX_WAS:-}" ] || sysctl -q -w fs.pipe-max-size="$PIPE_MAX_WAS"
 }
+
+# iserfs takes FUSE requests from an io_uring where the fuse module's
+# enable_uring is Y (iserfs(8), -o fuse_ring); it is N unless someone
+# switched it on.  bench_fuse_ring sets it to FUSE_RING (default Y;
+# FUSE_RING= leaves it alone) for the run, where the kernel has it;
+# bench_fuse_ring_restore puts the old value back.  Of the peers only
+# iserfs registers a ring (libfuse 3.14 and qemu 7.2 have no support), so
+# the setting changes nothing for them.
+FUSE_RING_PARAM=/sys/module/fuse/parameters/enable_uring
+bench_fuse_ring () {
+  FUSE_RING_WAS=
+  local want=${FUSE_RING-Y}
+  [ -n "$want" ] && [ -w "$FUSE_RING_PARAM" ] || return 0
+  FUSE_RING_WAS=$(cat "$FUSE_RING_PARAM")
+  echo "$want" > "$FUSE_RING_PARAM"
+}
+bench_fuse_ring_restore () {
+  [ -z "${FUSE_RING_WAS:-}" ] || echo "$FUSE_RING_WAS" > "$FUSE_RING_PARAM"
+}

@@ -16,7 +16,9 @@
 # (skip the perf profile), TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh;
 # empty for stock glibc), TGTD_MRDSL (tgtd's MaxRecvDataSegmentLength;
 # empty for its default, 8192), PIPE_MAX (fs.pipe-max-size for the run,
-# see bench/lib.sh; empty to leave it).
+# see bench/lib.sh; empty to leave it), FUSE_RING (the fuse module's
+# enable_uring for the run, default Y: iserfs's -o fuse_ring; see
+# bench/lib.sh; empty to leave it).
 #
 # Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
 # with no backend at all (reads of zeros, writes dropped), set up like
@@ -97,6 +99,7 @@ cleanup () {
   rm -f "$lunfile"
   rm -rf "$work"
   declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
+  declare -F bench_fuse_ring_restore >/dev/null && bench_fuse_ring_restore
   exit "$rc"
 }
 trap cleanup EXIT
@@ -105,6 +108,7 @@ trap 'exit 130' INT TERM
 # shellcheck source=bench/lib.sh
 . "$srcdir/bench/lib.sh"
 bench_pipe_max
+bench_fuse_ring
 
 # ---- build (or use $BUILDDIR) ----
 if [ -z "${BUILDDIR:-}" ]; then
@@ -372,6 +376,7 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
   echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)}, MaxRecvDataSegmentLength ${TGTD_MRDSL:-8192 (default)})"
   echo "libiscsi loaded: iserfs $(libiscsi_of "$ISERFS"), rawio $(libiscsi_of "$RAWIO")"
   echo "fs.pipe-max-size $(cat /proc/sys/fs/pipe-max-size) during the run (iserfs splices READs up to half of it without CAP_SYS_RESOURCE; see bench/lib.sh)"
+  echo "fuse enable_uring $(cat "$FUSE_RING_PARAM" 2>/dev/null || echo "absent (kernel before 6.14)") during the run (Y: iserfs takes FUSE requests from an io_uring, -o fuse_ring=auto; see bench/lib.sh)"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
