@@ -268,11 +268,13 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
     int e = uring_setup (se, fs->sessions[0], fs->ring_depth,
                          cmd->singlethread ? 1 : loop_max_threads (cmd));
 
-    if (e < 0) {
-      log_error ("fuse_ring: cannot set up an io_uring: %s", strerror (-e));
-      if (fs->ring_required)
-        goto out_stop;
+    if (e < 0 && fs->ring_required) {
+      log_error ("fuse_ring=on: cannot set up an io_uring: %s", strerror (-e));
+      goto out_stop;
     }
+    if (e < 0)
+      log_info ("fuse_ring: no io_uring (%s); requests come through "
+                "/dev/fuse", strerror (-e));
   }
   if (start_sessions (fs) < 0)
     goto out_stop;
@@ -305,8 +307,10 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
   /* Files still open (stopped by a signal): sync what they wrote while
    * the sessions still run. */
   fs_close_handles ();
-  /* Let commands in flight finish before their replies' session goes. */
-  for (unsigned i = 0; i < fs->nr_sessions; i++)
+  /* Let commands in flight finish before their replies' session goes;
+   * the first session last, since it sends the other sessions' answers
+   * to requests that came by the FUSE io_uring. */
+  for (unsigned i = fs->nr_sessions; i-- > 0;)
     session_stop (fs->sessions[i]);
   fuse_session_unmount (se);
   uring_stop ();

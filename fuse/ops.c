@@ -378,9 +378,12 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   if (size > end - off)
     size = end - off;
   /* A ring request's data goes straight into its entry (fuse/uring.h). */
-  if (uring_payload (size) && io_can_lend (h->lun, off, size))
+  if (uring_payload (size) && io_can_lend (h->lun, off, size)) {
     r = io_req_new_lent (h->lun, IO_READ, off, size, uring_payload (size),
                          &err);
+    if (r)
+      atomic_fetch_add (&stats.read_in_place_bytes, size);
+  }
   else
     r = io_req_new (h->lun, IO_READ, off, size, &err);
   if (r == NULL) {

@@ -35,7 +35,9 @@
 
 #ifdef HAVE_LIBURING
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <sys/sysinfo.h>
 #include <linux/fuse.h>
 #include <liburing.h>
 
@@ -84,7 +86,6 @@ static struct {
   atomic_bool quiet;                    /* uring_quiesce: refuse requests */
   bool quiet_seen;                      /* the owner saw it (under lock) */
   pthread_cond_t quiet_cond;
-  atomic_uint_fast64_t failed;
 } U = { .lock = PTHREAD_MUTEX_INITIALIZER, .quiet_cond = PTHREAD_COND_INITIALIZER };
 
 static __thread struct ent *serving;    /* the ring request run inline */
@@ -213,6 +214,28 @@ hook_splice_send (int fdin, loff_t *offin, int fdout, loff_t *offout,
   return splice (fdin, offin, fdout, offout, len, flags);
 }
 
+/* Say FUSE_OVER_IO_URING in the INIT reply.  Without it the connection
+ * takes ring commands only while the fuse module's enable_uring is Y, so
+ * switching that off would strand every request held in an entry.  With
+ * it the kernel holds new requests until every queue has an entry, and
+ * goes back to /dev/fuse for good if a REGISTER fails. */
+static void
+mark_init_reply (struct iovec *iov, int count)
+{
+  struct fuse_init_out out;
+
+  if (count < 2 || iov[1].iov_len < offsetof (struct fuse_init_out, flags2)
+      + sizeof out.flags2)
+    return;
+  memcpy (&out, iov[1].iov_base,
+          offsetof (struct fuse_init_out, flags2) + sizeof out.flags2);
+  if (!(out.flags & FUSE_INIT_EXT))
+    return;             /* a kernel that cannot read flags2 has no ring */
+  out.flags2 |= RING_INIT_FLAGS2;
+  memcpy ((char *) iov[1].iov_base + offsetof (struct fuse_init_out, flags2),
+          &out.flags2, sizeof out.flags2);
+}
+
 /* Every reply libfuse writes: one to a ring request goes into its entry,
  * any other (the INIT reply, replies to what came by /dev/fuse, and
  * notifications) to /dev/fuse as before. */
@@ -232,10 +255,14 @@ hook_writev (int fd, struct iovec *iov, int count, void *userdata)
     pthread_mutex_unlock (&U.lock);
   }
   if (e == NULL) {
+    /* The first reply after fs_init is INIT's. */
+    bool init = atomic_exchange (&U.init_replied_next, false);
+
+    if (init)
+      mark_init_reply (iov, count);
     res = writev (fd, iov, count);
-    /* The first reply after fs_init is INIT's: the kernel now accepts
-     * the ring's entries. */
-    if (atomic_exchange (&U.init_replied_next, false)) {
+    /* The kernel now takes the ring's entries. */
+    if (init) {
       atomic_store (&U.want_register, true);
       session_wake (U.owner);
     }
@@ -276,7 +303,7 @@ static struct {
   pthread_mutex_t lock;
   pthread_cond_t more;
   struct slow_job *head, *tail;
-  unsigned threads, idle, max;
+  unsigned queued, threads, idle, max;
   bool stopping;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER };
 
@@ -299,6 +326,7 @@ slow_main (void *arg)
     S.head = j->next;
     if (S.head == NULL)
       S.tail = NULL;
+    S.queued--;
     pthread_mutex_unlock (&S.lock);
     fuse_session_process_buf (U.se, &j->buf);
     free (j);
@@ -326,22 +354,38 @@ run_slow (struct ent *e, const struct fuse_buf *buf)
   j->buf = *buf;
   j->next = NULL;
   pthread_mutex_lock (&S.lock);
+  if (S.stopping) {
+    pthread_mutex_unlock (&S.lock);
+    free (j);
+    commit_error (e, EIO);
+    return;
+  }
   if (S.tail)
     S.tail->next = j;
   else
     S.head = j;
   S.tail = j;
-  if (S.idle == 0 && S.threads < S.max) {
+  S.queued++;
+  /* A thread for every request no idle one will take: one waiting for
+   * the target must not hold up a getattr behind it. */
+  if (S.queued > S.idle && S.threads < S.max) {
     pthread_attr_init (&attr);
     pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create (&t, &attr, slow_main, NULL) == 0)
       S.threads++;
-    else if (S.threads == 0)
-      log_error ("FUSE io_uring: cannot start a thread for requests");
     pthread_attr_destroy (&attr);
   }
-  else
-    pthread_cond_signal (&S.more);
+  if (S.threads == 0) {
+    /* No thread to run it, now or later: answer it here. */
+    S.head = S.tail = NULL;
+    S.queued = 0;
+    pthread_mutex_unlock (&S.lock);
+    log_error ("FUSE io_uring: cannot start a thread for a request");
+    free (j);
+    commit_error (e, EAGAIN);
+    return;
+  }
+  pthread_cond_signal (&S.more);
   pthread_mutex_unlock (&S.lock);
 }
 
@@ -417,10 +461,20 @@ on_ready (void *opaque)
       refuse_request (e);
     else if (cqe->res == 0)
       take_request (e);
-    else if (cqe->res != -ENOTCONN && cqe->res != -ECONNABORTED) {
-      atomic_fetch_add (&U.failed, 1);
+    else if (cqe->res != -ENOTCONN && cqe->res != -ECONNABORTED
+             && cqe->res != -ECANCELED && e->buf) {
+      /* The kernel did not take the answer (or the entry): give it the
+       * buffers again as a new entry, so that the queue keeps its depth. */
+      atomic_fetch_add_explicit (&stats.ring_errors, 1, memory_order_relaxed);
       log_error ("FUSE io_uring: queue %u: %s", e->qid, strerror (-cqe->res));
+      if (!atomic_load (&U.quiet)) {
+        pthread_mutex_lock (&U.lock);
+        prep (e, RING_CMD_REGISTER, 0);
+        pthread_mutex_unlock (&U.lock);
+      }
     }
+    else if (e->buf == NULL)
+      log_info ("FUSE io_uring: off; requests come through /dev/fuse");
   }
   io_uring_cq_advance (&U.ring, n);
 }
@@ -454,8 +508,15 @@ register_entries (void)
 {
   U.registered = true;
   if (alloc_entries () < 0) {
+    /* The INIT reply promised a ring: a REGISTER the kernel refuses (no
+     * buffers) makes it go back to /dev/fuse instead of waiting for one. */
+    static struct ent none;
+
     log_error ("FUSE io_uring: out of memory; requests keep coming "
                "through /dev/fuse");
+    pthread_mutex_lock (&U.lock);
+    prep (&none, RING_CMD_REGISTER, 0);
+    pthread_mutex_unlock (&U.lock);
     return;
   }
   pthread_mutex_lock (&U.lock);
@@ -528,34 +589,32 @@ uring_why_not (void)
   }
 }
 
-/* The kernel has a queue for every possible CPU (not only the online
- * ones) and takes the ring only once each has an entry. */
+/* The kernel has a queue for every possible CPU (num_possible_cpus(),
+ * not only the online ones) and takes the ring only once each has an
+ * entry: count the CPUs in the possible mask ("0-7", "0", "0-3,8-11"). */
 static unsigned
 possible_cpus (void)
 {
   FILE *fp = fopen ("/sys/devices/system/cpu/possible", "re");
-  unsigned last = 0, a, b;
-  char sep;
+  unsigned n = 0, a, b;
+  int c;
 
-  if (fp) {
-    /* "0-7", "0", or "0-3,8-11" */
-    while (fscanf (fp, "%u", &a) == 1) {
-      b = a;
-      if (fscanf (fp, "%c", &sep) == 1 && sep == '-') {
-        if (fscanf (fp, "%u", &b) != 1)
-          break;
-        if (fscanf (fp, "%c", &sep) != 1)
-          sep = '\n';
-      }
-      if (b > last)
-        last = b;
-      if (sep != ',')
+  if (fp == NULL)
+    return (unsigned) get_nprocs_conf ();
+  while (fscanf (fp, "%u", &a) == 1) {
+    b = a;
+    c = fgetc (fp);
+    if (c == '-') {
+      if (fscanf (fp, "%u", &b) != 1 || b < a)
         break;
+      c = fgetc (fp);
     }
-    fclose (fp);
-    return last + 1;
+    n += b - a + 1;
+    if (c != ',')
+      break;
   }
-  return (unsigned) sysconf (_SC_NPROCESSORS_CONF);
+  fclose (fp);
+  return n ? n : (unsigned) get_nprocs_conf ();
 }
 
 int
@@ -590,13 +649,15 @@ uring_setup (struct fuse_session *se, struct session *owner, unsigned depth,
   rc = io_uring_queue_init_params (entries, &U.ring, &p);
   if (rc < 0)
     return rc;
-  U.ring_ok = true;
   rc = fuse_session_custom_io (se, &io, U.dev_fd);
-  if (rc < 0)
+  if (rc < 0) {
+    io_uring_queue_exit (&U.ring);
     return rc;
+  }
   session_attach (owner, &(struct session_ext) {
     .fd = U.ring.ring_fd, .ready = on_ready, .turn = on_turn,
   });
+  U.ring_ok = true;
   return 0;
 }
 
@@ -643,6 +704,7 @@ uring_quiesce (void)
     free (j);
   }
   S.tail = NULL;
+  S.queued = 0;
   pthread_cond_broadcast (&S.more);
   until.tv_sec += 25;
   while (S.threads > 0

@@ -7,6 +7,9 @@
 
 #include <stdint.h>
 
+/* FUSE_OVER_IO_URING (bit 41 of the INIT flags), as a bit of flags2. */
+#define RING_INIT_FLAGS2 (1u << 9)
+
 /* IORING_OP_URING_CMD's cmd_op values. */
 enum {
   RING_CMD_REGISTER = 1,

@@ -274,6 +274,8 @@ session_wake (struct session *s)
 {
   uint64_t one = 1;
 
+  if (s->wake_fd < 0)
+    return;                     /* not started */
   /* eventfd writes only fail on counter overflow, which a reader prevents. */
   if (write (s->wake_fd, &one, sizeof one) != sizeof one)
     log_error ("cannot wake session thread: %m");

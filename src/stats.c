@@ -57,6 +57,8 @@ static const struct {
   { "splice_spilled", &stats.splice_spilled },
   { "splice_resent", &stats.splice_resent },
   { "fuse_ring_requests", &stats.ring_requests },
+  { "fuse_ring_errors", &stats.ring_errors },
+  { "read_in_place_bytes", &stats.read_in_place_bytes },
 };
 
 static void

@@ -42,6 +42,8 @@ struct stats {
    * filled up (spilled), or the command was sent again (resent). */
   atomic_uint_fast64_t spliced_read_bytes;
   atomic_uint_fast64_t ring_requests;   /* FUSE requests taken from the io_uring */
+  atomic_uint_fast64_t ring_errors;     /* ring commands the kernel failed */
+  atomic_uint_fast64_t read_in_place_bytes; /* READ data straight into a ring entry */
   atomic_uint_fast64_t splice_spilled;
   atomic_uint_fast64_t splice_resent;
 };

@@ -109,9 +109,15 @@ timing_lock() {
 # Abort a FUSE connection whose daemon no longer answers, so nothing that
 # touches the mount point (including our own umount) can block forever.
 fuse_abort() {
-    local dev minor
-    dev=$(mountpoint -d "$1" 2>/dev/null) || return 0
-    minor=${dev#*:}
+    local minor
+    # From mountinfo, not stat(): stat of the root of a mount whose daemon
+    # does not answer would block too.
+    minor=$(awk -v m="$1" '$5 == m { split($3, d, ":"); print d[2] }' /proc/self/mountinfo |
+        tail -n 1)
+    [ -n "$minor" ] || return 0
+    # systemd mounts fusectl at boot; a bare machine may not have it.
+    [ -d "/sys/fs/fuse/connections/$minor" ] ||
+        mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
     [ -w "/sys/fs/fuse/connections/$minor/abort" ] &&
         echo 1 > "/sys/fs/fuse/connections/$minor/abort" 2>/dev/null
     return 0
