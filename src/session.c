@@ -192,6 +192,17 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
                 cfg->portal, why);
     goto fail;
   }
+  /* From here on every command has our own deadline (io.c, io_expire),
+   * answered with EIO between timeout and timeout+1 seconds, as iserfs(8)
+   * says.  libiscsi's own timeout stays as a backstop two seconds later,
+   * for commands and for its reconnect logins: were it first, it would
+   * fail the command with ETIMEDOUT and drop it from its queues, and the
+   * deadline's EIO -- and its handling of a command still out, such as
+   * moving the data of a READ lent a FUSE io_uring entry (io.c, unlend) --
+   * would come into play only when the two happened to fall in the same
+   * second the other way round. */
+  if (cfg->timeout)
+    iscsi_set_timeout (s->iscsi, (int) cfg->timeout + 2);
 
   /* Debian's libiscsi 1.19 iSER transport moves at most 256 KiB per command
    * through its fixed registered buffers and has 256 task slots; stay inside
