@@ -489,12 +489,17 @@ alloc_entries (void)
     return -ENOMEM;
   for (unsigned i = 0; i < n; i++) {
     struct ent *e = &U.ents[i];
+    void *hdr, *buf;
 
     e->qid = (uint16_t) (i / U.depth);
-    e->hdr = aligned_alloc (64, sizeof *e->hdr);
-    e->buf = aligned_alloc (4096, PREFIX + U.payload);
-    if (e->hdr == NULL || e->buf == NULL)
+    /* posix_memalign: aligned_alloc wants sizes that are multiples of
+     * the alignment, which the header (288 bytes) is not. */
+    if (posix_memalign (&hdr, 64, sizeof *e->hdr) != 0)
       return -ENOMEM;
+    e->hdr = hdr;
+    if (posix_memalign (&buf, 4096, PREFIX + U.payload) != 0)
+      return -ENOMEM;
+    e->buf = buf;
     memset (e->hdr, 0, sizeof *e->hdr);
     e->iov[0] = (struct iovec) { e->hdr, sizeof *e->hdr };
     e->iov[1] = (struct iovec) { e->buf + PREFIX, U.payload };
