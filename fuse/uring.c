@@ -37,7 +37,6 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <sys/sysinfo.h>
 #include <linux/fuse.h>
 #include <liburing.h>
 
@@ -65,6 +64,8 @@ struct ent {
   uint16_t qid;
   uint64_t unique;                      /* the request it holds; 0: none */
   struct ent *hnext;
+  unsigned op;                          /* the command last prepared */
+  bool reregistered;                    /* once, after a lost COMMIT */
 };
 
 static struct {
@@ -160,6 +161,7 @@ prep (struct ent *e, unsigned op, uint64_t commit_id)
   }
   memcpy (sqe->cmd, &req, sizeof req);
   io_uring_sqe_set_data (sqe, e);
+  e->op = op;
   U.pending++;
   return 0;
 }
@@ -445,6 +447,35 @@ refuse_request (struct ent *e)
   commit_error (e, EIO);
 }
 
+/* The kernel failed e's command (session thread).  A refused REGISTER
+ * means the kernel went back to /dev/fuse for this connection: nothing to
+ * retry.  A COMMIT whose request the kernel no longer knows (-ENOENT)
+ * leaves the entry out of its queue: register the buffers again as a new
+ * entry, once, so that the queue keeps its depth.  Anything else is final
+ * for the entry. */
+static void
+command_failed (struct ent *e, int res)
+{
+  uint64_t n = atomic_fetch_add_explicit (&stats.ring_errors, 1,
+                                          memory_order_relaxed);
+
+  if (e->op == RING_CMD_REGISTER) {
+    if (n == 0)
+      log_info ("FUSE io_uring: the kernel refused the ring (%s); requests "
+                "come through /dev/fuse", strerror (-res));
+    return;
+  }
+  if (n < 10)                           /* a few, not a flood */
+    log_error ("FUSE io_uring: queue %u: an answer failed: %s", e->qid,
+               strerror (-res));
+  if (res == -ENOENT && !e->reregistered && !atomic_load (&U.quiet)) {
+    e->reregistered = true;
+    pthread_mutex_lock (&U.lock);
+    prep (e, RING_CMD_REGISTER, 0);
+    pthread_mutex_unlock (&U.lock);
+  }
+}
+
 /* The ring has completions (session thread). */
 static void
 on_ready (void *opaque)
@@ -462,19 +493,8 @@ on_ready (void *opaque)
     else if (cqe->res == 0)
       take_request (e);
     else if (cqe->res != -ENOTCONN && cqe->res != -ECONNABORTED
-             && cqe->res != -ECANCELED && e->buf) {
-      /* The kernel did not take the answer (or the entry): give it the
-       * buffers again as a new entry, so that the queue keeps its depth. */
-      atomic_fetch_add_explicit (&stats.ring_errors, 1, memory_order_relaxed);
-      log_error ("FUSE io_uring: queue %u: %s", e->qid, strerror (-cqe->res));
-      if (!atomic_load (&U.quiet)) {
-        pthread_mutex_lock (&U.lock);
-        prep (e, RING_CMD_REGISTER, 0);
-        pthread_mutex_unlock (&U.lock);
-      }
-    }
-    else if (e->buf == NULL)
-      log_info ("FUSE io_uring: off; requests come through /dev/fuse");
+             && cqe->res != -ECANCELED)
+      command_failed (e, cqe->res);
   }
   io_uring_cq_advance (&U.ring, n);
 }
@@ -604,8 +624,10 @@ possible_cpus (void)
   unsigned n = 0, a, b;
   int c;
 
+  /* Fewer queues than the kernel's would leave the mount waiting for the
+   * ring (the INIT reply promises it): no count, no ring. */
   if (fp == NULL)
-    return (unsigned) get_nprocs_conf ();
+    return 0;
   while (fscanf (fp, "%u", &a) == 1) {
     b = a;
     c = fgetc (fp);
@@ -619,7 +641,7 @@ possible_cpus (void)
       break;
   }
   fclose (fp);
-  return n ? n : (unsigned) get_nprocs_conf ();
+  return n;
 }
 
 int
