@@ -391,6 +391,19 @@ run_slow (struct ent *e, const struct fuse_buf *buf)
   pthread_mutex_unlock (&S.lock);
 }
 
+/* e was given a request: read its header into in, and make e findable
+ * by its unique for the answer. */
+static void
+hold (struct ent *e, struct fuse_in_header *in)
+{
+  VALGRIND_MAKE_MEM_DEFINED (e->hdr, sizeof *e->hdr);
+  memcpy (in, e->hdr->in_out, sizeof *in);
+  e->unique = in->unique;
+  pthread_mutex_lock (&U.lock);
+  hash_add (e);
+  pthread_mutex_unlock (&U.lock);
+}
+
 /* e holds a request: rebuild the bytes read() would have given and let
  * libfuse dispatch them. */
 static void
@@ -402,12 +415,7 @@ take_request (struct ent *e)
   size_t arg0;
   char *msg;
 
-  VALGRIND_MAKE_MEM_DEFINED (e->hdr, sizeof *e->hdr);
-  memcpy (&in, e->hdr->in_out, sizeof in);
-  e->unique = in.unique;
-  pthread_mutex_lock (&U.lock);
-  hash_add (e);
-  pthread_mutex_unlock (&U.lock);
+  hold (e, &in);
   atomic_fetch_add_explicit (&stats.ring_requests, 1, memory_order_relaxed);
   if (in.len < sizeof in + payload || payload > U.payload
       || (arg0 = in.len - sizeof in - payload) > sizeof e->hdr->op_in) {
@@ -438,12 +446,7 @@ refuse_request (struct ent *e)
 {
   struct fuse_in_header in;
 
-  VALGRIND_MAKE_MEM_DEFINED (e->hdr, sizeof *e->hdr);
-  memcpy (&in, e->hdr->in_out, sizeof in);
-  e->unique = in.unique;
-  pthread_mutex_lock (&U.lock);
-  hash_add (e);
-  pthread_mutex_unlock (&U.lock);
+  hold (e, &in);
   commit_error (e, EIO);
 }
 
