@@ -153,6 +153,26 @@ visible (const struct node *n)
   return n->lun == NULL || !lun_gone (n->lun);
 }
 
+/* A READ or WRITE whose data lives in data, a FUSE io_uring entry's
+ * payload (NULL: not a ring request), counted as in place.  NULL with
+ * *err 0 when the request cannot use it (partial blocks, iSER): then
+ * make it the usual way. */
+static struct io_req *
+lend_request (struct lun *l, enum io_op op, uint64_t off, size_t size,
+              void *data, int *err)
+{
+  struct io_req *r;
+
+  *err = 0;
+  if (data == NULL || !io_can_lend (l, off, size))
+    return NULL;
+  r = io_req_new_lent (l, op, off, size, data, err);
+  if (r)
+    atomic_fetch_add (op == IO_READ ? &stats.read_in_place_bytes
+                      : &stats.write_in_place_bytes, size);
+  return r;
+}
+
 /* Whether the kernel takes replies spliced from a pipe; libfuse would
  * otherwise copy a pipe's data into memory first, worse than no pipe. */
 static atomic_bool splice_replies;
@@ -378,13 +398,8 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   if (size > end - off)
     size = end - off;
   /* A ring request's data goes straight into its entry (fuse/uring.h). */
-  if (uring_payload (size) && io_can_lend (h->lun, off, size)) {
-    r = io_req_new_lent (h->lun, IO_READ, off, size, uring_payload (size),
-                         &err);
-    if (r)
-      atomic_fetch_add (&stats.read_in_place_bytes, size);
-  }
-  else
+  r = lend_request (h->lun, IO_READ, off, size, uring_payload (size), &err);
+  if (r == NULL && err == 0)
     r = io_req_new (h->lun, IO_READ, off, size, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
@@ -473,11 +488,10 @@ write_request (struct lun *l, const char *buf, size_t size, off_t off,
 
   /* A ring request's data stays in its entry until the answer, which an
    * O_DIRECT or O_DSYNC write gets only once the target has the data. */
-  if (answer_late && buf == uring_payload (size) && io_can_lend (l, off, size)) {
-    r = io_req_new_lent (l, IO_WRITE, off, size, (void *) buf, err);
-    if (r)
-      atomic_fetch_add (&stats.write_in_place_bytes, size);
-    return r;
+  if (answer_late && buf == uring_payload (size)) {
+    r = lend_request (l, IO_WRITE, off, size, (void *) buf, err);
+    if (r || *err)
+      return r;
   }
   if (io_whole_blocks (l, off, size)
       && loop_take_request_buffer (buf, size, l->session->alloc, &rx)) {

@@ -71,7 +71,7 @@ struct ent {
 static struct {
   struct io_uring ring;
   bool ring_ok;
-  pthread_mutex_t lock;                 /* the SQ, the hash, pending */
+  pthread_mutex_t lock;                 /* the SQ and the hash */
   struct fuse_session *se;
   struct session *owner;
   int dev_fd;
@@ -79,7 +79,6 @@ static struct {
   size_t payload;
   struct ent *ents;
   struct ent *hash[HASH_SIZE];
-  unsigned pending;                     /* SQEs prepared, not submitted */
   atomic_bool init_replied_next;        /* INIT seen: its reply is next */
   atomic_bool want_register;
   bool registered;
@@ -162,7 +161,6 @@ prep (struct ent *e, unsigned op, uint64_t commit_id)
   memcpy (sqe->cmd, &req, sizeof req);
   io_uring_sqe_set_data (sqe, e);
   e->op = op;
-  U.pending++;
   return 0;
 }
 
@@ -567,13 +565,11 @@ on_turn (void *opaque)
     U.quiet_seen = true;
     pthread_cond_broadcast (&U.quiet_cond);
   }
-  if (U.pending) {
+  if (io_uring_sq_ready (&U.ring) > 0) {
     int rc = io_uring_submit (&U.ring);
 
     if (rc < 0)
       log_error ("FUSE io_uring: submit: %s", strerror (-rc));
-    else
-      U.pending -= (unsigned) rc < U.pending ? (unsigned) rc : U.pending;
   }
   pthread_mutex_unlock (&U.lock);
 }
