@@ -147,7 +147,8 @@ bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lunfile" "$work/tgtd.l
 PIDS+=("$TGTD_PID"); tgtd_pid=$TGTD_PID
 
 # ---- the FUSE exports, all mounted at once and idle between runs ----
-declare -A FILE=() DAEMON=()
+declare -A FILE=() DAEMON=() TARGET=(
+  [rawio]=$tgtd_pid [iscsiperf]=$tgtd_pid [iserfs]=$tgtd_pid [qsd]=$tgtd_pid)
 MOUNTS+=("$work/iserfs")
 bench_iserfs "$ISERFS" "$URL" "$work/iserfs" PIDS
 DAEMON[iserfs]=$ISERFS_PID
@@ -170,7 +171,7 @@ fi
 if [ -z "${NA[nbdfuse]:-}" ]; then
   mkdir -p "$work/nbd"
   nbdkit -f -U "$work/nbd.sock" memory "${LUN_MB}M" >"$work/nbdkit.log" 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!); TARGET[nbdfuse]=$!
   if wait_for 100 test -S "$work/nbd.sock" \
      && timeout 120 nbdcopy "$lunfile" "nbd+unix:///?socket=$work/nbd.sock"; then
     nbdfuse "$work/nbd/disk" --unix "$work/nbd.sock" >"$work/nbdfuse.log" 2>&1 &
@@ -197,10 +198,12 @@ fi
 
 # ---- measuring ----
 # One line per run in $work/runs.tsv:
-#   system workload rep MBps IOPS lat_us cpu_s GiB
+#   system workload rep MBps IOPS lat_us GiB cpu_s target_cpu_s
 # cpu_s = CPU seconds of the client (fio/dd/rawio, user+sys, from wait4) plus
-# the export daemon's (user+sys over all its threads, /proc/PID/stat).  The
-# target (tgtd, nbdkit) is left out: it is the same for every iSCSI column.
+# the export daemon's (user+sys over all its threads, /proc/PID/stat).
+# target_cpu_s = the target's (tgtd, or nbdkit for nbdfuse) over the same
+# run, kept apart: on 2 cores the target's share of the CPU bounds what any
+# client reaches (see report.py's "CPU bound" lines).
 runs=$work/runs.tsv
 : >"$runs"
 tck=$(getconf CLK_TCK)
@@ -216,18 +219,19 @@ daemon_ticks () {
 # then PARSER turns its output into "MBps IOPS lat_us GiB".
 measure () {
   local sys=$1 wl=$2 rep=$3 parser=$4; shift 4
-  local d0 d1 res cpu pid=${DAEMON[$sys]:-}
-  d0=$(daemon_ticks "$pid")
+  local d0 d1 t0 t1 res cpu tcpu pid=${DAEMON[$sys]:-} tpid=${TARGET[$sys]:-}
+  d0=$(daemon_ticks "$pid"); t0=$(daemon_ticks "$tpid")
   if ! /usr/bin/time -f '%U %S' -o "$work/time.out" "$@" >"$work/out" 2>"$work/err"; then
     say "$sys $wl rep $rep failed: $(tail -n 2 "$work/err" | tr '\n' ' ')"
     return 0
   fi
-  d1=$(daemon_ticks "$pid")
+  d1=$(daemon_ticks "$pid"); t1=$(daemon_ticks "$tpid")
   res=$("$parser" "$work/out" "$work/err") \
     || { say "$sys $wl: cannot parse output: $(head -c 300 "$work/out" "$work/err")"; return 0; }
   cpu=$(awk -v d=$((d1 - d0)) -v t="$tck" '{ printf "%.3f", $1 + $2 + d / t }' "$work/time.out")
-  printf '%s\t%s\t%s\t%s\t%s\n' "$sys" "$wl" "$rep" "$res" "$cpu" | tr ' ' '\t' >>"$runs"
-  say "$(printf '%-9s %-11s rep %s: %s cpu %s' "$sys" "$wl" "$rep" "$res" "$cpu")"
+  tcpu=$(awk -v d=$((t1 - t0)) -v t="$tck" 'BEGIN { printf "%.3f", d / t }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" | tr ' ' '\t' >>"$runs"
+  say "$(printf '%-9s %-11s rep %s: %s cpu %s target %s' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu")"
 }
 
 parse_fio () {
