@@ -284,7 +284,7 @@ run_one () {
   case $sys in
     rawio)
       [ -n "${WL[$wl]:-}" ] || return 0
-      # shellcheck disable=SC2086
+      # shellcheck disable=SC2046,SC2086
       measure rawio "$wl" "$rep" parse_rawio \
         timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${WL[$wl]} "$SECS" ;;
     iscsiperf)
@@ -308,7 +308,7 @@ run_one () {
             timeout 120 dd if=/dev/zero of="$f" bs=1M count="$DD_MB" conv=notrunc,fsync ;;
         seqread4m4) ;;
         *)
-          # shellcheck disable=SC2086
+          # shellcheck disable=SC2046,SC2086
           measure "$sys" "$wl" "$rep" parse_fio \
             timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="$f" $(fio_args "$wl") ;;
       esac ;;
@@ -339,7 +339,7 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
     timeout -k 5 -s INT $((SECS + 2)) perf stat -x, -e task-clock,context-switches,cpu-migrations \
       -p "${DAEMON[$sys]}" -o "$work/pstat.$sys" &
     pst=$!
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2046,SC2086
     timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[$sys]}" \
       $(fio_args randread32) >"$work/pfio.$sys" 2>/dev/null || true
     wait "$pst" || true
@@ -353,7 +353,7 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
   timeout -k 5 -s INT $((SECS + 2)) perf record -q -F 2999 -g -p "${DAEMON[iserfs]}" \
     -o "$work/perf.data" >/dev/null 2>&1 &
   prec=$!
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046,SC2086
   timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[iserfs]}" \
     $(fio_args randread32) >/dev/null 2>&1 || true
   wait "$prec" || true
