@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jobs.h"
 #include "log.h"
 #include "stats.h"
 #include "uring.h"
@@ -65,6 +66,7 @@ struct ent {
   uint64_t unique;                      /* the request it holds; 0: none */
   struct ent *hnext;
   unsigned op;                          /* the command last prepared */
+  struct fuse_buf job_buf;              /* the request, for run_job */
   bool reregistered;                    /* once, after a lost COMMIT */
 };
 
@@ -289,104 +291,22 @@ hook_writev (int fd, struct iovec *iov, int count, void *userdata)
 
 /* ---- requests ---- */
 
-/* Requests that may wait for the target (fsync, flush, release,
- * fallocate, ...) run on threads of their own, as on the workers of
- * fuse/loop.c, at most max_threads of them: the session thread must never
- * wait for itself. */
-struct slow_job {
-  struct ent *e;
-  struct fuse_buf buf;
-  struct slow_job *next;
-};
-
-static struct {
-  pthread_mutex_t lock;
-  pthread_cond_t more;
-  struct slow_job *head, *tail;
-  unsigned queued, threads, idle, max;
-  bool stopping;
-} S = { .lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER };
-
-static void *
-slow_main (void *arg)
+/* A request other than READ and WRITE, on a job thread (jobs.c): it may
+ * wait for the target (fsync, flush, release, fallocate, ...), and the
+ * session thread must never wait for itself. */
+static void
+run_job (void *arg)
 {
-  (void) arg;
-  pthread_mutex_lock (&S.lock);
-  for (;;) {
-    struct slow_job *j;
+  struct ent *e = arg;
 
-    while (S.head == NULL && !S.stopping) {
-      S.idle++;
-      pthread_cond_wait (&S.more, &S.lock);
-      S.idle--;
-    }
-    if (S.head == NULL)
-      break;
-    j = S.head;
-    S.head = j->next;
-    if (S.head == NULL)
-      S.tail = NULL;
-    S.queued--;
-    pthread_mutex_unlock (&S.lock);
-    fuse_session_process_buf (U.se, &j->buf);
-    free (j);
-    pthread_mutex_lock (&S.lock);
-  }
-  S.threads--;
-  pthread_cond_broadcast (&S.more);
-  pthread_mutex_unlock (&S.lock);
-  return NULL;
+  fuse_session_process_buf (U.se, &e->job_buf);
 }
 
+/* The daemon is stopping and the job never ran: answer it. */
 static void
-run_slow (struct ent *e, const struct fuse_buf *buf)
+cancel_job (void *arg)
 {
-  struct slow_job *j = malloc (sizeof *j);
-  pthread_attr_t attr;
-  pthread_t t;
-
-  if (j == NULL) {
-    log_error ("FUSE io_uring: out of memory for a request");
-    commit_error (e, ENOMEM);
-    return;
-  }
-  j->e = e;
-  j->buf = *buf;
-  j->next = NULL;
-  pthread_mutex_lock (&S.lock);
-  if (S.stopping) {
-    pthread_mutex_unlock (&S.lock);
-    free (j);
-    commit_error (e, EIO);
-    return;
-  }
-  if (S.tail)
-    S.tail->next = j;
-  else
-    S.head = j;
-  S.tail = j;
-  S.queued++;
-  /* A thread for every request no idle one will take: one waiting for
-   * the target must not hold up a getattr behind it. */
-  if (S.queued > S.idle && S.threads < S.max) {
-    pthread_attr_init (&attr);
-    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create (&t, &attr, slow_main, NULL) == 0)
-      S.threads++;
-    pthread_attr_destroy (&attr);
-  }
-  if (S.threads == 0) {
-    /* No thread to run it, now or later: answer it here. */
-    S.head = S.tail = NULL;
-    S.queued = 0;
-    pthread_mutex_unlock (&S.lock);
-    log_error ("FUSE io_uring: cannot start a thread for a request");
-    free (j);
-    commit_error (e, EAGAIN);
-    return;
-  }
-  pthread_cond_signal (&S.more);
-  pthread_mutex_unlock (&S.lock);
+  commit_error (arg, EIO);
 }
 
 /* e was given a request: read its header into in, and make e findable
@@ -433,8 +353,18 @@ take_request (struct ent *e)
     fuse_session_process_buf (U.se, &buf);
     serving = NULL;
   }
-  else
-    run_slow (e, &buf);
+  else {
+    int err;
+
+    e->job_buf = buf;
+    err = jobs_run (run_job, cancel_job, e);
+    if (err == -EAGAIN)
+      log_error ("FUSE io_uring: cannot start a thread for a request");
+    else if (err == -ENOMEM)
+      log_error ("FUSE io_uring: out of memory for a request");
+    if (err)
+      commit_error (e, err == -ESHUTDOWN ? EIO : -err);
+  }
 }
 
 /* The daemon is stopping: answer without running the request (the open
@@ -658,7 +588,7 @@ uring_setup (struct fuse_session *se, struct session *owner, unsigned depth,
 
   U.se = se;
   U.owner = owner;
-  S.max = max_threads ? max_threads : 1;
+  jobs_init (max_threads);
   U.dev_fd = fuse_session_fd (se);
   U.nr_queues = possible_cpus ();
   if (U.nr_queues == 0 || U.nr_queues > MAX_ENTRIES)
@@ -718,52 +648,28 @@ uring_quiesce (void)
          && pthread_cond_timedwait (&U.quiet_cond, &U.lock, &until) == 0)
     ;
   pthread_mutex_unlock (&U.lock);
-  /* Requests already on the request threads finish, as on the workers of
+  /* Requests already on the job threads finish, as on the workers of
    * fuse/loop.c; those still queued are refused. */
-  pthread_mutex_lock (&S.lock);
-  S.stopping = true;
-  while (S.head) {
-    struct slow_job *j = S.head;
-
-    S.head = j->next;
-    commit_error (j->e, EIO);
-    free (j);
-  }
-  S.tail = NULL;
-  S.queued = 0;
-  pthread_cond_broadcast (&S.more);
   until.tv_sec += 25;
-  while (S.threads > 0
-         && pthread_cond_timedwait (&S.more, &S.lock, &until) == 0)
-    ;
-  pthread_mutex_unlock (&S.lock);
+  jobs_stop (&until);
 }
 
 void
 uring_stop (void)
 {
   struct timespec until;
-  bool busy;
 
   if (!U.ring_ok)
     return;
   pthread_mutex_lock (&U.lock);
   U.stopped = true;
   pthread_mutex_unlock (&U.lock);
-  /* A request thread still running may yet write its answer into an
+  /* A job thread still running may yet write its answer into an
    * entry (the sessions answered everything when they stopped, so this is
    * short); past 5 s leave the memory to the exit. */
   clock_gettime (CLOCK_REALTIME, &until);
   until.tv_sec += 5;
-  pthread_mutex_lock (&S.lock);
-  S.stopping = true;
-  pthread_cond_broadcast (&S.more);
-  while (S.threads > 0
-         && pthread_cond_timedwait (&S.more, &S.lock, &until) == 0)
-    ;
-  busy = S.threads > 0;
-  pthread_mutex_unlock (&S.lock);
-  if (busy)
+  if (!jobs_stop (&until))
     return;
   io_uring_queue_exit (&U.ring);
   U.ring_ok = false;

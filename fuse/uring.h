@@ -41,7 +41,7 @@ void *uring_payload (size_t len);
 
 /* When the request loop has ended, before the open files are closed:
  * stop running requests (new ones are answered EIO) and wait for those
- * running on request threads. */
+ * running on job threads (jobs.c). */
 void uring_quiesce (void);
 
 /* After the unmount: close the ring and free the entries. */
