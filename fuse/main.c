@@ -416,9 +416,13 @@ main (int argc, char *argv[])
   fs.ring_required = o.fuse_ring == RING_ON;
   fs.ring_depth = o.queue_depth;
   /* Tests only (fuse-ring.test): one entry per queue makes the kernel
-   * reuse an entry deterministically. */
-  if (getenv ("ISERFS_TEST_RING_DEPTH"))
-    fs.ring_depth = (unsigned) atoi (getenv ("ISERFS_TEST_RING_DEPTH"));
+   * reuse an entry deterministically.  It may only lower the depth. */
+  if (getenv ("ISERFS_TEST_RING_DEPTH")) {
+    unsigned long d = strtoul (getenv ("ISERFS_TEST_RING_DEPTH"), NULL, 10);
+
+    if (d >= 1 && d < fs.ring_depth)
+      fs.ring_depth = (unsigned) d;
+  }
   behind_set_limit (o.write_behind);
   fs.uid = getuid ();
   fs.gid = getgid ();
