@@ -341,6 +341,9 @@ print_version (void)
   printf ("libiscsi's DATA-IN sink: READ data over TCP can be spliced "
           "(-o splice)\n");
 #endif
+#ifdef LIBISCSI_FEATURE_RECONNECT_ATTEMPT_FREED
+  printf ("libiscsi frees what a failed reconnect attempt left queued\n");
+#endif
 }
 
 int

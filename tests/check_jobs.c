@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -151,6 +150,7 @@ jobs_suite (void)
   Suite *s = suite_create ("jobs");
   TCase *tc = tcase_create ("core");
 
+  tcase_set_timeout (tc, 30);           /* above wait_for's 10 s */
   tcase_add_test (tc, test_every_job_runs);
   tcase_add_test (tc, test_limit);
   tcase_add_test (tc, test_stop);
