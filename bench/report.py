@@ -7,7 +7,6 @@ reader can tell a real gap from noise.
 
 usage: report.py RUNS NA META ISERFS_STATS MEMPOOL_BENCH PROFILE OUTDIR
 """
-import os
 import statistics
 import sys
 
@@ -124,7 +123,7 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def goals(runs, na):
+def goals(runs, na, cores):
     """(text, met) for every goal of the issue; met is None when a peer is
     missing."""
     g = []
@@ -153,29 +152,30 @@ def goals(runs, na):
                       % (desc, fmt(f, scale), unit, r, want, reach(r >= want)),
                       "floor"))
 
-    def bound(desc, wl, metric, unit, scale, raw, want, raw_wl=None):
-        """Not a goal: a CPU budget.  Any FUSE client of this target needs
-        at least the FUSE floor's CPU (the application and the kernel's FUSE
-        work, with a daemon that only answers) plus the target's CPU for the
-        same commands, and the machine has only so many cores for both.
-        The target's share is taken from the raw client's runs (RAW_WL, the
-        same commands), where tgtd spends the least per GiB, so the bound
-        errs high.  A goal above it is out of reach here for any FUSE
-        initiator, however it is built."""
+    def bound(desc, wl, metric, unit, scale, raw, want, same):
+        """Not a goal: a CPU budget.  A FUSE client of this target that
+        costs at least what the FUSE floor costs (the application and the
+        kernel's FUSE work, with a daemon that only answers) also needs
+        the target's CPU for its commands, and the machine has only so
+        many cores for both.  The target's share is the least per GiB that
+        tgtd showed in this run for the same commands (SAME: system,
+        workload pairs), so the bound errs high.  A goal above it is out
+        of reach here for such a client, however it is built."""
         fl = None if "nullfuse" in na else cpu_per_gib(runs, "nullfuse", wl)
-        tg = cpu_per_gib(runs, "rawio", raw_wl or wl, "target")
-        if fl is None or tg is None or raw is None:
+        tgs = [t for t in (None if s in na else cpu_per_gib(runs, s, w, "target")
+                           for s, w in same) if t is not None]
+        if fl is None or not tgs or raw is None or not cores:
             g.append(("CPU bound, %s: not measured" % desc, "floor"))
             return
-        cores = len(os.sched_getaffinity(0))
+        tg = min(tgs)
         v = cores / (fl + tg) * 2**30
         v = v / IO_BYTES[wl] if metric == "IOPS" else v / 1e6
         r = v / raw
-        g.append(("CPU bound, %s: %d cores / (floor %.2f + tgtd under rawio "
-                  "%.2f CPU s/GiB) = %s %s = %.2fx raw, so %.1fx raw is %s"
+        g.append(("CPU bound, %s: %d cores / (floor %.2f + tgtd's least %.2f "
+                  "CPU s/GiB) = %s %s = %.2fx raw, so %.1fx raw is %s"
                   % (desc, cores, fl, tg, fmt(v, scale), unit, r, want,
                      "within it" if r >= want else
-                     "beyond any FUSE client of this target on this machine"),
+                     "beyond a FUSE client of this target on this machine"),
                   "floor"))
 
     for wl, metric, what, vs_raw, vs_qsd, unit, scale in [
@@ -186,7 +186,8 @@ def goals(runs, na):
         me = m("iserfs", wl, metric)
         check(what + ", iserfs / raw", ratio(me, m("rawio", wl, metric)), vs_raw)
         floor(what, wl, metric, unit, scale, m("rawio", wl, metric), vs_raw)
-        bound(what, wl, metric, unit, scale, m("rawio", wl, metric), vs_raw)
+        bound(what, wl, metric, unit, scale, m("rawio", wl, metric), vs_raw,
+              [(s, wl) for s in ("rawio", "iscsiperf", "iserfs", "qsd")])
         check(what + ", iserfs / qsd", ratio(me, m("qsd", wl, metric)), vs_qsd)
     lat, raw = m("iserfs", "randread1", "lat"), m("rawio", "randread1", "lat")
     if lat is None or raw is None:
@@ -215,9 +216,11 @@ def goals(runs, na):
           ratio(me, max(best) if best else None), 0.9)
     floor("dd read vs raw's best read", "ddread", "MBps", "MB/s", 1,
           max(best) if best else None, 0.9)
-    # dd's read-ahead sends 1 MiB READs, as rawio's seqread does
+    # iserfs's read-ahead for dd sends 1 MiB READs, as seqread does
     bound("dd read vs raw's best read", "ddread", "MBps", "MB/s", 1,
-          max(best) if best else None, 0.9, "seqread")
+          max(best) if best else None, 0.9,
+          [("rawio", "seqread"), ("iscsiperf", "seqread"),
+           ("iserfs", "seqread"), ("iserfs", "ddread")])
     check("dd write+fsync, iserfs / qsd",
           ratio(m("iserfs", "ddwrite", "MBps"), m("qsd", "ddwrite", "MBps")), 1.5)
     return g
@@ -283,7 +286,13 @@ def main():
         with open(p) as f:
             return f.read().rstrip()
 
-    g = goals(runs, na)
+    cores = None
+    with open(meta_p) as f:         # "machine: N cores, ..." (run.sh)
+        for line in f:
+            if line.startswith("machine: "):
+                cores = int(line.split()[1])
+                break
+    g = goals(runs, na, cores)
     ratio_lines = ["%s %s" % ({True: "MET    ", False: "NOT MET", None: "n/a    ",
                                "floor": "       "}[ok], t)
                    for t, ok in g] + cpu_lines(runs, na)

@@ -234,16 +234,21 @@ measure () {
   say "$(printf '%-9s %-11s rep %s: %s cpu %s target %s' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu")"
 }
 
+# fio counts bytes only after its ramp, while the CPU is counted over the
+# whole run: the GiB column adds the ramp's share at the measured rate, so
+# that CPU per GiB compares with rawio's and dd's, which have no ramp.
 parse_fio () {
   python3 -c '
 import json, sys
+ramp = float(sys.argv[1])
 j = json.load(sys.stdin)["jobs"][0]
 by = j["read"]["io_bytes"] + j["write"]["io_bytes"]
 ops = j["read"]["total_ios"] + j["write"]["total_ios"]
 d = j["read"] if j["read"]["total_ios"] else j["write"]
 lat = d.get("lat_ns", {}).get("percentile", {}).get("50.000000", 0) / 1e3
 secs = max(j["read"]["runtime"], j["write"]["runtime"]) / 1e3
-print("%.1f %.0f %.1f %.4f" % (by / secs / 1e6, ops / secs, lat, by / 2**30))' <"$1"
+print("%.1f %.0f %.1f %.4f" % (by / secs / 1e6, ops / secs, lat,
+                               by * (secs + ramp) / secs / 2**30))' "$FIO_RAMP" <"$1"
 }
 parse_rawio () {
   tr ' ' '\n' <"$1" | awk -F= '{ v[$1] = $2 } END {
@@ -265,8 +270,9 @@ parse_dd () {
        END { if (!s) exit 1; printf "%.1f 0 0 %.4f\n", b / s / 1e6, b / 2^30 }' "$2"
 }
 
+FIO_RAMP=1
 FIO_COMMON=(--ioengine=libaio --direct=1 --numjobs=1 --time_based
-            --runtime="$SECS" --ramp_time=1 --lat_percentiles=1 --randrepeat=0
+            --runtime="$SECS" --ramp_time="$FIO_RAMP" --lat_percentiles=1 --randrepeat=0
             --norandommap --output-format=json --name=bench)
 # WL (workload name -> rawio args) and fio_args are in bench/lib.sh.
 # workload name, iscsi-perf args (-b counts 512-byte blocks)
@@ -343,7 +349,8 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null 2>&1; then
     timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[$sys]}" \
       $(fio_args randread32) >"$work/pfio.$sys" 2>/dev/null || true
     wait "$pst" || true
-    ops=$(parse_fio "$work/pfio.$sys" | awk -v s="$SECS" '{ print $2 * s }')
+    # perf stat counts the ramp too (see parse_fio)
+    ops=$(parse_fio "$work/pfio.$sys" | awk -v s="$((SECS + FIO_RAMP))" '{ print $2 * s }')
     awk -F, -v sys="$sys" -v ops="${ops:-0}" '
       $3 == "task-clock" { cpu = $1 } $3 == "context-switches" { cs = $1 }
       $3 == "cpu-migrations" { mig = $1 }
