@@ -12,6 +12,7 @@
 #include <check.h>
 
 #include "behind.h"
+#include "deadline.h"
 #include "stats.h"
 
 static struct behind b;
@@ -27,19 +28,6 @@ static void
 teardown (void)
 {
   behind_destroy (&b);
-}
-
-/* An absolute deadline ms from now, for waits that must time out. */
-static struct timespec
-soon (long ms)
-{
-  struct timespec t;
-
-  clock_gettime (CLOCK_REALTIME, &t);
-  t.tv_nsec += ms * 1000000;
-  t.tv_sec += t.tv_nsec / 1000000000;
-  t.tv_nsec %= 1000000000;
-  return t;
 }
 
 START_TEST (test_flags)

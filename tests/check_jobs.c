@@ -10,25 +10,13 @@
 
 #include <check.h>
 
+#include "deadline.h"
 #include "jobs.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
 static bool gate_open;
 static unsigned running, most_running, ran, cancelled;
-
-/* An absolute deadline ms from now (CLOCK_REALTIME, as jobs_stop takes). */
-static struct timespec
-soon (long ms)
-{
-  struct timespec t;
-
-  clock_gettime (CLOCK_REALTIME, &t);
-  t.tv_nsec += ms * 1000000;
-  t.tv_sec += t.tv_nsec / 1000000000;
-  t.tv_nsec %= 1000000000;
-  return t;
-}
 
 /* A job that waits until the gate opens, counting how many wait at once. */
 static void
@@ -73,6 +61,15 @@ wait_for (unsigned *counter, unsigned n)
   return ok;
 }
 
+/* Stop the jobs, allowing 10 s for those running; whether all ended. */
+static bool
+stop_all (void)
+{
+  struct timespec until = soon (10000);
+
+  return jobs_stop (&until);
+}
+
 static void
 open_gate (void)
 {
@@ -84,15 +81,12 @@ open_gate (void)
 
 START_TEST (test_every_job_runs)
 {
-  struct timespec until;
-
   jobs_init (3);
   open_gate ();
   for (int i = 0; i < 50; i++)
     ck_assert_int_eq (jobs_run (gated, cancel, NULL), 0);
   ck_assert (wait_for (&ran, 50));
-  until = soon (10000);
-  ck_assert (jobs_stop (&until));
+  ck_assert (stop_all ());
   ck_assert_uint_eq (cancelled, 0);
   ck_assert_uint_le (most_running, 3);
 }
@@ -102,8 +96,6 @@ END_TEST
  * they end. */
 START_TEST (test_limit)
 {
-  struct timespec until;
-
   jobs_init (2);
   for (int i = 0; i < 5; i++)
     ck_assert_int_eq (jobs_run (gated, cancel, NULL), 0);
@@ -114,8 +106,7 @@ START_TEST (test_limit)
   open_gate ();
   ck_assert (wait_for (&ran, 5));
   ck_assert_uint_eq (most_running, 2);
-  until = soon (10000);
-  ck_assert (jobs_stop (&until));
+  ck_assert (stop_all ());
 }
 END_TEST
 
@@ -137,8 +128,7 @@ START_TEST (test_stop)
   pthread_mutex_unlock (&lock);
   ck_assert_int_eq (jobs_run (gated, cancel, NULL), -ESHUTDOWN);
   open_gate ();
-  until = soon (10000);
-  ck_assert (jobs_stop (&until));
+  ck_assert (stop_all ());
   ck_assert_uint_eq (ran, 1);
   ck_assert_uint_eq (cancelled, 2);     /* the refused job was not queued */
 }
