@@ -30,7 +30,14 @@ WORKLOADS = [
     ("randread1", "4 KiB random read, 1 in flight: rate", "IOPS", "k IOPS", 1e-3),
     ("seqread4m4", "sequential read, 4 MiB, 4 in flight, raw only", "MBps", "MB/s", 1),
 ]
-COLS = {"MBps": 3, "IOPS": 4, "lat": 5, "GiB": 6, "cpu": 7, "target": 8}
+COLS = {"MBps": 3, "IOPS": 4, "lat": 5, "GiB": 6, "cpu": 7, "target": 8,
+        "wait": 9}
+# the systems whose target is tgtd (its event thread's wait is measured)
+TGTD_SYSTEMS = ["rawio", "iscsiperf", "iserfs", "qsd"]
+# the runs with tgtd on a core of its own (run.sh, PIN_WORKLOADS)
+PINNED = [("seqread", "MBps", "MB/s", 1), ("seqwrite", "MBps", "MB/s", 1),
+          ("randread32", "IOPS", "k IOPS", 1e-3),
+          ("randwrite32", "IOPS", "k IOPS", 1e-3)]
 # what serves each system's I/O (its "target" CPU column)
 TARGETS = {"rawio": "tgtd", "iscsiperf": "tgtd", "iserfs": "tgtd",
            "qsd": "tgtd", "nbdfuse": "nbdkit"}
@@ -119,6 +126,51 @@ def cpu_table(runs, na, col="cpu"):
     return out
 
 
+def waiting(runs, s, wl):
+    """Median share of the runs (%) that tgtd's event thread waited for a
+    CPU, with min and max; None if not measured."""
+    v = [float(r[COLS["wait"]]) for r in runs.get((s, wl), [])
+         if len(r) > COLS["wait"] and r[COLS["wait"]] != "-"]
+    return (statistics.median(v), min(v), max(v)) if v else None
+
+
+def wait_cell(w):
+    return "—" if w is None else "%.0f%% (%.0f–%.0f)" % w
+
+
+def wait_table(runs, na):
+    out = ["| workload | " + " | ".join(l for s, l in SYSTEMS
+                                       if s in TGTD_SYSTEMS) + " |",
+           "|---|" + "---|" * len(TGTD_SYSTEMS)]
+    seen = set()
+    for wl, label, _, _, _ in WORKLOADS:
+        if wl in seen:
+            continue
+        seen.add(wl)
+        cells = ["n/a" if s in na else wait_cell(waiting(runs, s, wl))
+                 for s in TGTD_SYSTEMS]
+        out.append("| %s | %s |" % (label.split(":")[0], " | ".join(cells)))
+    return out
+
+
+def pinned_table(runs):
+    label = {wl: l for wl, l, _, _, _ in WORKLOADS}
+    out = ["| workload | raw libiscsi (rawio) | iserfs | iserfs / raw "
+           "| tgtd's event thread waiting: rawio | iserfs |",
+           "|---|---|---|---|---|---|"]
+    for wl, metric, unit, scale in PINNED:
+        raw, me = (med(runs, s, wl, metric)
+                   for s in ("rawio-pinned", "iserfs-pinned"))
+        if raw is None or me is None:
+            continue
+        out.append("| %s (%s) | %s | %s | %.2fx | %s | %s |" % (
+            label[wl], unit, cell(runs, {}, "rawio-pinned", wl, metric, scale),
+            cell(runs, {}, "iserfs-pinned", wl, metric, scale), me / raw,
+            wait_cell(waiting(runs, "rawio-pinned", wl)),
+            wait_cell(waiting(runs, "iserfs-pinned", wl))))
+    return out
+
+
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
@@ -136,6 +188,20 @@ def goals(runs, na, cores):
             g.append(("%s: not measured" % desc, None))
         else:
             g.append(("%s: %.2fx (goal ≥ %.1fx)" % (desc, r, want), r >= want))
+
+    def pinned(desc, wl, metric, want):
+        """Not a goal: the same clients with tgtd on a core of its own,
+        and how long tgtd's event thread waited for a CPU in both runs."""
+        r = ratio(med(runs, "iserfs-pinned", wl, metric),
+                  med(runs, "rawio-pinned", wl, metric))
+        if r is None:
+            return
+        w = [waiting(runs, s, wl) for s in ("rawio", "iserfs")]
+        g.append(("tgtd on a core of its own, %s: iserfs / raw %.2fx, %s %.1fx "
+                  "(on shared cores tgtd's event thread waited for a CPU %s of "
+                  "the time under rawio, %s under iserfs)"
+                  % (desc, r, "≥" if r >= want else "<", want,
+                     *("%.0f%%" % x[0] if x else "?" for x in w)), "floor"))
 
     def reach(ok):
         return ("within what FUSE alone reaches here" if ok
@@ -188,6 +254,7 @@ def goals(runs, na, cores):
         floor(what, wl, metric, unit, scale, m("rawio", wl, metric), vs_raw)
         bound(what, wl, metric, unit, scale, m("rawio", wl, metric), vs_raw,
               [(s, wl) for s in ("rawio", "iscsiperf", "iserfs", "qsd")])
+        pinned(what, wl, metric, vs_raw)
         check(what + ", iserfs / qsd", ratio(me, m("qsd", wl, metric)), vs_qsd)
     lat, raw = m("iserfs", "randread1", "lat"), m("rawio", "randread1", "lat")
     if lat is None or raw is None:
@@ -258,7 +325,7 @@ def plot_data(runs, na, path):
         ("4k-randread×1", "randread1", "lat", m("rawio", "randread1", "lat")),
     ]
     with open(path, "w") as f:
-        f.write("# workload iserfs qsd nbdfuse nullfuse\n")
+        f.write("# workload iserfs qsd nbdfuse nullfuse iserfs-pinned\n")
         for label, wl, metric, raw in rows:
             vals = []
             for s in ("iserfs", "qsd", "nbdfuse", "nullfuse"):
@@ -269,6 +336,10 @@ def plot_data(runs, na, path):
                     vals.append("%.3f" % (raw / v))
                 else:
                     vals.append("%.3f" % (v / raw))
+            # tgtd on a core of its own: against rawio run the same way
+            r = ratio(med(runs, "iserfs-pinned", wl, metric),
+                      med(runs, "rawio-pinned", wl, metric))
+            vals.append("?" if r is None or metric == "lat" else "%.3f" % r)
             f.write('"%s" %s\n' % (label, " ".join(vals)))
 
 
@@ -314,6 +385,25 @@ def main():
            "the machine's cores with the client; the \"CPU bound\" lines "
            "below use it.", ""]
     md += cpu_table(runs, na, "target")
+    md += ["", "## tgtd's event thread waiting for a CPU", "",
+           "The same runs: the share of each run (median, min–max) in which "
+           "tgtd's main thread, which reads every command and sends every "
+           "answer, was ready to run but waited for a CPU "
+           "(`/proc/PID/task/PID/schedstat`). The client's CPU is the "
+           "target's loss: on these cores they take turns.", ""]
+    md += wait_table(runs, na)
+    pt = pinned_table(runs)
+    if len(pt) > 2:
+        md += ["", "## With the target on a core of its own", "",
+               "raw libiscsi and iserfs again, after the runs above, with "
+               "tgtd (all its threads) on the last core and the client "
+               "(rawio, or fio and iserfs's threads) on the others, as if "
+               "the target were another machine (`taskset`; see "
+               "README.md, \"The target's core\"). Not a goal of the issue, "
+               "which measures on shared cores. Here the client's CPU is no "
+               "longer taken from the target's, so the ratio shows how well "
+               "each client keeps a target that is the bottleneck busy.", ""]
+        md += pt
     md += ["", "## Against the goals of the issue", "", "```"] + ratio_lines + ["```"]
     md += ["", "## iserfs `user.iserfs.stats` after the run", "", "```",
            text(stats_p), "```", "", "## Pool micro-benchmark (tests/mempool_bench)",

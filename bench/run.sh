@@ -18,7 +18,8 @@
 # empty for its default, 8192), PIPE_MAX (fs.pipe-max-size for the run,
 # see bench/lib.sh; empty to leave it), FUSE_RING (the fuse module's
 # enable_uring for the run, default Y: iserfs's -o fuse_ring; see
-# bench/lib.sh; empty to leave it).
+# bench/lib.sh; empty to leave it), PINNED=0 (skip the runs with the
+# target on a core of its own, below).
 #
 # Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
 # with no backend at all (reads of zeros, writes dropped), set up like
@@ -34,6 +35,7 @@ DD_MB=${DD_MB:-512}
 CTL_PORT=${CTL_PORT:-7795}
 ISCSI_PORT=${ISCSI_PORT:-13295}
 PROFILE=${PROFILE:-1}
+PINNED=${PINNED:-1}
 IQN=iqn.2026-11.org.iserfs.bench:lun
 URL=iscsi://127.0.0.1:$ISCSI_PORT/$IQN
 
@@ -198,12 +200,16 @@ fi
 
 # ---- measuring ----
 # One line per run in $work/runs.tsv:
-#   system workload rep MBps IOPS lat_us GiB cpu_s target_cpu_s
+#   system workload rep MBps IOPS lat_us GiB cpu_s target_cpu_s wait_pct
 # cpu_s = CPU seconds of the client (fio/dd/rawio, user+sys, from wait4) plus
 # the export daemon's (user+sys over all its threads, /proc/PID/stat).
 # target_cpu_s = the target's (tgtd, or nbdkit for nbdfuse) over the same
 # run, kept apart: on 2 cores the target's share of the CPU bounds what any
 # client reaches (see report.py's "CPU bound" lines).
+# wait_pct = the share of the run that tgtd's event thread (its main
+# thread, which reads every command and sends every answer) spent ready to
+# run but waiting for a CPU (/proc/PID/task/PID/schedstat); "-" for nbdkit.
+# It shows how much a client's own CPU holds the target back.
 runs=$work/runs.tsv
 : >"$runs"
 tck=$(getconf CLK_TCK)
@@ -215,23 +221,36 @@ daemon_ticks () {
   sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
 }
 
+# Nanoseconds tgtd's event thread has waited on a run queue, and the
+# clock; "-" for any other target.
+event_wait () {
+  local tpid=$1
+  if [ "$tpid" = "$tgtd_pid" ]; then
+    echo "$(cut -d' ' -f2 "/proc/$tpid/task/$tpid/schedstat") $(date +%s%N)"
+  else
+    echo "- -"
+  fi
+}
+
 # measure SYSTEM WORKLOAD REP PARSER CMD...: runs CMD under /usr/bin/time,
 # then PARSER turns its output into "MBps IOPS lat_us GiB".
 measure () {
   local sys=$1 wl=$2 rep=$3 parser=$4; shift 4
-  local d0 d1 t0 t1 res cpu tcpu pid=${DAEMON[$sys]:-} tpid=${TARGET[$sys]:-}
-  d0=$(daemon_ticks "$pid"); t0=$(daemon_ticks "$tpid")
+  local d0 d1 t0 t1 w0 w1 res cpu tcpu wait pid=${DAEMON[$sys]:-} tpid=${TARGET[$sys]:-}
+  d0=$(daemon_ticks "$pid"); t0=$(daemon_ticks "$tpid"); w0=$(event_wait "$tpid")
   if ! /usr/bin/time -f '%U %S' -o "$work/time.out" "$@" >"$work/out" 2>"$work/err"; then
     say "$sys $wl rep $rep failed: $(tail -n 2 "$work/err" | tr '\n' ' ')"
     return 0
   fi
-  d1=$(daemon_ticks "$pid"); t1=$(daemon_ticks "$tpid")
+  d1=$(daemon_ticks "$pid"); t1=$(daemon_ticks "$tpid"); w1=$(event_wait "$tpid")
   res=$("$parser" "$work/out" "$work/err") \
     || { say "$sys $wl: cannot parse output: $(head -c 300 "$work/out" "$work/err")"; return 0; }
   cpu=$(awk -v d=$((d1 - d0)) -v t="$tck" '{ printf "%.3f", $1 + $2 + d / t }' "$work/time.out")
   tcpu=$(awk -v d=$((t1 - t0)) -v t="$tck" 'BEGIN { printf "%.3f", d / t }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" | tr ' ' '\t' >>"$runs"
-  say "$(printf '%-9s %-11s rep %s: %s cpu %s target %s' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu")"
+  wait=$(echo "$w0 $w1" | awk '$1 == "-" { print "-"; next }
+    { d = $4 - $2; printf "%.1f", (d > 0 ? 100 * ($3 - $1) / d : 0) }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" "$wait" | tr ' ' '\t' >>"$runs"
+  say "$(printf '%-13s %-11s rep %s: %s cpu %s target %s waiting %s%%' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" "$wait")"
 }
 
 # fio counts bytes only after its ramp, while the CPU is counted over the
@@ -329,6 +348,48 @@ for rep in $(seq "$REPS"); do
     done
   done
 done
+
+# ---- the same clients with the target on a core of its own ----
+# On this machine tgtd and the client share the cores, so every CPU second
+# the client spends is one the target may wait for, and a FUSE client
+# spends more than raw libiscsi does (the application's requests and
+# answers cross the kernel twice).  A target on another machine does not
+# wait for its initiator's CPU.  So raw libiscsi and iserfs run once more,
+# tgtd (all threads) on the last core and the client (and iserfs's
+# threads) on the others: each side has its own CPU, as over a network.
+# Four workloads, the ones whose goal compares iserfs with raw libiscsi.
+PIN_WORKLOADS=(seqread seqwrite randread32 randwrite32)
+ncpu=$(nproc)
+pin_note=""
+if [ "$PINNED" = 1 ] && [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null; then
+  all_cpus=0-$((ncpu - 1)) target_cpu=$((ncpu - 1)) client_cpus=0
+  [ "$ncpu" = 2 ] || client_cpus=0-$((ncpu - 2))
+  DAEMON[iserfs-pinned]=${DAEMON[iserfs]}
+  TARGET[rawio-pinned]=$tgtd_pid TARGET[iserfs-pinned]=$tgtd_pid
+  pin () {      # pin CPUS PID: every thread of PID, and the threads it makes
+    timeout 10 taskset -a -p -c "$1" "$2" >/dev/null
+  }
+  if pin "$target_cpu" "$tgtd_pid" && pin "$client_cpus" "${DAEMON[iserfs]}"; then
+    pin_note="tgtd on CPU $target_cpu, the clients and iserfs on CPU $client_cpus"
+    for rep in $(seq "$REPS"); do
+      for wl in "${PIN_WORKLOADS[@]}"; do
+        # shellcheck disable=SC2086
+        measure rawio-pinned "$wl" "$rep" parse_rawio taskset -c "$client_cpus" \
+          timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${WL[$wl]} "$SECS"
+        # shellcheck disable=SC2046,SC2086
+        measure iserfs-pinned "$wl" "$rep" parse_fio taskset -c "$client_cpus" \
+          timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[iserfs]}" $(fio_args "$wl")
+      done
+    done
+  else
+    pin_note="not run: taskset could not pin tgtd or iserfs"
+  fi
+  pin "$all_cpus" "$tgtd_pid" || true
+  pin "$all_cpus" "${DAEMON[iserfs]}" || true
+elif [ "$PINNED" = 1 ]; then
+  pin_note="not run: needs 2 cores and taskset"
+fi
+
 elapsed=$(( $(date +%s) - start ))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -387,6 +448,7 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
   echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)}, MaxRecvDataSegmentLength ${TGTD_MRDSL:-8192 (default)})"
   echo "libiscsi loaded: iserfs $(libiscsi_of "$ISERFS"), rawio $(libiscsi_of "$RAWIO")"
   echo "fs.pipe-max-size $(cat /proc/sys/fs/pipe-max-size) during the run (iserfs splices READs up to half of it without CAP_SYS_RESOURCE; see bench/lib.sh)"
+  [ -z "$pin_note" ] || echo "target on a core of its own: $pin_note"
   echo "fuse enable_uring $(cat "$FUSE_RING_PARAM" 2>/dev/null || echo "absent (kernel before 6.14)") during the run (Y: iserfs takes FUSE requests from an io_uring, -o fuse_ring=auto; see bench/lib.sh)"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
