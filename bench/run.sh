@@ -18,8 +18,8 @@
 # empty for its default, 8192), PIPE_MAX (fs.pipe-max-size for the run,
 # see bench/lib.sh; empty to leave it), FUSE_RING (the fuse module's
 # enable_uring for the run, default Y: iserfs's -o fuse_ring; see
-# bench/lib.sh; empty to leave it), PINNED=0 (skip the runs with the
-# target on a core of its own, below).
+# bench/lib.sh; empty to leave it), PINNED=0 (skip the runs with tgtd
+# on a core of its own, below).
 #
 # Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
 # with no backend at all (reads of zeros, writes dropped), set up like
@@ -208,8 +208,9 @@ fi
 # client reaches (see report.py's "CPU bound" lines).
 # wait_pct = the share of the run that tgtd's event thread (its main
 # thread, which reads every command and sends every answer) spent ready to
-# run but waiting for a CPU (/proc/PID/task/PID/schedstat); "-" for nbdkit.
-# It shows how much a client's own CPU holds the target back.
+# run but waiting for a CPU (/proc/PID/task/PID/schedstat); "-" for nbdkit
+# or when the kernel does not say.  It shows how much the client's own CPU
+# holds the target back.
 runs=$work/runs.tsv
 : >"$runs"
 tck=$(getconf CLK_TCK)
@@ -222,11 +223,13 @@ daemon_ticks () {
 }
 
 # Nanoseconds tgtd's event thread has waited on a run queue, and the
-# clock; "-" for any other target.
+# clock; "- -" for any other target, or if the kernel does not say.
 event_wait () {
-  local tpid=$1
-  if [ "$tpid" = "$tgtd_pid" ]; then
-    echo "$(cut -d' ' -f2 "/proc/$tpid/task/$tpid/schedstat") $(date +%s%N)"
+  local tpid=$1 ns
+  if [ "$tpid" = "$tgtd_pid" ] \
+     && ns=$(cut -d' ' -f2 "/proc/$tpid/task/$tpid/schedstat" 2>/dev/null) \
+     && [ -n "$ns" ]; then
+    echo "$ns $(date +%s%N)"
   else
     echo "- -"
   fi
@@ -236,7 +239,7 @@ event_wait () {
 # then PARSER turns its output into "MBps IOPS lat_us GiB".
 measure () {
   local sys=$1 wl=$2 rep=$3 parser=$4; shift 4
-  local d0 d1 t0 t1 w0 w1 res cpu tcpu wait pid=${DAEMON[$sys]:-} tpid=${TARGET[$sys]:-}
+  local d0 d1 t0 t1 w0 w1 res cpu tcpu wpct pid=${DAEMON[$sys]:-} tpid=${TARGET[$sys]:-}
   d0=$(daemon_ticks "$pid"); t0=$(daemon_ticks "$tpid"); w0=$(event_wait "$tpid")
   if ! /usr/bin/time -f '%U %S' -o "$work/time.out" "$@" >"$work/out" 2>"$work/err"; then
     say "$sys $wl rep $rep failed: $(tail -n 2 "$work/err" | tr '\n' ' ')"
@@ -247,10 +250,12 @@ measure () {
     || { say "$sys $wl: cannot parse output: $(head -c 300 "$work/out" "$work/err")"; return 0; }
   cpu=$(awk -v d=$((d1 - d0)) -v t="$tck" '{ printf "%.3f", $1 + $2 + d / t }' "$work/time.out")
   tcpu=$(awk -v d=$((t1 - t0)) -v t="$tck" 'BEGIN { printf "%.3f", d / t }')
-  wait=$(echo "$w0 $w1" | awk '$1 == "-" { print "-"; next }
-    { d = $4 - $2; printf "%.1f", (d > 0 ? 100 * ($3 - $1) / d : 0) }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" "$wait" | tr ' ' '\t' >>"$runs"
-  say "$(printf '%-13s %-11s rep %s: %s cpu %s target %s waiting %s%%' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" "$wait")"
+  wpct=$(echo "$w0 $w1" | awk '
+    NF == 4 && $1 $3 ~ /^[0-9]+$/ && $4 > $2 && $3 >= $1 {
+      printf "%.1f", 100 * ($3 - $1) / ($4 - $2); next }
+    { print "-" }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" "$wpct" | tr ' ' '\t' >>"$runs"
+  say "$(printf '%-13s %-11s rep %s: %s cpu %s target %s waiting %s' "$sys" "$wl" "$rep" "$res" "$cpu" "$tcpu" "$wpct%")"
 }
 
 # fio counts bytes only after its ramp, while the CPU is counted over the
@@ -340,6 +345,63 @@ run_one () {
   esac
 }
 
+# ---- the same clients with tgtd on a core of its own ----
+# On this machine tgtd and the client share the cores, so every CPU second
+# the client spends is one tgtd's event thread may wait for, and a FUSE
+# client spends more than raw libiscsi does (the application's requests
+# and answers cross the kernel to the daemon and back).  So in every
+# repetition raw libiscsi and iserfs run once more with tgtd (all its
+# threads) on one core and the client (and iserfs's threads) on the
+# others: the client's CPU is then no longer the target's.  It is not a
+# target on another machine: tgtd has one core for its event thread and
+# its backing-store threads, and loopback TCP still runs on the sender's
+# core.  Four workloads, the ones whose goal compares iserfs with raw.
+PIN_WORKLOADS=(seqread seqwrite randread32 randwrite32)
+pin_note=""
+# The CPUs this script may use (a cpuset may leave out some), as a list.
+cpu_list () {
+  local r a b
+  for r in $(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status | tr ',' ' '); do
+    a=${r%-*} b=${r#*-}
+    seq "$a" "$b"
+  done
+}
+mapfile -t cpus < <(cpu_list)
+if [ "$PINNED" = 1 ] && [ "${#cpus[@]}" -ge 2 ] && command -v taskset >/dev/null; then
+  all_cpus=$(IFS=,; echo "${cpus[*]}")
+  target_cpu=${cpus[-1]}
+  client_cpus=$(IFS=,; echo "${cpus[*]:0:${#cpus[@]}-1}")
+  DAEMON[iserfs-pinned]=${DAEMON[iserfs]}
+  TARGET[rawio-pinned]=$tgtd_pid TARGET[iserfs-pinned]=$tgtd_pid
+  pin_note="tgtd on CPU $target_cpu, the clients and iserfs on CPU $client_cpus, in every repetition after the runs on shared cores"
+elif [ "$PINNED" = 1 ]; then
+  pin_note="not run: needs 2 CPUs and taskset"
+fi
+
+# pin CPUS PID: every thread of PID, and so the threads they make later.
+pin () {
+  timeout 10 taskset -a -p -c "$1" "$2" >/dev/null
+}
+
+# One repetition of the pinned runs; the affinity is put back after it.
+pinned_runs () {
+  local rep=$1 wl
+  if pin "$target_cpu" "$tgtd_pid" && pin "$client_cpus" "${DAEMON[iserfs]}"; then
+    for wl in "${PIN_WORKLOADS[@]}"; do
+      # shellcheck disable=SC2086
+      measure rawio-pinned "$wl" "$rep" parse_rawio taskset -c "$client_cpus" \
+        timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${WL[$wl]} "$SECS"
+      # shellcheck disable=SC2046,SC2086
+      measure iserfs-pinned "$wl" "$rep" parse_fio taskset -c "$client_cpus" \
+        timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[iserfs]}" $(fio_args "$wl")
+    done
+  else
+    pin_note="stopped at repetition $rep: taskset could not pin tgtd or iserfs"
+  fi
+  pin "$all_cpus" "$tgtd_pid" || true
+  pin "$all_cpus" "${DAEMON[iserfs]}" || true
+}
+
 start=$(date +%s)
 for rep in $(seq "$REPS"); do
   for wl in "${WORKLOADS[@]}"; do
@@ -347,48 +409,8 @@ for rep in $(seq "$REPS"); do
       run_one "$sys" "$wl" "$rep"
     done
   done
+  case $pin_note in tgtd*) pinned_runs "$rep" ;; esac
 done
-
-# ---- the same clients with the target on a core of its own ----
-# On this machine tgtd and the client share the cores, so every CPU second
-# the client spends is one the target may wait for, and a FUSE client
-# spends more than raw libiscsi does (the application's requests and
-# answers cross the kernel twice).  A target on another machine does not
-# wait for its initiator's CPU.  So raw libiscsi and iserfs run once more,
-# tgtd (all threads) on the last core and the client (and iserfs's
-# threads) on the others: each side has its own CPU, as over a network.
-# Four workloads, the ones whose goal compares iserfs with raw libiscsi.
-PIN_WORKLOADS=(seqread seqwrite randread32 randwrite32)
-ncpu=$(nproc)
-pin_note=""
-if [ "$PINNED" = 1 ] && [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null; then
-  all_cpus=0-$((ncpu - 1)) target_cpu=$((ncpu - 1)) client_cpus=0
-  [ "$ncpu" = 2 ] || client_cpus=0-$((ncpu - 2))
-  DAEMON[iserfs-pinned]=${DAEMON[iserfs]}
-  TARGET[rawio-pinned]=$tgtd_pid TARGET[iserfs-pinned]=$tgtd_pid
-  pin () {      # pin CPUS PID: every thread of PID, and the threads it makes
-    timeout 10 taskset -a -p -c "$1" "$2" >/dev/null
-  }
-  if pin "$target_cpu" "$tgtd_pid" && pin "$client_cpus" "${DAEMON[iserfs]}"; then
-    pin_note="tgtd on CPU $target_cpu, the clients and iserfs on CPU $client_cpus"
-    for rep in $(seq "$REPS"); do
-      for wl in "${PIN_WORKLOADS[@]}"; do
-        # shellcheck disable=SC2086
-        measure rawio-pinned "$wl" "$rep" parse_rawio taskset -c "$client_cpus" \
-          timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${WL[$wl]} "$SECS"
-        # shellcheck disable=SC2046,SC2086
-        measure iserfs-pinned "$wl" "$rep" parse_fio taskset -c "$client_cpus" \
-          timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[iserfs]}" $(fio_args "$wl")
-      done
-    done
-  else
-    pin_note="not run: taskset could not pin tgtd or iserfs"
-  fi
-  pin "$all_cpus" "$tgtd_pid" || true
-  pin "$all_cpus" "${DAEMON[iserfs]}" || true
-elif [ "$PINNED" = 1 ]; then
-  pin_note="not run: needs 2 cores and taskset"
-fi
 
 elapsed=$(( $(date +%s) - start ))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -448,7 +470,7 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
   echo "measured in ${elapsed}s, $REPS repetitions, ${SECS}s per fio/rawio run, LUN ${LUN_MB} MiB in /dev/shm, dd ${DD_MB} MiB (tgtd, 512-byte blocks, GLIBC_TUNABLES=${TGTD_TUNABLES:-(stock)}, MaxRecvDataSegmentLength ${TGTD_MRDSL:-8192 (default)})"
   echo "libiscsi loaded: iserfs $(libiscsi_of "$ISERFS"), rawio $(libiscsi_of "$RAWIO")"
   echo "fs.pipe-max-size $(cat /proc/sys/fs/pipe-max-size) during the run (iserfs splices READs up to half of it without CAP_SYS_RESOURCE; see bench/lib.sh)"
-  [ -z "$pin_note" ] || echo "target on a core of its own: $pin_note"
+  [ -z "$pin_note" ] || echo "tgtd on a core of its own: $pin_note"
   echo "fuse enable_uring $(cat "$FUSE_RING_PARAM" 2>/dev/null || echo "absent (kernel before 6.14)") during the run (Y: iserfs takes FUSE requests from an io_uring, -o fuse_ring=auto; see bench/lib.sh)"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
