@@ -105,14 +105,20 @@ def table(runs, na):
     return out
 
 
+def each_workload():
+    """Every workload once (randread1 has two rows in WORKLOADS), with its
+    label up to the colon."""
+    seen = set()
+    for wl, label, _, _, _ in WORKLOADS:
+        if wl not in seen:
+            seen.add(wl)
+            yield wl, label.split(":")[0]
+
+
 def cpu_table(runs, na, col="cpu"):
     out = ["| workload | " + " | ".join(l for _, l in SYSTEMS) + " |",
            "|---|" + "---|" * len(SYSTEMS)]
-    seen = set()
-    for wl, label, _, _, _ in WORKLOADS:
-        if wl in seen:
-            continue
-        seen.add(wl)
+    for wl, label in each_workload():
         cells = []
         for s, _ in SYSTEMS:
             c = None if s in na else cpu_per_gib(runs, s, wl, col)
@@ -122,7 +128,7 @@ def cpu_table(runs, na, col="cpu"):
                 cells.append("— (no target)")
             else:
                 cells.append("n/a" if s in na else "—" if c is None else "%.2f" % c)
-        out.append("| %s | %s |" % (label.split(":")[0], " | ".join(cells)))
+        out.append("| %s | %s |" % (label, " | ".join(cells)))
     return out
 
 
@@ -142,14 +148,10 @@ def wait_table(runs, na):
     out = ["| workload | " + " | ".join(l for s, l in SYSTEMS
                                        if s in TGTD_SYSTEMS) + " |",
            "|---|" + "---|" * len(TGTD_SYSTEMS)]
-    seen = set()
-    for wl, label, _, _, _ in WORKLOADS:
-        if wl in seen:
-            continue
-        seen.add(wl)
+    for wl, label in each_workload():
         cells = ["n/a" if s in na else wait_cell(waiting(runs, s, wl))
                  for s in TGTD_SYSTEMS]
-        out.append("| %s | %s |" % (label.split(":")[0], " | ".join(cells)))
+        out.append("| %s | %s |" % (label, " | ".join(cells)))
     return out
 
 
@@ -387,7 +389,7 @@ def main():
            "below use it.", ""]
     md += cpu_table(runs, na, "target")
     if any(waiting(runs, s, wl) for s in TGTD_SYSTEMS
-           for wl, _, _, _, _ in WORKLOADS):
+           for wl, _ in each_workload()):
         md += ["", "## tgtd's event thread waiting for a CPU", "",
                "The same runs: the share of each run (median, min–max) in "
                "which tgtd's main thread, which reads every command and "
