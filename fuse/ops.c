@@ -165,7 +165,7 @@ lend_request (struct lun *l, enum io_op op, uint64_t off, size_t size,
   struct io_req *r;
 
   *err = 0;
-  if (data == NULL || !io_can_lend (l, off, size))
+  if (data == NULL)
     return NULL;
   r = io_req_new_lent (l, op, off, size, data, err);
   if (r)

@@ -112,8 +112,10 @@ io_req_new_in (struct lun *l, uint64_t off, size_t len, struct iobuf *buf,
   return r;
 }
 
-bool
-io_can_lend (const struct lun *l, uint64_t off, size_t len)
+/* Lent memory is read and written in whole blocks, over TCP only: an iSER
+ * transport sends from registered memory, which a lender's is not. */
+static bool
+can_lend (const struct lun *l, uint64_t off, size_t len)
 {
   return io_whole_blocks (l, off, len) && len > 0 && !l->session->iser;
 }
@@ -124,10 +126,13 @@ io_req_new_lent (struct lun *l, enum io_op op, uint64_t off, size_t len,
 {
   struct io_req *r;
 
-  if ((op != IO_READ && op != IO_WRITE) || !io_can_lend (l, off, len)) {
+  if (op != IO_READ && op != IO_WRITE) {
     *err = EINVAL;
     return NULL;
   }
+  *err = 0;
+  if (!can_lend (l, off, len))
+    return NULL;
   r = req_alloc (l, op, off, len, err);
   if (r) {
     r->data = data;

@@ -96,15 +96,14 @@ struct io_req *io_req_new (struct lun *lun, enum io_op op, uint64_t off,
  * sends from it, with no copy.  On failure buf is freed too. */
 struct io_req *io_req_new_in (struct lun *lun, uint64_t off, size_t len,
                               struct iobuf *buf, void *data, int *err);
-/* Whether a READ or WRITE of [off, off+len) can use memory the caller
- * lends: whole blocks, over TCP (an iSER transport wants registered
- * memory). */
-bool io_can_lend (const struct lun *lun, uint64_t off, size_t len);
 /* Create a READ or WRITE whose data goes to or comes from data, memory the
  * caller lends until done() is called (a FUSE io_uring entry's payload):
  * nothing is allocated or copied.  Should the deadline answer it while
  * its commands are still out, its data moves to a buffer of its own
- * first, so the lender may reuse the memory as soon as done() returns. */
+ * first, so the lender may reuse the memory as soon as done() returns.
+ * Only whole blocks over TCP can be lent (an iSER transport wants
+ * registered memory): otherwise NULL with *err 0, and the caller makes
+ * the request the usual way. */
 struct io_req *io_req_new_lent (struct lun *lun, enum io_op op, uint64_t off,
                                 size_t len, void *data, int *err);
 /* Whether [off, off+len) is whole blocks of lun, as io_req_new_in needs. */
