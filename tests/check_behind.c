@@ -12,6 +12,7 @@
 #include <check.h>
 
 #include "behind.h"
+#include "check_run.h"
 #include "deadline.h"
 #include "stats.h"
 
@@ -136,11 +137,5 @@ behind_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (behind_suite ());
-  int failed;
-
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? 1 : 0;
+  return check_run (behind_suite (), CK_FORK_GETENV);
 }

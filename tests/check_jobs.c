@@ -10,6 +10,7 @@
 
 #include <check.h>
 
+#include "check_run.h"
 #include "deadline.h"
 #include "jobs.h"
 
@@ -151,13 +152,6 @@ jobs_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (jobs_suite ());
-  int failed;
-
   /* jobs.c keeps one set of threads per process: a process per test. */
-  srunner_set_fork_status (sr, CK_FORK);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? 1 : 0;
+  return check_run (jobs_suite (), CK_FORK);
 }

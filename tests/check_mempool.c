@@ -14,6 +14,7 @@
 
 #include <check.h>
 
+#include "check_run.h"
 #include "mempool.h"
 #include "internal.h"           /* only to corrupt a pool on purpose */
 
@@ -1579,11 +1580,5 @@ mempool_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (mempool_suite ());
-  int failed;
-
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return check_run (mempool_suite (), CK_FORK_GETENV);
 }
