@@ -18,7 +18,8 @@
 # TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
 # bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh),
 # FUSE_RING (the fuse module's enable_uring for the run, default Y, see
-# bench/lib.sh).
+# bench/lib.sh), PAGE_REPORTING_ORDER and WARM_MB (the VM's free page
+# reporting, off for the run, see bench/lib.sh).
 set -euo pipefail
 
 W=${W:-"seqread seqwrite randread32 randwrite32 randread1"}
@@ -48,16 +49,14 @@ cleanup () {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -f "$lun"
   rm -rf "$work"
-  declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
-  declare -F bench_fuse_ring_restore >/dev/null && bench_fuse_ring_restore
+  declare -F bench_restore >/dev/null && bench_restore
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
-bench_pipe_max
-bench_fuse_ring
+bench_setup
 for w in $W; do
   case $w in ddwrite|ddread) continue ;; esac
   [ -n "${WL[$w]:-}" ] || die "unknown workload $w"

@@ -25,7 +25,8 @@
 # TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
 # bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh),
 # FUSE_RING (the fuse module's enable_uring for the run, default Y, see
-# bench/lib.sh).
+# bench/lib.sh), PAGE_REPORTING_ORDER and WARM_MB (the VM's free page
+# reporting, off for the run, see bench/lib.sh).
 set -euo pipefail
 export LC_ALL=C   # printf's %f and python's output agree on the decimal point
 
@@ -62,12 +63,10 @@ cleanup () {
   done
   rm -f "$lun"
   rm -rf "$work"
-  declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
-  declare -F bench_fuse_ring_restore >/dev/null && bench_fuse_ring_restore
+  declare -F bench_restore >/dev/null && bench_restore
 }
 trap cleanup EXIT
-bench_pipe_max
-bench_fuse_ring
+bench_setup
 trap 'exit 130' INT TERM
 
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"

@@ -18,7 +18,9 @@
 # empty for its default, 8192), PIPE_MAX (fs.pipe-max-size for the run,
 # see bench/lib.sh; empty to leave it), FUSE_RING (the fuse module's
 # enable_uring for the run, default Y: iserfs's -o fuse_ring; see
-# bench/lib.sh; empty to leave it), PINNED=0 (skip the runs with tgtd
+# bench/lib.sh; empty to leave it), PAGE_REPORTING_ORDER and WARM_MB (the
+# VM's free page reporting, off for the run, see bench/lib.sh; empty
+# PAGE_REPORTING_ORDER leaves it), PINNED=0 (skip the runs with tgtd
 # on a core of its own, below).
 #
 # Besides the peers, a "FUSE floor": tests/nullfuse, a FUSE file system
@@ -100,8 +102,7 @@ cleanup () {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -f "$lunfile"
   rm -rf "$work"
-  declare -F bench_pipe_max_restore >/dev/null && bench_pipe_max_restore
-  declare -F bench_fuse_ring_restore >/dev/null && bench_fuse_ring_restore
+  declare -F bench_restore >/dev/null && bench_restore
   exit "$rc"
 }
 trap cleanup EXIT
@@ -109,8 +110,7 @@ trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 . "$srcdir/bench/lib.sh"
-bench_pipe_max
-bench_fuse_ring
+bench_setup
 
 # ---- build (or use $BUILDDIR) ----
 if [ -z "${BUILDDIR:-}" ]; then
@@ -472,6 +472,7 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
   echo "fs.pipe-max-size $(cat /proc/sys/fs/pipe-max-size) during the run (iserfs splices READs up to half of it without CAP_SYS_RESOURCE; see bench/lib.sh)"
   [ -z "$pin_note" ] || echo "tgtd on a core of its own: $pin_note"
   echo "fuse enable_uring $(cat "$FUSE_RING_PARAM" 2>/dev/null || echo "absent (kernel before 6.14)") during the run (Y: iserfs takes FUSE requests from an io_uring, -o fuse_ring=auto; see bench/lib.sh)"
+  echo "free page reporting order $(cat "$PAGE_REPORTING_PARAM" 2>/dev/null || echo "absent (no page_reporting module)") during the run${PAGE_REPORTING_WAS:+, $PAGE_REPORTING_WAS before} (above 10: the VM hands no free memory back to its host, and ${WARM_MB:-2048} MiB were touched first; see bench/lib.sh)"
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
