@@ -145,15 +145,17 @@ bench_fuse_ring_restore () {
 PAGE_REPORTING_PARAM=/sys/module/page_reporting/parameters/page_reporting_order
 bench_page_reporting () {
   PAGE_REPORTING_WAS=
-  local want=${PAGE_REPORTING_ORDER-11} warm=${WARM_MB:-2048} f
+  local want=${PAGE_REPORTING_ORDER-11} warm=${WARM_MB:-2048}
   [ -n "$want" ] && [ -w "$PAGE_REPORTING_PARAM" ] || return 0
   PAGE_REPORTING_WAS=$(cat "$PAGE_REPORTING_PARAM")
   echo "$want" > "$PAGE_REPORTING_PARAM"
-  f=$(mktemp /dev/shm/iserfs-warm.XXXXXX)
-  dd if=/dev/zero of="$f" bs=1M count="$warm" status=none 2>/dev/null || true
-  rm -f "$f"
+  WARM_FILE=$(mktemp /dev/shm/iserfs-warm.XXXXXX)
+  dd if=/dev/zero of="$WARM_FILE" bs=1M count="$warm" status=none 2>/dev/null || true
+  rm -f "$WARM_FILE"
 }
 bench_page_reporting_restore () {
+  # The warm-up's file too, should the run have been stopped during it.
+  [ -z "${WARM_FILE:-}" ] || rm -f "$WARM_FILE"
   [ -z "${PAGE_REPORTING_WAS:-}" ] || echo "$PAGE_REPORTING_WAS" > "$PAGE_REPORTING_PARAM"
 }
 
