@@ -475,6 +475,7 @@ options_usage (void)
 "Environment:\n"
 "  LIBISCSI_CHAP_USERNAME, LIBISCSI_CHAP_PASSWORD   CHAP credentials\n"
 "  LIBISCSI_CHAP_TARGET_USERNAME, LIBISCSI_CHAP_TARGET_PASSWORD   mutual CHAP\n"
+"  ISERFS_TEST_RING_DEPTH, ISERFS_TEST_PIPE_BYTES   for the test suite only\n"
 "\n"
 "FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
 "  fsname=NAME (default: the URL), subtype=NAME (default: iserfs), ...\n"
