@@ -472,7 +472,11 @@ for k in "${!NA[@]}"; do printf '%s\t%s\n' "$k" "${NA[$k]}"; done >"$work/na.txt
   echo "fs.pipe-max-size $(cat /proc/sys/fs/pipe-max-size) during the run (iserfs splices READs up to half of it without CAP_SYS_RESOURCE; see bench/lib.sh)"
   [ -z "$pin_note" ] || echo "tgtd on a core of its own: $pin_note"
   echo "fuse enable_uring $(cat "$FUSE_RING_PARAM" 2>/dev/null || echo "absent (kernel before 6.14)") during the run (Y: iserfs takes FUSE requests from an io_uring, -o fuse_ring=auto; see bench/lib.sh)"
-  echo "free page reporting order $(cat "$PAGE_REPORTING_PARAM" 2>/dev/null || echo "absent (no page_reporting module)") during the run${PAGE_REPORTING_WAS:+, $PAGE_REPORTING_WAS before} (above 10: the VM hands no free memory back to its host, and ${WARM_MB:-2048} MiB were touched first; see bench/lib.sh)"
+  if [ -n "${PAGE_REPORTING_WAS:-}" ]; then
+    echo "free page reporting order $(cat "$PAGE_REPORTING_PARAM") during the run, $PAGE_REPORTING_WAS before (above 10: the VM hands no free memory back to its host, and ${WARM_MB:-2048} MiB were touched first; see bench/lib.sh)"
+  elif [ -r "$PAGE_REPORTING_PARAM" ]; then
+    echo "free page reporting order $(cat "$PAGE_REPORTING_PARAM"), left as it was (see bench/lib.sh)"
+  fi
   echo "versions: $("$ISERFS" --version | head -1); $(dpkg-query -W -f '${Package} ${Version}, ' tgt libiscsi7 fio qemu-system-common nbdkit libnbd-bin 2>/dev/null | sed 's/, $//')"
   echo "busiest processes at the start (lifetime %CPU): $busy_before"
   echo "busiest processes at the end: $(ps -eo pcpu=,comm= --sort=-pcpu | head -5 | awk '{ printf "%s %s%%; ", $2, $1 }')"
