@@ -34,10 +34,9 @@ COLS = {"MBps": 3, "IOPS": 4, "lat": 5, "GiB": 6, "cpu": 7, "target": 8,
         "wait": 9}
 # the systems whose target is tgtd (its event thread's wait is measured)
 TGTD_SYSTEMS = ["rawio", "iscsiperf", "iserfs", "qsd"]
-# the runs with tgtd on a core of its own (run.sh, PIN_WORKLOADS)
-PINNED = [("seqread", "MBps", "MB/s", 1), ("seqwrite", "MBps", "MB/s", 1),
-          ("randread32", "IOPS", "k IOPS", 1e-3),
-          ("randwrite32", "IOPS", "k IOPS", 1e-3)]
+# the workloads run again with tgtd on a core of its own (run.sh,
+# PIN_WORKLOADS); their labels and metrics are those of WORKLOADS
+PINNED = ["seqread", "seqwrite", "randread32", "randwrite32"]
 # what serves each system's I/O (its "target" CPU column)
 TARGETS = {"rawio": "tgtd", "iscsiperf": "tgtd", "iserfs": "tgtd",
            "qsd": "tgtd", "nbdfuse": "nbdkit"}
@@ -156,17 +155,18 @@ def wait_table(runs, na):
 
 
 def pinned_table(runs):
-    label = {wl: l for wl, l, _, _, _ in WORKLOADS}
+    spec = {w[0]: w[1:] for w in WORKLOADS}
     out = ["| workload | raw libiscsi (rawio) | iserfs | iserfs / raw "
            "| tgtd's event thread waiting: rawio | iserfs |",
            "|---|---|---|---|---|---|"]
-    for wl, metric, unit, scale in PINNED:
+    for wl in PINNED:
+        label, metric, unit, scale = spec[wl]
         raw, me = (med(runs, s, wl, metric)
                    for s in ("rawio-pinned", "iserfs-pinned"))
         if ratio(me, raw) is None:
             continue
         out.append("| %s (%s) | %s | %s | %.2fx | %s | %s |" % (
-            label[wl], unit, cell(runs, {}, "rawio-pinned", wl, metric, scale),
+            label, unit, cell(runs, {}, "rawio-pinned", wl, metric, scale),
             cell(runs, {}, "iserfs-pinned", wl, metric, scale), ratio(me, raw),
             wait_cell(waiting(runs, "rawio-pinned", wl)),
             wait_cell(waiting(runs, "iserfs-pinned", wl))))

@@ -309,13 +309,17 @@ declare -A PERF_WL=(
 WORKLOADS=(seqread seqwrite ddread ddwrite randread32 randwrite32 randread1 seqread4m4)
 FUSE_SYSTEMS=(iserfs qsd nbdfuse nullfuse)
 
+# run_one SYSTEM WORKLOAD REP [AS]: one run, recorded as AS (default
+# SYSTEM); the rawio and fio runs start under the command in RUN_UNDER
+# (empty, or the pinned runs' taskset below).
+RUN_UNDER=()
 run_one () {
-  local sys=$1 wl=$2 rep=$3 f
+  local sys=$1 wl=$2 rep=$3 as=${4:-$1} f
   case $sys in
     rawio)
       [ -n "${WL[$wl]:-}" ] || return 0
       # shellcheck disable=SC2046,SC2086
-      measure rawio "$wl" "$rep" parse_rawio \
+      measure "$as" "$wl" "$rep" parse_rawio "${RUN_UNDER[@]}" \
         timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${WL[$wl]} "$SECS" ;;
     iscsiperf)
       [ -n "${PERF_WL[$wl]:-}" ] && [ -z "${NA[iscsiperf]:-}" ] || return 0
@@ -339,7 +343,7 @@ run_one () {
         seqread4m4) ;;
         *)
           # shellcheck disable=SC2046,SC2086
-          measure "$sys" "$wl" "$rep" parse_fio \
+          measure "$as" "$wl" "$rep" parse_fio "${RUN_UNDER[@]}" \
             timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="$f" $(fio_args "$wl") ;;
       esac ;;
   esac
@@ -387,14 +391,12 @@ pin () {
 pinned_runs () {
   local rep=$1 wl
   if pin "$target_cpu" "$tgtd_pid" && pin "$client_cpus" "${DAEMON[iserfs]}"; then
+    RUN_UNDER=(taskset -c "$client_cpus")
     for wl in "${PIN_WORKLOADS[@]}"; do
-      # shellcheck disable=SC2086
-      measure rawio-pinned "$wl" "$rep" parse_rawio taskset -c "$client_cpus" \
-        timeout $((SECS + 60)) "$RAWIO" "$URL/1" ${WL[$wl]} "$SECS"
-      # shellcheck disable=SC2046,SC2086
-      measure iserfs-pinned "$wl" "$rep" parse_fio taskset -c "$client_cpus" \
-        timeout $((SECS + 60)) fio "${FIO_COMMON[@]}" --filename="${FILE[iserfs]}" $(fio_args "$wl")
+      run_one rawio "$wl" "$rep" rawio-pinned
+      run_one iserfs "$wl" "$rep" iserfs-pinned
     done
+    RUN_UNDER=()
   else
     pin_note="stopped at repetition $rep: taskset could not pin tgtd or iserfs"
   fi
