@@ -74,7 +74,7 @@ for l in 1 2; do
     [ "$e" = 0 ] || bad=1
     ! grep -qiE 'verify|crc' "$TARGET_DIR/fio$l.err" || { cat "$TARGET_DIR/fio$l.err"; bad=1; }
 done
-iserfs_stats "$mnt" | grep -E '^(bytes_read|bytes_written|reconnects|failed_cmds|read_failed|write_failed)='
+iserfs_stats "$mnt" | grep -E '^(bytes_read|bytes_written|reconnects|failed_cmds|read_failed|write_failed|fuse_ring_requests|read_in_place_bytes)='
 [ "$bad" = 0 ] || die "soak: I/O or verification errors"
 iserfs_umount "$mnt"
 pass "soak: $((SECONDS - t0))s, zero verification errors"
