@@ -12,8 +12,11 @@
 #
 # Knobs: W (workloads: names of WL in bench/lib.sh, default the five
 # fio workloads of bench/run.sh; also randread4 and randwrite1;
-# also ddwrite: dd bs=1M conv=notrunc,fsync, and ddread: dd bs=1M from a
-# cold page cache -- it drops the whole machine's page cache first),
+# also ddwrite: dd bs=1M conv=notrunc,fsync, ddread: dd bs=1M from a
+# cold page cache -- it drops the whole machine's page cache first --,
+# and pwrite8: 8 threads each writing 4 KiB at random offsets with
+# O_DIRECT pwrite(2), one write at a time, as a database's writers or
+# qemu's aio=threads do),
 # REPS (3), SECS (3), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7811/13311),
 # TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
 # bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh),
@@ -58,7 +61,7 @@ trap 'exit 130' INT TERM
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 bench_setup
 for w in $W; do
-  case $w in ddwrite|ddread) continue ;; esac
+  case $w in ddwrite|ddread|pwrite8) continue ;; esac
   [ -n "${WL[$w]:-}" ] || die "unknown workload $w"
 done
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"
@@ -96,18 +99,30 @@ ddread () {
     'BEGIN { printf "%-12s bin%d rep%d %8.0f MB/s\n", "ddread", i, r, mb * 1048576 * 1000 / ns }'
 }
 
+# fio_run W I R FIO_OPTION...: one fio run of workload W on mount I, its
+# result as one line.
+fio_run () {
+  local w=$1 i=$2 r=$3
+  shift 3
+  timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" "$@" \
+    --direct=1 --ramp_time=1 --runtime="$SECS" --time_based \
+    --size="${LUN_MB}M" --output-format=terse --terse-version=3 2>/dev/null |
+  # terse v3: read KB/s 7, IOPS 8, total latency mean 40 (µs); write 48, 49, 81.
+  awk -F';' -v w="$w" -v i="$i" -v r="$r" '{
+    if ($49 > $8) { bw = $48; iops = $49; lat = $81 } else { bw = $7; iops = $8; lat = $40 }
+    printf "%-12s bin%d rep%d %8.0f MB/s %8d IOPS %8.0f us\n", w, i, r, bw / 1024, iops, lat }'
+}
+
 for w in $W; do
   for r in $(seq "$REPS"); do
     for i in $(seq 0 $((n - 1))); do
-      case $w in ddwrite|ddread) "$w" "$i" "$r"; continue ;; esac
-      # shellcheck disable=SC2086
-      timeout $((SECS + 60)) fio --name=ab --filename="$work/m$i/lun1" $(fio_args "$w") \
-        --ioengine=libaio --direct=1 --ramp_time=1 --runtime="$SECS" --time_based \
-        --size="${LUN_MB}M" --output-format=terse --terse-version=3 2>/dev/null |
-      # terse v3: read KB/s 7, IOPS 8, total latency mean 40 (µs); write 48, 49, 81.
-      awk -F';' -v w="$w" -v i="$i" -v r="$r" '{
-        if ($49 > $8) { bw = $48; iops = $49; lat = $81 } else { bw = $7; iops = $8; lat = $40 }
-        printf "%-12s bin%d rep%d %8.0f MB/s %8d IOPS %8.0f us\n", w, i, r, bw / 1024, iops, lat }'
+      # shellcheck disable=SC2046
+      case $w in
+        ddwrite|ddread) "$w" "$i" "$r" ;;
+        pwrite8) fio_run "$w" "$i" "$r" --ioengine=psync --rw=randwrite --bs=4k \
+                   --numjobs=8 --group_reporting ;;
+        *) fio_run "$w" "$i" "$r" $(fio_args "$w") --ioengine=libaio ;;
+      esac
     done
   done
 done
