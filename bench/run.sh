@@ -10,7 +10,9 @@
 # so that a burst of load from elsewhere hurts every column alike.
 #
 # Environment knobs: BUILDDIR (an existing configured build to use; else one
-# is made under the work dir), OUT (default docs/bench), REPS (3), SECS (3,
+# is made under the work dir, against contrib/libiscsi's libiscsi in
+# LIBISCSI_PREFIX, default /opt/iserfs/libiscsi, or with LIBISCSI=stock
+# against Debian's), OUT (default docs/bench), REPS (3), SECS (3,
 # seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
 # CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
 # (skip the perf profile), TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh;
@@ -49,6 +51,15 @@ case "$REPS$SECS$LUN_MB$DD_MB" in *[!0-9]*) die "REPS, SECS, LUN_MB and DD_MB mu
 [ "$DD_MB" -le "$LUN_MB" ] || die "DD_MB must not exceed LUN_MB"
 
 # ---- requirements: install what is missing, remember what is not there ----
+# To build iserfs: what contrib/deps.sh installs (it also runs apt-get
+# update when anything is missing, which the installs below then need).
+if [ -z "${BUILDDIR:-}" ] && [ "${NO_INSTALL:-0}" != 1 ]; then
+  say "installing the build dependencies (contrib/deps.sh)"
+  deps_log=$(mktemp /tmp/iserfs-bench-deps.XXXXXX)
+  timeout 900 bash "$srcdir/contrib/deps.sh" >"$deps_log" 2>&1 ||
+    { tail -20 "$deps_log"; die "contrib/deps.sh failed (its output: $deps_log)"; }
+  rm -f "$deps_log"
+fi
 # cmd:package pairs; a peer whose package cannot be installed becomes an
 # "n/a (reason)" column, the rest still runs.
 declare -A NA=()
@@ -113,13 +124,27 @@ trap 'exit 130' INT TERM
 bench_setup
 
 # ---- build (or use $BUILDDIR) ----
+# As contrib/build.sh (the README's first command) builds it: against
+# libiscsi 1.20 with the patches of contrib/libiscsi, in LIBISCSI_PREFIX,
+# built there first if it is not (about 20 s); the committed results were
+# measured so.  LIBISCSI=stock builds against Debian's libiscsi 1.19.
 if [ -z "${BUILDDIR:-}" ]; then
   BUILDDIR=$work/build
+  cfg=()
+  if [ "${LIBISCSI:-patched}" != stock ]; then
+    prefix=${LIBISCSI_PREFIX:-/opt/iserfs/libiscsi}
+    [ "${NO_INSTALL:-0}" != 1 ] || [ -f "$prefix/lib/pkgconfig/libiscsi.pc" ] ||
+      die "NO_INSTALL=1, and no libiscsi in $prefix: make it with contrib/libiscsi/build.sh, or set LIBISCSI=stock"
+    say "libiscsi with the patches of contrib/libiscsi in $prefix"
+    timeout 900 sh "$srcdir/contrib/libiscsi/build.sh" "$prefix" >"$work/libiscsi.log" 2>&1 ||
+      { tail -20 "$work/libiscsi.log"; die "contrib/libiscsi/build.sh failed (LIBISCSI=stock uses Debian's libiscsi)"; }
+    cfg+=("--with-libiscsi=$prefix")
+  fi
   say "building iserfs in $BUILDDIR"
   mkdir -p "$BUILDDIR"
   ( cd "$srcdir" && { [ -x configure ] || timeout 300 ./autogen.sh; } ) \
     >"$work/build.log" 2>&1 || die "autogen failed, see $work/build.log"
-  ( cd "$BUILDDIR" && timeout 300 "$srcdir/configure" -q \
+  ( cd "$BUILDDIR" && timeout 300 "$srcdir/configure" -q "${cfg[@]}" \
       && timeout 900 make -j"$(nproc)" \
       && timeout 300 make -C tests rawio mempool_bench nullfuse ) \
     >>"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; die "build failed"; }
