@@ -12,7 +12,7 @@
 # Environment knobs: BUILDDIR (an existing configured build to use; else one
 # is made under the work dir, against contrib/libiscsi's libiscsi in
 # LIBISCSI_PREFIX, default /opt/iserfs/libiscsi, or with LIBISCSI=stock
-# against Debian's), OUT (default docs/bench), REPS (3), SECS (3,
+# against Debian's; LIBISCSI=patched is the default), OUT (default docs/bench), REPS (3), SECS (3,
 # seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
 # CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
 # (skip the perf profile), TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh;
@@ -49,6 +49,7 @@ say () { echo "bench: $*" >&2; }
 [ "$(id -u)" = 0 ] || die "must run as root (tgtd, FUSE mounts, drop_caches)"
 case "$REPS$SECS$LUN_MB$DD_MB" in *[!0-9]*) die "REPS, SECS, LUN_MB and DD_MB must be numbers" ;; esac
 [ "$DD_MB" -le "$LUN_MB" ] || die "DD_MB must not exceed LUN_MB"
+case ${LIBISCSI:-patched} in patched|stock) ;; *) die "LIBISCSI=$LIBISCSI: expected 'stock' (Debian's) or 'patched' (the default)" ;; esac
 
 # ---- requirements: install what is missing, remember what is not there ----
 # To build iserfs: what contrib/deps.sh installs (it also runs apt-get
