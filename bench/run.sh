@@ -11,9 +11,10 @@
 #
 # Environment knobs: BUILDDIR (an existing configured build to use; else one
 # is made under the work dir, against contrib/libiscsi's libiscsi in
-# LIBISCSI_PREFIX, default /opt/iserfs/libiscsi, or with LIBISCSI=stock
-# against Debian's; LIBISCSI=patched is the default), OUT (default docs/bench), REPS (3), SECS (3,
-# seconds per fio/rawio run), LUN_MB (1024), DD_MB (512, MiB per dd run),
+# ISERFS_LIBISCSI_PREFIX, default /opt/iserfs/libiscsi, or with
+# ISERFS_LIBISCSI=stock against Debian's: contrib/build.sh's knobs),
+# OUT (default docs/bench), REPS (3), SECS (3, seconds per fio/rawio run),
+# LUN_MB (1024), DD_MB (512, MiB per dd run),
 # CTL_PORT/ISCSI_PORT (7795/13295), NO_INSTALL=1 (never apt-get), PROFILE=0
 # (skip the perf profile), TGTD_TUNABLES (tgtd's malloc, see bench/lib.sh;
 # empty for stock glibc), TGTD_MRDSL (tgtd's MaxRecvDataSegmentLength;
@@ -49,7 +50,7 @@ say () { echo "bench: $*" >&2; }
 [ "$(id -u)" = 0 ] || die "must run as root (tgtd, FUSE mounts, drop_caches)"
 case "$REPS$SECS$LUN_MB$DD_MB" in *[!0-9]*) die "REPS, SECS, LUN_MB and DD_MB must be numbers" ;; esac
 [ "$DD_MB" -le "$LUN_MB" ] || die "DD_MB must not exceed LUN_MB"
-case ${LIBISCSI:-patched} in patched|stock) ;; *) die "LIBISCSI=$LIBISCSI: expected 'stock' (Debian's) or 'patched' (the default)" ;; esac
+case ${ISERFS_LIBISCSI:-hooked} in hooked|stock) ;; *) die "ISERFS_LIBISCSI=$ISERFS_LIBISCSI: expected 'stock' (Debian's) or 'hooked' (the default)" ;; esac
 
 # ---- requirements: install what is missing, remember what is not there ----
 # To build iserfs: what contrib/deps.sh installs (it also runs apt-get
@@ -126,19 +127,20 @@ bench_setup
 
 # ---- build (or use $BUILDDIR) ----
 # As contrib/build.sh (the README's first command) builds it: against
-# libiscsi 1.20 with the patches of contrib/libiscsi, in LIBISCSI_PREFIX,
+# libiscsi 1.20 with the patches of contrib/libiscsi, in ISERFS_LIBISCSI_PREFIX,
 # built there first if it is not (about 20 s); the committed results were
-# measured so.  LIBISCSI=stock builds against Debian's libiscsi 1.19.
+# measured so.  ISERFS_LIBISCSI=stock builds against Debian's libiscsi 1.19
+# (the same knobs as contrib/build.sh's).
 if [ -z "${BUILDDIR:-}" ]; then
   BUILDDIR=$work/build
   cfg=()
-  if [ "${LIBISCSI:-patched}" != stock ]; then
-    prefix=${LIBISCSI_PREFIX:-/opt/iserfs/libiscsi}
+  if [ "${ISERFS_LIBISCSI:-hooked}" != stock ]; then
+    prefix=${ISERFS_LIBISCSI_PREFIX:-/opt/iserfs/libiscsi}
     [ "${NO_INSTALL:-0}" != 1 ] || [ -f "$prefix/lib/pkgconfig/libiscsi.pc" ] ||
-      die "NO_INSTALL=1, and no libiscsi in $prefix: make it with contrib/libiscsi/build.sh, or set LIBISCSI=stock"
+      die "NO_INSTALL=1, and no libiscsi in $prefix: make it with contrib/libiscsi/build.sh, or set ISERFS_LIBISCSI=stock"
     say "libiscsi with the patches of contrib/libiscsi in $prefix"
     timeout 900 sh "$srcdir/contrib/libiscsi/build.sh" "$prefix" >"$work/libiscsi.log" 2>&1 ||
-      { tail -20 "$work/libiscsi.log"; die "contrib/libiscsi/build.sh failed (LIBISCSI=stock uses Debian's libiscsi)"; }
+      { tail -20 "$work/libiscsi.log"; die "contrib/libiscsi/build.sh failed (ISERFS_LIBISCSI=stock uses Debian's libiscsi)"; }
     cfg+=("--with-libiscsi=$prefix")
   fi
   say "building iserfs in $BUILDDIR"

@@ -335,7 +335,6 @@ reply_open (fuse_req_t req, struct fuse_file_info *fi)
 {
 #if defined HAVE_STRUCT_FUSE_FILE_INFO_PARALLEL_DIRECT_WRITES
   fi->parallel_direct_writes = fi->direct_io;
-  fuse_reply_open (req, fi);
 #elif defined FOPEN_PARALLEL_DIRECT_WRITES
   if (fi->direct_io) {
     struct fuse_open_out out = {
@@ -344,12 +343,10 @@ reply_open (fuse_req_t req, struct fuse_file_info *fi)
     };
 
     fuse_reply_buf (req, (const char *) &out, sizeof out);
+    return;
   }
-  else
-    fuse_reply_open (req, fi);
-#else
-  fuse_reply_open (req, fi);
 #endif
+  fuse_reply_open (req, fi);
 }
 
 static void
