@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench/report.py: turn bench/run.sh's runs.tsv into docs/bench/results.md,
-the gnuplot data for results.png, and the ratios against the issue's goals.
+the gnuplot data for results.png, and the ratios against the goals
+(docs/bench/README.md, "The goals").
 
 Each cell is the median of the repetitions; min-max shows the spread, so a
 reader can tell a real gap from noise.
@@ -178,8 +179,7 @@ def ratio(a, b):
 
 
 def goals(runs, na, cores):
-    """(text, met) for every goal of the issue; met is None when a peer is
-    missing."""
+    """(text, met) for every goal; met is None when a peer is missing."""
     g = []
 
     def m(s, wl, metric):
@@ -404,13 +404,13 @@ def main():
                "raw libiscsi and iserfs again in every repetition, after the "
                "runs above, with tgtd (all its threads) on one core and the "
                "client (rawio, or fio and iserfs's threads) on the others "
-               "(`taskset`; see README.md, \"The target's core\"). Not a "
-               "goal of the issue, which measures on shared cores. The "
+               "(`taskset`; see README.md, \"The target's core\"). Not one "
+               "of the goals, which are measured on shared cores. The "
                "client's CPU is no longer taken from tgtd's, but tgtd has "
                "one core for all its threads, so raw libiscsi may be slower "
                "here than on shared cores: compare both tables.", ""]
         md += pt
-    md += ["", "## Against the goals of the issue", "", "```"] + ratio_lines + ["```"]
+    md += ["", "## Against the goals", "", "```"] + ratio_lines + ["```"]
     md += ["", "## iserfs `user.iserfs.stats` after the run", "", "```",
            text(stats_p), "```", "", "## Pool micro-benchmark (tests/mempool_bench)",
            "", "```", text(pool_p), "```"]
