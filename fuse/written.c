@@ -1,5 +1,6 @@
-/* Sorted, merged byte ranges.  Writers from cp/dd arrive mostly in order, so
- * the common case appends to or extends the last range. */
+/* Sorted, merged byte ranges, and the O_TRUNC bookkeeping on top of them
+ * (see written.h).  Writers from cp/dd arrive mostly in order, so the
+ * common case appends to or extends the last range. */
 #include <config.h>
 
 #include <errno.h>
@@ -80,4 +81,94 @@ rangeset_free (struct rangeset *s)
 {
   free (s->r);
   memset (s, 0, sizeof *s);
+}
+
+/* ---- O_TRUNC bookkeeping ---- */
+
+/* Room for one more held write, taken before anything is recorded so that
+ * a failure changes nothing. */
+static int
+held_room (struct trunc_map *t)
+{
+  size_t alloc;
+  void **held;
+
+  if (t->nheld < t->held_alloc)
+    return 0;
+  alloc = t->held_alloc ? t->held_alloc * 2 : 8;
+  held = realloc (t->held, alloc * sizeof *held);
+  if (held == NULL)
+    return -ENOMEM;
+  t->held = held;
+  t->held_alloc = alloc;
+  return 0;
+}
+
+int
+trunc_claim (struct trunc_map *t, uint64_t off, uint64_t len, void *write)
+{
+  int err;
+
+  if (t->zeroing && (err = held_room (t)) < 0)
+    return err;
+  if ((err = rangeset_add (&t->claimed, off, off + len)) < 0)
+    return err;
+  trunc_extend (t, off + len);
+  if (!t->zeroing)
+    return 0;
+  t->held[t->nheld++] = write;
+  return 1;
+}
+
+int
+trunc_record (struct trunc_map *t, uint64_t start, uint64_t end)
+{
+  trunc_extend (t, end);
+  return rangeset_add (&t->claimed, start, end);
+}
+
+void
+trunc_extend (struct trunc_map *t, uint64_t end)
+{
+  if (end > t->hwm)
+    t->hwm = end;
+}
+
+static int
+collect_gap (void *opaque, uint64_t start, uint64_t end)
+{
+  return rangeset_add (opaque, start, end);
+}
+
+int
+trunc_zero_begin (struct trunc_map *t, struct rangeset *gaps)
+{
+  int err = rangeset_gaps (&t->claimed, t->hwm, collect_gap, gaps);
+
+  if (err == 0)
+    t->zeroing = true;
+  return err;
+}
+
+void **
+trunc_take_held (struct trunc_map *t, size_t *n)
+{
+  void **held = t->held;
+
+  *n = t->nheld;
+  if (*n == 0) {
+    t->zeroing = false;
+    return NULL;
+  }
+  t->held = NULL;
+  t->nheld = t->held_alloc = 0;
+  return held;
+}
+
+void
+trunc_free (struct trunc_map *t)
+{
+  rangeset_free (&t->claimed);
+  free (t->held);
+  memset (t, 0, sizeof *t);
 }
