@@ -334,12 +334,13 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   free (buf);
 }
 
-/* Answer an OPEN; 0 or the -errno of a reply the kernel did not take (the
- * opener was interrupted, the mount is going away).  An O_DIRECT open also gets FOPEN_PARALLEL_DIRECT_WRITES:
- * without it the kernel holds the inode's lock across each synchronous
- * O_DIRECT write until iserfs answers it, so threads writing one LUN (a
- * database, a VM's I/O threads) get one write at a time between them
- * (measured: 4 KiB psync writes, 8 threads, no faster than 1).  Two
+/* Answer an OPEN; 0, or the -errno of a reply the kernel did not take
+ * (the opener was interrupted, the mount is going away).  An O_DIRECT
+ * open also gets FOPEN_PARALLEL_DIRECT_WRITES: without it the kernel
+ * holds the inode's lock across each synchronous O_DIRECT write until
+ * iserfs answers it, so threads writing one LUN (a database, a VM's I/O
+ * threads) get one write at a time between them (measured: 4 KiB psync
+ * writes, 8 threads, no faster than 1).  Two
  * overlapping writes are still ordered, by the LUN's range lock (src/io.c).
  * libfuse 3.14 has no field for the flag, so the reply is built here; it
  * is the struct fuse_reply_open would send. */
@@ -776,9 +777,9 @@ settle_written (struct handle *h, bool force_sync)
  * the handle last heard (only fsync uses it up: see behind_wait).  Writes
  * behind go first: their data must be in before the sync (the zero fill
  * leaves their ranges alone in any case: they were claimed when
- * submitted).  Closing a descriptor that cannot write
- * waits for nothing, as in the kernel; an fsync(2) always waits.  deadline
- * (NULL: none) bounds that wait at exit. */
+ * submitted).  Closing a descriptor that cannot write waits for nothing,
+ * as in the kernel; an fsync(2) always waits.  deadline (NULL: none)
+ * bounds that wait at exit. */
 static int
 settle (struct handle *h, bool is_fsync, const struct timespec *deadline)
 {
@@ -811,7 +812,6 @@ fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
   (void) datasync;
   fuse_reply_err (req, settle (h, true, NULL));
 }
-
 
 static void
 fs_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
