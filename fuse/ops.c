@@ -58,6 +58,9 @@ struct handle {
  * sync what they wrote and free them. */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct handle *open_handles;
+/* How many of them have O_TRUNC: while none has, a write claims nothing
+ * (admit_write) and takes no lock but its own handle's. */
+static atomic_uint trunc_handles;
 
 static void
 handle_link (struct handle *h)
@@ -87,6 +90,8 @@ handle_unlink (struct handle *h)
 static void
 handle_free (struct handle *h)
 {
+  if (h->trunc)
+    atomic_fetch_sub (&trunc_handles, 1);
   trunc_free (&h->written);
   pthread_cond_destroy (&h->writes_done);
   pthread_mutex_destroy (&h->zero_lock);
@@ -391,6 +396,8 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   pthread_mutex_init (&h->lock, NULL);
   pthread_mutex_init (&h->zero_lock, NULL);
   pthread_cond_init (&h->writes_done, NULL);
+  if (h->trunc)
+    atomic_fetch_add (&trunc_handles, 1);
   handle_link (h);
   fi->fh = (uintptr_t) h;
   /* O_DIRECT bypasses the page cache either way; through FUSE's direct-I/O
@@ -513,6 +520,49 @@ write_behind_done (struct io_req *r)
   behind_done (b, r->opaque, lun, r->err);
 }
 
+/* Let a write r of h, [off, off + len), be submitted: every O_TRUNC
+ * handle of the LUN claims the range (fuse/written.h: neither a write in
+ * flight nor one of another descriptor after the open is a gap), and if
+ * one of them is writing its zeros, it holds r until they are written.
+ * skip: a handle giving back the writes it held, whose zero fill is over.
+ * 0: submit r; 1: held; -ENOMEM: refuse it. */
+static int
+admit_write (struct handle *h, struct io_req *r, uint64_t off, size_t len,
+             const struct handle *skip)
+{
+  int held = 0, err = 0;
+
+  if (atomic_load (&trunc_handles) == 0)
+    return 0;
+  pthread_mutex_lock (&open_lock);
+  for (struct handle *t = open_handles; t && err == 0; t = t->next) {
+    if (!t->trunc || t->lun != h->lun)
+      continue;
+    pthread_mutex_lock (&t->lock);
+    err = trunc_claim (&t->written, off, len, t == h);
+    if (err == 0 && held == 0 && t != skip)
+      held = err = trunc_hold (&t->written, r);
+    pthread_mutex_unlock (&t->lock);
+  }
+  pthread_mutex_unlock (&open_lock);
+  if (err < 0)
+    log_error ("lun%d: out of memory recording a write for O_TRUNC",
+               h->lun->lun);
+  return err < 0 ? err : held;
+}
+
+/* Fail a write that admit_write refused, never submitted (r->opaque is its
+ * FUSE request: a write that may be held is not answered early). */
+static void
+refuse_write (struct io_req *r, int err)
+{
+  fuse_req_t req = r->opaque;
+
+  write_finished (r->opaque2, false);
+  io_req_free (r);
+  fuse_reply_err (req, err);
+}
+
 /* The request for a write of buf: whole blocks go out from the buffer they
  * were received into (fuse/loop.c), cut down to what the data needs -- the
  * buffer is sized for the largest request, 2 MiB, and a 4 KiB write in
@@ -587,16 +637,12 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   r->done = write_done;
   r->opaque = req;
   pthread_mutex_lock (&h->lock);
-  held = h->trunc ? trunc_claim (&h->written, off, size, r) : 0;
-  if (held >= 0)
-    h->writes++;
+  h->writes++;
   pthread_mutex_unlock (&h->lock);
+  held = admit_write (h, r, off, size, NULL);
   if (held < 0) {
-    /* Unrecorded, its range would be zeroed at close: refuse it. */
-    log_error ("lun%d: out of memory recording an O_TRUNC write",
-               h->lun->lun);
-    io_req_free (r);
-    fuse_reply_err (req, -held);
+    /* Unrecorded, its range would be zeroed at close. */
+    refuse_write (r, -held);
     return;
   }
   if (held) {
@@ -688,8 +734,9 @@ zero_range (void *opaque, uint64_t start, uint64_t end)
   return zero_by_write_same (l, first, last);
 }
 
-/* The zero fill of h is over: submit the writes held meanwhile, oldest
- * first, until none is left (fuse/written.h). */
+/* The zero fill of h is over: let the writes it held go, oldest first,
+ * until none is left (fuse/written.h) -- unless another O_TRUNC handle of
+ * the LUN is writing zeros now, which then holds them in turn. */
 static void
 release_held (struct handle *h)
 {
@@ -702,8 +749,15 @@ release_held (struct handle *h)
     pthread_mutex_unlock (&h->lock);
     if (n == 0)
       return;
-    for (size_t i = 0; i < n; i++)
-      io_submit (held[i]);
+    for (size_t i = 0; i < n; i++) {
+      struct io_req *r = held[i];
+      int err = admit_write (r->opaque2, r, r->off, r->len, h);
+
+      if (err == 0)
+        io_submit (r);
+      else if (err < 0)
+        refuse_write (r, -err);
+    }
     free (held);
   }
 }

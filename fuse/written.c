@@ -85,37 +85,30 @@ rangeset_free (struct rangeset *s)
 
 /* ---- O_TRUNC bookkeeping ---- */
 
-/* Room for one more held write, taken before anything is recorded so that
- * a failure changes nothing. */
-static int
-held_room (struct trunc_map *t)
+int
+trunc_claim (struct trunc_map *t, uint64_t off, uint64_t len, bool own)
 {
-  size_t alloc;
-  void **held;
+  int err = rangeset_add (&t->claimed, off, off + len);
 
-  if (t->nheld < t->held_alloc)
-    return 0;
-  alloc = t->held_alloc ? t->held_alloc * 2 : 8;
-  held = realloc (t->held, alloc * sizeof *held);
-  if (held == NULL)
-    return -ENOMEM;
-  t->held = held;
-  t->held_alloc = alloc;
-  return 0;
+  if (err == 0 && own)
+    trunc_extend (t, off + len);
+  return err;
 }
 
 int
-trunc_claim (struct trunc_map *t, uint64_t off, uint64_t len, void *write)
+trunc_hold (struct trunc_map *t, void *write)
 {
-  int err;
-
-  if (t->zeroing && (err = held_room (t)) < 0)
-    return err;
-  if ((err = rangeset_add (&t->claimed, off, off + len)) < 0)
-    return err;
-  trunc_extend (t, off + len);
   if (!t->zeroing)
     return 0;
+  if (t->nheld == t->held_alloc) {
+    size_t alloc = t->held_alloc ? t->held_alloc * 2 : 8;
+    void **held = realloc (t->held, alloc * sizeof *held);
+
+    if (held == NULL)
+      return -ENOMEM;
+    t->held = held;
+    t->held_alloc = alloc;
+  }
   t->held[t->nheld++] = write;
   return 1;
 }

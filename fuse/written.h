@@ -1,21 +1,23 @@
 /* What an O_TRUNC open file description owes (fuse/ops.c), and the set of
  * byte ranges it is built on.
  *
- * A range counts as written from the moment its write is submitted --
+ * A range counts as written from the moment a write to it is submitted --
+ * a write of this description or of any other of the LUN since its open,
  * before the target answers, and also if the write then fails: the zero
  * fill at flush/fsync must never write over a write still in flight (the
- * engine would order the zeros after it, and lose it), and the content of
- * a range whose write failed is what that failure left, reported to the
- * writer, not zeros written behind its back.  So a gap is only what no
- * write of the description ever covered.
+ * engine would order the zeros after it, and lose it), nor over what
+ * another descriptor wrote after the truncation (a file keeps that), and
+ * the content of a range whose write failed is what that failure left,
+ * reported to the writer, not zeros written behind its back.  So a gap is
+ * only what no write ever covered.
  *
- * While the zero fill of its gaps runs, new writes of the description are
- * held and submitted, in arrival order, once it is done: the gaps were
- * collected before them, and a write sent into a gap before that gap's
- * zeros would be overtaken by them.
+ * While the zero fill of its gaps runs, new writes to the LUN are held and
+ * submitted once it is done: the gaps were collected before them, and a
+ * write sent into a gap before that gap's zeros would be overtaken by
+ * them.
  *
  * Not thread-safe: the owner (the handle) holds its own lock around every
- * call.  Allocation failures leave everything as it was. */
+ * call. */
 #ifndef ISERFS_WRITTEN_H
 #define ISERFS_WRITTEN_H
 
@@ -49,11 +51,16 @@ struct trunc_map {
   size_t nheld, held_alloc;
 };
 
-/* A write of [off, off + len) is about to be submitted; write is what the
- * caller gets back from trunc_take_held if it must wait.  Returns 0 (go
- * ahead), 1 (held: do not submit it, trunc_take_held gives it back) or
- * -ENOMEM (nothing recorded: fail the write, or it would be zeroed). */
-int trunc_claim (struct trunc_map *t, uint64_t off, uint64_t len, void *write);
+/* A write of [off, off + len) is about to be submitted: the range is no
+ * gap.  own: the description's own write, which also raises its mark (a
+ * write of another description does not: the zero fill stops where this
+ * one's data ends).  0, or -ENOMEM with nothing changed: then fail the
+ * write, or it would be zeroed. */
+int trunc_claim (struct trunc_map *t, uint64_t off, uint64_t len, bool own);
+/* While the zero fill runs, keep write (claimed already) to be given back
+ * by trunc_take_held: 1.  Otherwise 0: submit it.  -ENOMEM: not kept, fail
+ * the write (its range stays claimed: what a failed write left). */
+int trunc_hold (struct trunc_map *t, void *write);
 /* [start, end) holds what the description meant (zeros it wrote, a punched
  * or zeroed range): no need to zero it again, and the mark covers it.
  * -ENOMEM only means it may be zeroed again later. */

@@ -14,7 +14,8 @@
  *   fsync | dupclose           as in ioprobe
  *   bg:fsync | bg:dupclose     the same on a thread of its own; "join"
  *                              waits for it and prints its result
- *   open2:FLAGS | fsync2 | close2   a second descriptor of FILE
+ *   open2:FLAGS | pwrite2:OFFSET:LENGTH:BYTE | fsync2 | close2
+ *                              a second descriptor of FILE
  *   step                       print "step", then wait for a line on stdin:
  *                              the script does something (stops the
  *                              target, looks at counters) in between
@@ -28,6 +29,7 @@
 #include <inttypes.h>
 #include <linux/aio_abi.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,8 @@ usage (void)
 {
   fprintf (stderr, "usage: aioprobe FILE r|w|rw[,trunc,direct,sync] "
            "pwrite:OFF:LEN:BYTE|aio:OFF:LEN:BYTE|reap|fsync|dupclose|"
-           "bg:fsync|bg:dupclose|join|open2:FLAGS|fsync2|close2|step...\n");
+           "bg:fsync|bg:dupclose|join|open2:FLAGS|pwrite2:OFF:LEN:BYTE|"
+           "fsync2|close2|step...\n");
   exit (2);
 }
 
@@ -195,10 +198,12 @@ run_op (const char *op)
 {
   char line[64];
 
-  if (!strncmp (op, "pwrite:", 7)) {
+  if (!strncmp (op, "pwrite:", 7) || !strncmp (op, "pwrite2:", 8)) {
+    bool second = op[6] == '2';
     uint64_t off, len;
-    void *buf = parse_write (op + 7, &off, &len);
-    report ("pwrite", pwrite (fd, buf, len, (off_t) off));
+    void *buf = parse_write (op + (second ? 8 : 7), &off, &len);
+    report (second ? "pwrite2" : "pwrite",
+            pwrite (second ? fd2 : fd, buf, len, (off_t) off));
     free (buf);
   }
   else if (!strncmp (op, "aio:", 4))

@@ -1,7 +1,8 @@
 /* Unit tests of the O_TRUNC bookkeeping (fuse/written.c): a write counts
  * as written from its submission, so the zero fill never covers a write in
- * flight; writes that come while the zeros are written are held and given
- * back in order; and running out of memory while recording a write
+ * flight; another descriptor's write is no gap either, but does not move
+ * the mark; writes that come while the zeros are written are held and
+ * given back in order; and running out of memory while recording a write
  * refuses that write and changes nothing, instead of leaving its range to
  * be zeroed.  realloc is wrapped (-Wl,--wrap=realloc) so that a test can
  * make the next allocations fail. */
@@ -56,12 +57,29 @@ START_TEST (test_in_flight_is_no_gap)
 {
   struct rangeset gaps = { 0 };
 
-  ck_assert_int_eq (trunc_claim (&t, 100 * 4096, 4096, NULL), 0);
-  ck_assert_int_eq (trunc_claim (&t, 50 * 4096, 4096, NULL), 0);
+  ck_assert_int_eq (trunc_claim (&t, 100 * 4096, 4096, true), 0);
+  ck_assert_int_eq (trunc_claim (&t, 50 * 4096, 4096, true), 0);
   ck_assert_int_eq (trunc_zero_begin (&t, &gaps), 0);
   ck_assert_uint_eq (gaps.n, 2);
   assert_range (&gaps, 0, 0, 50 * 4096);
   assert_range (&gaps, 1, 51 * 4096, 100 * 4096);
+  rangeset_free (&gaps);
+}
+END_TEST
+
+/* Another descriptor's write is no gap, and moves no mark. */
+START_TEST (test_other_descriptor)
+{
+  struct rangeset gaps = { 0 };
+
+  ck_assert_int_eq (trunc_claim (&t, 100 * 4096, 4096, true), 0);
+  ck_assert_int_eq (trunc_claim (&t, 30 * 4096, 4096, false), 0);
+  ck_assert_int_eq (trunc_claim (&t, 200 * 4096, 4096, false), 0);
+  ck_assert_uint_eq (t.hwm, 101 * 4096);
+  ck_assert_int_eq (trunc_zero_begin (&t, &gaps), 0);
+  ck_assert_uint_eq (gaps.n, 2);
+  assert_range (&gaps, 0, 0, 30 * 4096);
+  assert_range (&gaps, 1, 31 * 4096, 100 * 4096);
   rangeset_free (&gaps);
 }
 END_TEST
@@ -75,11 +93,14 @@ START_TEST (test_held_during_zero_fill)
   void **held;
   size_t n;
 
-  ck_assert_int_eq (trunc_claim (&t, 8192, 4096, NULL), 0);
+  ck_assert_int_eq (trunc_claim (&t, 8192, 4096, true), 0);
+  ck_assert_int_eq (trunc_hold (&t, &a), 0);
   ck_assert_int_eq (trunc_zero_begin (&t, &gaps), 0);
   assert_range (&gaps, 0, 0, 8192);
-  ck_assert_int_eq (trunc_claim (&t, 0, 512, &a), 1);
-  ck_assert_int_eq (trunc_claim (&t, 1 << 20, 512, &b), 1);
+  ck_assert_int_eq (trunc_claim (&t, 0, 512, true), 0);
+  ck_assert_int_eq (trunc_hold (&t, &a), 1);
+  ck_assert_int_eq (trunc_claim (&t, 1 << 20, 512, true), 0);
+  ck_assert_int_eq (trunc_hold (&t, &b), 1);
   held = trunc_take_held (&t, &n);
   ck_assert_uint_eq (n, 2);
   ck_assert_ptr_eq (held[0], &a);
@@ -87,14 +108,15 @@ START_TEST (test_held_during_zero_fill)
   free (held);
   /* Still zeroing until a take comes back empty: a write meanwhile is
    * held behind the ones just taken. */
-  ck_assert_int_eq (trunc_claim (&t, 4096, 512, &c), 1);
+  ck_assert_int_eq (trunc_claim (&t, 4096, 512, true), 0);
+  ck_assert_int_eq (trunc_hold (&t, &c), 1);
   held = trunc_take_held (&t, &n);
   ck_assert_uint_eq (n, 1);
   ck_assert_ptr_eq (held[0], &c);
   free (held);
   ck_assert_ptr_null (trunc_take_held (&t, &n));
   ck_assert_uint_eq (n, 0);
-  ck_assert_int_eq (trunc_claim (&t, 0, 512, &a), 0);
+  ck_assert_int_eq (trunc_hold (&t, &a), 0);
   /* The held writes were claimed: the mark covers them, no gap left
    * but what nobody wrote. */
   ck_assert_uint_eq (t.hwm, (1 << 20) + 512);
@@ -110,14 +132,14 @@ START_TEST (test_enomem_refuses_write)
 
   /* Fill the set's first allocation with disjoint ranges. */
   for (uint64_t i = 0; i < 16; i++)
-    ck_assert_int_eq (trunc_claim (&t, i * 8192, 4096, NULL), 0);
+    ck_assert_int_eq (trunc_claim (&t, i * 8192, 4096, true), 0);
   ck_assert_uint_eq (t.claimed.n, 16);
   fail_alloc = true;
-  ck_assert_int_eq (trunc_claim (&t, 1 << 30, 4096, NULL), -ENOMEM);
+  ck_assert_int_eq (trunc_claim (&t, 1 << 30, 4096, true), -ENOMEM);
   ck_assert_uint_eq (t.claimed.n, 16);
   ck_assert_uint_eq (t.hwm, 15 * 8192 + 4096);
   /* A write that merges into recorded ranges needs no memory. */
-  ck_assert_int_eq (trunc_claim (&t, 4096, 4096, NULL), 0);
+  ck_assert_int_eq (trunc_claim (&t, 4096, 4096, true), 0);
   ck_assert_uint_eq (t.claimed.n, 15);
   fail_alloc = false;
   ck_assert_int_eq (trunc_zero_begin (&t, &gaps), 0);
@@ -129,7 +151,7 @@ START_TEST (test_enomem_refuses_write)
 END_TEST
 
 /* Out of memory holding a write during the zero fill: refused, not
- * claimed, not held. */
+ * held. */
 START_TEST (test_enomem_while_zeroing)
 {
   struct rangeset gaps = { 0 };
@@ -138,9 +160,7 @@ START_TEST (test_enomem_while_zeroing)
 
   ck_assert_int_eq (trunc_zero_begin (&t, &gaps), 0);
   fail_alloc = true;
-  ck_assert_int_eq (trunc_claim (&t, 0, 4096, &a), -ENOMEM);
-  ck_assert_uint_eq (t.claimed.n, 0);
-  ck_assert_uint_eq (t.hwm, 0);
+  ck_assert_int_eq (trunc_hold (&t, &a), -ENOMEM);
   ck_assert_ptr_null (trunc_take_held (&t, &n));
   ck_assert_uint_eq (n, 0);
   rangeset_free (&gaps);
@@ -171,6 +191,7 @@ written_suite (void)
 
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_add_test (tc, test_in_flight_is_no_gap);
+  tcase_add_test (tc, test_other_descriptor);
   tcase_add_test (tc, test_held_during_zero_fill);
   tcase_add_test (tc, test_enomem_refuses_write);
   tcase_add_test (tc, test_enomem_while_zeroing);
