@@ -35,16 +35,18 @@
 /* An open LUN file.  For a handle opened with O_TRUNC we remember what it
  * wrote; at flush/fsync the rest below its high-water mark is zeroed, which
  * is what cp (skipping holes) and dd (truncating) expect of a file, without
- * ever touching the LUN beyond what they meant to write. */
+ * ever touching the LUN beyond what they meant to write (fuse/written.h
+ * says why a range counts from its write's submission, and why writes
+ * wait while the zeros are being written). */
 struct handle {
   struct lun *lun;
   bool writable;
   bool trunc;
   bool dirty;                   /* wrote since the last SYNCHRONIZE CACHE */
   pthread_mutex_t lock;
-  struct rangeset written;
-  uint64_t hwm;
-  unsigned writes;              /* submitted, not yet answered by the target */
+  struct trunc_map written;     /* O_TRUNC: what it owes */
+  pthread_mutex_t zero_lock;    /* one zero fill at a time */
+  unsigned writes;              /* submitted or held, not yet answered */
   struct behind *behind;        /* the LUN's writes answered early */
   unsigned behind_seen;         /* its failures this handle was told of */
   pthread_cond_t writes_done;   /* signalled when writes drops to 0 */
@@ -56,6 +58,9 @@ struct handle {
  * sync what they wrote and free them. */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct handle *open_handles;
+/* How many of them have O_TRUNC: while none has, a write claims nothing
+ * (admit_write) and takes no lock but its own handle's. */
+static atomic_uint trunc_handles;
 
 static void
 handle_link (struct handle *h)
@@ -80,6 +85,18 @@ handle_unlink (struct handle *h)
   if (h->next)
     h->next->prev = h->prev;
   pthread_mutex_unlock (&open_lock);
+}
+
+static void
+handle_free (struct handle *h)
+{
+  if (h->trunc)
+    atomic_fetch_sub (&trunc_handles, 1);
+  trunc_free (&h->written);
+  pthread_cond_destroy (&h->writes_done);
+  pthread_mutex_destroy (&h->zero_lock);
+  pthread_mutex_destroy (&h->lock);
+  free (h);
 }
 
 static struct fs *
@@ -264,8 +281,8 @@ fs_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     if (fi && fi->fh) {
       struct handle *h = (struct handle *) (uintptr_t) fi->fh;
       pthread_mutex_lock (&h->lock);
-      if (h->trunc && (uint64_t) attr->st_size > h->hwm)
-        h->hwm = attr->st_size;
+      if (h->trunc)
+        trunc_extend (&h->written, attr->st_size);
       pthread_mutex_unlock (&h->lock);
     }
   }
@@ -322,15 +339,17 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   free (buf);
 }
 
-/* Answer an OPEN.  An O_DIRECT open also gets FOPEN_PARALLEL_DIRECT_WRITES:
- * without it the kernel holds the inode's lock across each synchronous
- * O_DIRECT write until iserfs answers it, so threads writing one LUN (a
- * database, a VM's I/O threads) get one write at a time between them
- * (measured: 4 KiB psync writes, 8 threads, no faster than 1).  Two
+/* Answer an OPEN; 0, or the -errno of a reply the kernel did not take
+ * (the opener was interrupted, the mount is going away).  An O_DIRECT
+ * open also gets FOPEN_PARALLEL_DIRECT_WRITES: without it the kernel
+ * holds the inode's lock across each synchronous O_DIRECT write until
+ * iserfs answers it, so threads writing one LUN (a database, a VM's I/O
+ * threads) get one write at a time between them (measured: 4 KiB psync
+ * writes, 8 threads, no faster than 1).  Two
  * overlapping writes are still ordered, by the LUN's range lock (src/io.c).
  * libfuse 3.14 has no field for the flag, so the reply is built here; it
  * is the struct fuse_reply_open would send. */
-static void
+static int
 reply_open (fuse_req_t req, struct fuse_file_info *fi)
 {
 #if defined HAVE_STRUCT_FUSE_FILE_INFO_PARALLEL_DIRECT_WRITES
@@ -342,11 +361,10 @@ reply_open (fuse_req_t req, struct fuse_file_info *fi)
       .open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES,
     };
 
-    fuse_reply_buf (req, (const char *) &out, sizeof out);
-    return;
+    return fuse_reply_buf (req, (const char *) &out, sizeof out);
   }
 #endif
-  fuse_reply_open (req, fi);
+  return fuse_reply_open (req, fi);
 }
 
 static void
@@ -376,7 +394,10 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   h->writable = writing;
   h->trunc = writing && (fi->flags & O_TRUNC);
   pthread_mutex_init (&h->lock, NULL);
+  pthread_mutex_init (&h->zero_lock, NULL);
   pthread_cond_init (&h->writes_done, NULL);
+  if (h->trunc)
+    atomic_fetch_add (&trunc_handles, 1);
   handle_link (h);
   fi->fh = (uintptr_t) h;
   /* O_DIRECT bypasses the page cache either way; through FUSE's direct-I/O
@@ -385,7 +406,11 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
    * random writes, 32 in flight, no faster than 1 in flight without it). */
   if (fi->flags & O_DIRECT)
     fi->direct_io = 1;
-  reply_open (req, fi);
+  /* A handle the kernel never got is never released: free it here. */
+  if (reply_open (req, fi) != 0) {
+    handle_unlink (h);
+    handle_free (h);
+  }
 }
 
 static void
@@ -442,35 +467,28 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   io_submit (r);
 }
 
-/* Record a successful write of h (h->lock held). */
-static void
-mark_written (struct handle *h, uint64_t off, size_t len)
-{
-  h->dirty = true;
-  if (h->trunc) {
-    if (rangeset_add (&h->written, off, off + len) < 0)
-      log_error ("out of memory tracking written ranges");
-    if (off + len > h->hwm)
-      h->hwm = off + len;
-  }
-}
-
+/* h wrote [off, off + len) by other means than a write (zeros): it is to
+ * be synced, and an O_TRUNC handle need not zero it.  Should that record
+ * fail for want of memory, the range is only zeroed once more later. */
 static void
 note_written (struct handle *h, uint64_t off, size_t len)
 {
   pthread_mutex_lock (&h->lock);
-  mark_written (h, off, len);
+  h->dirty = true;
+  if (h->trunc)
+    (void) trunc_record (&h->written, off, off + len);
   pthread_mutex_unlock (&h->lock);
 }
 
 /* A write of this handle was answered.  The last touch of h: once writes
- * is 0 and the lock dropped, fs_close_handles() may free it. */
+ * is 0 and the lock dropped, fs_close_handles() may free it.  (An O_TRUNC
+ * handle claimed the range when the write was submitted.) */
 static void
-write_finished (struct handle *h, bool ok, uint64_t off, size_t len)
+write_finished (struct handle *h, bool ok)
 {
   pthread_mutex_lock (&h->lock);
   if (ok)
-    mark_written (h, off, len);
+    h->dirty = true;
   if (--h->writes == 0)
     pthread_cond_broadcast (&h->writes_done);
   pthread_mutex_unlock (&h->lock);
@@ -481,7 +499,7 @@ write_done (struct io_req *r)
 {
   fuse_req_t req = r->opaque;
 
-  write_finished (r->opaque2, r->err == 0, r->off, r->len);
+  write_finished (r->opaque2, r->err == 0);
   if (r->err)
     fuse_reply_err (req, r->err);
   else
@@ -498,8 +516,51 @@ write_behind_done (struct io_req *r)
   int lun = h->lun->lun;
 
   /* h may be freed once write_finished let go of it; b and lun live on. */
-  write_finished (h, r->err == 0, r->off, r->len);
+  write_finished (h, r->err == 0);
   behind_done (b, r->opaque, lun, r->err);
+}
+
+/* Let a write r of h, [off, off + len), be submitted: every O_TRUNC
+ * handle of the LUN claims the range (fuse/written.h: neither a write in
+ * flight nor one of another descriptor after the open is a gap), and if
+ * one of them is writing its zeros, it holds r until they are written.
+ * skip: a handle giving back the writes it held, whose zero fill is over.
+ * 0: submit r; 1: held; -ENOMEM: refuse it. */
+static int
+admit_write (struct handle *h, struct io_req *r, uint64_t off, size_t len,
+             const struct handle *skip)
+{
+  int held = 0, err = 0;
+
+  if (atomic_load (&trunc_handles) == 0)
+    return 0;
+  pthread_mutex_lock (&open_lock);
+  for (struct handle *t = open_handles; t && err == 0; t = t->next) {
+    if (!t->trunc || t->lun != h->lun)
+      continue;
+    pthread_mutex_lock (&t->lock);
+    err = trunc_claim (&t->written, off, len, t == h);
+    if (err == 0 && held == 0 && t != skip)
+      held = err = trunc_hold (&t->written, r);
+    pthread_mutex_unlock (&t->lock);
+  }
+  pthread_mutex_unlock (&open_lock);
+  if (err < 0)
+    log_error ("lun%d: out of memory recording a write for O_TRUNC",
+               h->lun->lun);
+  return err < 0 ? err : held;
+}
+
+/* Fail a write that admit_write refused, never submitted (r->opaque is its
+ * FUSE request: a write that may be held is not answered early). */
+static void
+refuse_write (struct io_req *r, int err)
+{
+  fuse_req_t req = r->opaque;
+
+  write_finished (r->opaque2, false);
+  io_req_free (r);
+  fuse_reply_err (req, err);
 }
 
 /* The request for a write of buf: whole blocks go out from the buffer they
@@ -546,7 +607,7 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   uint64_t end = lun_size (h->lun);
   struct behind_write *w;
   struct io_req *r;
-  int err;
+  int err, held;
 
   (void) ino;
   if (get_fs (req)->ro || h->lun->read_only) {
@@ -573,12 +634,28 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     return;
   }
   r->opaque2 = h;
-  w = behind_start (h->behind, fi->flags, off, size);
-  r->done = w ? write_behind_done : write_done;
-  r->opaque = w ? (void *) w : (void *) req;
+  r->done = write_done;
+  r->opaque = req;
   pthread_mutex_lock (&h->lock);
   h->writes++;
   pthread_mutex_unlock (&h->lock);
+  held = admit_write (h, r, off, size, NULL);
+  if (held < 0) {
+    /* Unrecorded, its range would be zeroed at close. */
+    refuse_write (r, -held);
+    return;
+  }
+  if (held) {
+    /* The zero fill submits it, and the target answers it; r is no
+     * longer ours. */
+    atomic_fetch_add (&stats.trunc_writes_held, 1);
+    return;
+  }
+  w = behind_start (h->behind, fi->flags, off, size);
+  if (w) {
+    r->done = write_behind_done;
+    r->opaque = w;
+  }
   /* Answer only once it is queued: whatever the caller sends after the
    * answer is queued behind it, and the engine orders overlapping requests
    * by that queue (src/io.h). */
@@ -657,10 +734,32 @@ zero_range (void *opaque, uint64_t start, uint64_t end)
   return zero_by_write_same (l, first, last);
 }
 
-static int
-collect_gap (void *opaque, uint64_t start, uint64_t end)
+/* The zero fill of h is over: let the writes it held go, oldest first,
+ * until none is left (fuse/written.h) -- unless another O_TRUNC handle of
+ * the LUN is writing zeros now, which then holds them in turn. */
+static void
+release_held (struct handle *h)
 {
-  return rangeset_add (opaque, start, end);
+  for (;;) {
+    size_t n;
+    void **held;
+
+    pthread_mutex_lock (&h->lock);
+    held = trunc_take_held (&h->written, &n);
+    pthread_mutex_unlock (&h->lock);
+    if (n == 0)
+      return;
+    for (size_t i = 0; i < n; i++) {
+      struct io_req *r = held[i];
+      int err = admit_write (r->opaque2, r, r->off, r->len, h);
+
+      if (err == 0)
+        io_submit (r);
+      else if (err < 0)
+        refuse_write (r, -err);
+    }
+    free (held);
+  }
 }
 
 /* Zero what an O_TRUNC handle left unwritten below its high-water mark, and
@@ -674,17 +773,19 @@ zero_unwritten (struct handle *h)
 
   if (!h->trunc)
     return 0;
+  pthread_mutex_lock (&h->zero_lock);
   pthread_mutex_lock (&h->lock);
-  err = rangeset_gaps (&h->written, h->hwm, collect_gap, &gaps);
+  err = trunc_zero_begin (&h->written, &gaps);
   pthread_mutex_unlock (&h->lock);
-  if (err)
-    goto out;
-  for (size_t i = 0; i < gaps.n && !err; i++) {
-    err = zero_range (&z, gaps.r[i].start, gaps.r[i].end);
-    if (!err)
-      note_written (h, gaps.r[i].start, gaps.r[i].end - gaps.r[i].start);
+  if (err == 0) {
+    for (size_t i = 0; i < gaps.n && !err; i++) {
+      err = zero_range (&z, gaps.r[i].start, gaps.r[i].end);
+      if (!err)
+        note_written (h, gaps.r[i].start, gaps.r[i].end - gaps.r[i].start);
+    }
+    release_held (h);
   }
- out:
+  pthread_mutex_unlock (&h->zero_lock);
   rangeset_free (&gaps);
   return err < 0 ? -err : err;
 }
@@ -728,10 +829,11 @@ settle_written (struct handle *h, bool force_sync)
  * zeros it owes) is on stable storage of the target -- or an error, also
  * for a write of the LUN answered early (write-behind) that failed since
  * the handle last heard (only fsync uses it up: see behind_wait).  Writes
- * behind go first: their data, and what they mark written, must be in
- * before the zeroing and the sync.  Closing a descriptor that cannot write
- * waits for nothing, as in the kernel; an fsync(2) always waits.  deadline
- * (NULL: none) bounds that wait at exit. */
+ * behind go first: their data must be in before the sync (the zero fill
+ * leaves their ranges alone in any case: they were claimed when
+ * submitted).  Closing a descriptor that cannot write waits for nothing,
+ * as in the kernel; an fsync(2) always waits.  deadline (NULL: none)
+ * bounds that wait at exit. */
 static int
 settle (struct handle *h, bool is_fsync, const struct timespec *deadline)
 {
@@ -739,9 +841,10 @@ settle (struct handle *h, bool is_fsync, const struct timespec *deadline)
 
   if (h->writable || is_fsync)
     behind_err = behind_wait (h->behind, &h->behind_seen, is_fsync, deadline);
-  /* fsync on a descriptor open for writing always reaches the target's
-   * cache, even if this descriptor wrote nothing: another may have. */
-  err = settle_written (h, is_fsync && h->writable);
+  /* fsync always reaches the target's cache, even on a descriptor that
+   * wrote nothing or cannot write: another may have, and fsync of a block
+   * device opened read-only flushes it too. */
+  err = settle_written (h, is_fsync);
   return behind_err ? behind_err : err;
 }
 
@@ -762,15 +865,6 @@ fs_fsync (fuse_req_t req, fuse_ino_t ino, int datasync,
   (void) ino;
   (void) datasync;
   fuse_reply_err (req, settle (h, true, NULL));
-}
-
-static void
-handle_free (struct handle *h)
-{
-  rangeset_free (&h->written);
-  pthread_cond_destroy (&h->writes_done);
-  pthread_mutex_destroy (&h->lock);
-  free (h);
 }
 
 static void

@@ -1,5 +1,6 @@
-/* Sorted, merged byte ranges.  Writers from cp/dd arrive mostly in order, so
- * the common case appends to or extends the last range. */
+/* Sorted, merged byte ranges, and the O_TRUNC bookkeeping on top of them
+ * (see written.h).  Writers from cp/dd arrive mostly in order, so the
+ * common case appends to or extends the last range. */
 #include <config.h>
 
 #include <errno.h>
@@ -80,4 +81,87 @@ rangeset_free (struct rangeset *s)
 {
   free (s->r);
   memset (s, 0, sizeof *s);
+}
+
+/* ---- O_TRUNC bookkeeping ---- */
+
+int
+trunc_claim (struct trunc_map *t, uint64_t off, uint64_t len, bool own)
+{
+  int err = rangeset_add (&t->claimed, off, off + len);
+
+  if (err == 0 && own)
+    trunc_extend (t, off + len);
+  return err;
+}
+
+int
+trunc_hold (struct trunc_map *t, void *write)
+{
+  if (!t->zeroing)
+    return 0;
+  if (t->nheld == t->held_alloc) {
+    size_t alloc = t->held_alloc ? t->held_alloc * 2 : 8;
+    void **held = realloc (t->held, alloc * sizeof *held);
+
+    if (held == NULL)
+      return -ENOMEM;
+    t->held = held;
+    t->held_alloc = alloc;
+  }
+  t->held[t->nheld++] = write;
+  return 1;
+}
+
+int
+trunc_record (struct trunc_map *t, uint64_t start, uint64_t end)
+{
+  trunc_extend (t, end);
+  return rangeset_add (&t->claimed, start, end);
+}
+
+void
+trunc_extend (struct trunc_map *t, uint64_t end)
+{
+  if (end > t->hwm)
+    t->hwm = end;
+}
+
+static int
+collect_gap (void *opaque, uint64_t start, uint64_t end)
+{
+  return rangeset_add (opaque, start, end);
+}
+
+int
+trunc_zero_begin (struct trunc_map *t, struct rangeset *gaps)
+{
+  int err = rangeset_gaps (&t->claimed, t->hwm, collect_gap, gaps);
+
+  if (err == 0)
+    t->zeroing = true;
+  return err;
+}
+
+void **
+trunc_take_held (struct trunc_map *t, size_t *n)
+{
+  void **held = t->held;
+
+  *n = t->nheld;
+  if (*n == 0) {
+    t->zeroing = false;
+    return NULL;
+  }
+  t->held = NULL;
+  t->nheld = t->held_alloc = 0;
+  return held;
+}
+
+void
+trunc_free (struct trunc_map *t)
+{
+  rangeset_free (&t->claimed);
+  free (t->held);
+  memset (t, 0, sizeof *t);
 }

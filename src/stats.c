@@ -51,6 +51,7 @@ static const struct {
   { "write_copied_bytes", &stats.write_copied_bytes },
   { "write_behind_bytes", &stats.write_behind_bytes },
   { "write_behind_errors", &stats.write_behind_errors },
+  { "trunc_writes_held", &stats.trunc_writes_held },
   { "poll_hits", &stats.poll_hits },
   { "poll_misses", &stats.poll_misses },
   { "spliced_read_bytes", &stats.spliced_read_bytes },

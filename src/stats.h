@@ -33,6 +33,8 @@ struct stats {
    * them that then failed (fuse/behind.c). */
   atomic_uint_fast64_t write_behind_bytes;
   atomic_uint_fast64_t write_behind_errors;
+  /* Writes of an O_TRUNC descriptor held while its zero fill ran. */
+  atomic_uint_fast64_t trunc_writes_held;
   /* Turns of the session loop that found an event while polling without
    * sleeping (poll_us=), and those that polled the whole time in vain. */
   atomic_uint_fast64_t poll_hits;
