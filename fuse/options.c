@@ -480,6 +480,7 @@ options_usage (void)
 "FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
 "  fsname=NAME (default: the URL), subtype=NAME (default: iserfs), ...\n"
 "\n"
-"The mount root answers `getfattr -n user.iserfs.stats MOUNTPOINT`.\n"
+"The mount root answers\n"
+"`getfattr --absolute-names -n user.iserfs.stats MOUNTPOINT`.\n"
 "See iserfs(8).\n");
 }
