@@ -573,7 +573,7 @@ send_or_fail (struct session *s, struct scmd *c)
     log_error ("cannot queue a command: %s", iscsi_get_error (s->iscsi));
     s->inflight--;
     stats_inflight_dec ();
-    atomic_fetch_add (&stats.failed[c->kind], 1);
+    stats_command_failed (c->kind, false);
     io_cmd_done (c, EIO);
   }
 }
@@ -711,7 +711,7 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
       log_debug ("WRITE SAME(16) failed with status 0x%x", status);
     else
       task_log_failure (kind_what[c->kind], status, task);
-    atomic_fetch_add (&stats.failed[c->kind], 1);
+    stats_command_failed (c->kind, err == EOPNOTSUPP);
   }
   else if (c->kind == CMD_READ)
     atomic_fetch_add (&stats.bytes_read, c->iov.iov_len);
