@@ -8,7 +8,8 @@
 # (the fuse module's enable_uring), so that every test there takes its
 # requests from the ring (iserfs -o fuse_ring=auto, the default); the
 # second run has the machine's own setting, N unless someone changed it,
-# and reads /dev/fuse.  The setting is put back on exit.
+# and reads /dev/fuse, and then runs fuse-ring.test alone with the ring on.
+# The setting is put back on exit.
 #
 # Both runs happen even when the first fails; each prints why any test was
 # skipped, and the script ends with one line per run and exit status 1 if
@@ -63,6 +64,18 @@ if [ "${ISERFS_TEST_STOCK:-yes}" = yes ]; then
     results+=("stock libiscsi: passed")
   else
     results+=("stock libiscsi: FAILED (logs in tests/stock-logs/)")
+  fi
+  # That run read /dev/fuse, so fuse-ring.test skipped: run it once more
+  # with the ring switched on (alone, since the switch is machine-wide).
+  if [ -n "$ring_was" ] && [ -f "$work/src/tests/Makefile" ]; then
+    echo "=== fuse-ring.test with Debian's stock libiscsi, FUSE over io_uring"
+    echo Y > "$ring"
+    if (cd "$work/src/tests" && make check TESTS=fuse-ring.test TEST_SUITE_LOG=ring-suite.log); then
+      results+=("stock libiscsi, fuse-ring.test with io_uring: passed")
+    else
+      results+=("stock libiscsi, fuse-ring.test with io_uring: FAILED (logs in tests/stock-logs/)")
+    fi
+    restore_ring
   fi
   # Keep the logs where .ci/run looks for them.
   mkdir -p "$top/tests/stock-logs"
