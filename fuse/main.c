@@ -183,6 +183,13 @@ check_mountpoint (const char *mnt)
     log_error ("no mountpoint given (try --help)");
     return -1;
   }
+  if (stat (mnt, &st) < 0 && errno == ENOTCONN) {
+    /* A FUSE mount whose daemon died: stat says only "Transport endpoint
+     * is not connected". */
+    log_error ("mountpoint %s is a FUSE mount whose daemon is gone: "
+               "umount %s (or fusermount3 -uz %s) first", mnt, mnt, mnt);
+    return -1;
+  }
   if (stat (mnt, &st) < 0) {
     log_error ("mountpoint %s: %m", mnt);
     return -1;
