@@ -1,6 +1,8 @@
 #!/bin/bash
-# iserfs demo: build iserfs, start a local iSCSI target (tgtd) with two LUNs,
-# and mount it.  tgtd and the mount stay up in the background afterwards.
+# iserfs demo: build iserfs, install it in /usr/local (so that `iserfs` and
+# `mount -t fuse.iserfs` work afterwards; `make uninstall` removes it), start
+# a local iSCSI target (tgtd) with two LUNs, and mount it.  tgtd and the
+# mount stay up in the background afterwards.
 #
 #   contrib/demo.sh [MOUNTPOINT]        set up (or show) the demo; default /tmp/iserfs-demo
 #   contrib/demo.sh status              show the running demo
@@ -11,8 +13,9 @@
 # the directory to free the space); the next start reuses them.
 #
 # For tests (tests/demo.test): ISERFS_DEMO_DIR replaces /var/tmp/iserfs-demo,
-# ISERFS_DEMO_NO_SETUP=1 skips installing and building (then ISERFS names
-# the iserfs binary, or the tree must be built already).
+# ISERFS_DEMO_NO_SETUP=1 skips installing packages, building and installing
+# iserfs (then ISERFS names the iserfs binary, or the tree must be built
+# already).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 STATE_DIR=${ISERFS_DEMO_DIR:-/var/tmp/iserfs-demo}
@@ -91,6 +94,13 @@ start_target() {
 }
 
 find_iserfs() {
+    # The installed iserfs, as a person would type it, once the demo put it
+    # there; else the build tree's.
+    if [ -z "${ISERFS:-}" ] && [ "$(command -v iserfs 2>/dev/null)" = /usr/local/bin/iserfs ] &&
+       cmp -s /usr/local/bin/iserfs "$top/fuse/iserfs"; then
+        ISERFS=iserfs
+        return 0
+    fi
     ISERFS=${ISERFS:-$top/fuse/iserfs}
     [ -x "$ISERFS" ] || die "no iserfs binary at $ISERFS (did the build fail?)"
 }
@@ -108,7 +118,7 @@ show_status() {
     echo "\$ ls -l $MNT"
     ls -l "$MNT"
     echo
-    echo "\$ getfattr -n user.iserfs.stats --only-values $MNT"
+    echo "\$ getfattr --absolute-names -n user.iserfs.stats --only-values $MNT"
     getfattr --absolute-names -n user.iserfs.stats --only-values "$MNT" || true
     cat <<TIPS
 
@@ -120,11 +130,19 @@ Things to try:
   cp --sparse=always some-disk.img $MNT/lun1
   # capacity, block size, counters, discovery
   stat -c '%n: %s bytes, block size %o' $MNT/lun1 $MNT/lun2
-  getfattr -n user.iserfs.stats --only-values $MNT
+  getfattr --absolute-names -n user.iserfs.stats --only-values $MNT
   df -h $MNT
   $ISERFS --list iscsi://127.0.0.1:$PORT
   # unmount (the target keeps running; run the demo again to remount)
   umount $MNT
+TIPS
+    if [ "$ISERFS" = iserfs ]; then
+        cat <<TIPS
+  # mount again as mount(8) and /etc/fstab do (type fuse.iserfs)
+  mount -t fuse.iserfs iscsi://127.0.0.1:$PORT/$IQN $MNT
+TIPS
+    fi
+    cat <<TIPS
   # unmount and stop the demo target
   $top/contrib/demo.sh stop
 TIPS
@@ -152,7 +170,7 @@ case "${1:-}" in
     status)
         load_state && tgtd_alive && mountpoint -q "$MNT" || die "the demo is not running"
         find_iserfs; show_status; exit 0 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (try --help)" ;;
 esac
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages, starts tgtd and mounts)"
@@ -168,6 +186,8 @@ if [ "${ISERFS_DEMO_NO_SETUP:-}" != 1 ]; then
     bash "$top/contrib/deps.sh"
     say "building"
     bash "$top/contrib/build.sh"
+    say "installing iserfs in /usr/local (make install; 'make uninstall' removes it)"
+    make -C "$top" -s install >/dev/null
 fi
 find_iserfs
 

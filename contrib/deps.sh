@@ -7,7 +7,11 @@ pkgs=(
   libfuse3-dev fuse3 libiscsi-dev libiscsi-bin
   libibverbs-dev librdmacm-dev check liburing-dev
   tgt attr procps iproute2 util-linux python3 clang valgrind fio
+  libclang-rt-dev
 )
+# libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (libclang_rt.*),
+# only recommended by clang, so --no-install-recommends leaves them out and
+# tests/fuzz.test could not link its harnesses.
 # libiscsi 1.20's source (for contrib/libiscsi/build.sh) comes from
 # Debian trixie's source packages; no binary package changes suite.
 added_src=no

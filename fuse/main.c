@@ -24,6 +24,7 @@
 #include "iobuf.h"
 #include "log.h"
 #include "loop.h"
+#include "mountinfo.h"
 #include "readahead.h"
 #include "uring.h"
 #include "options.h"
@@ -164,7 +165,9 @@ list_targets (const struct options *o)
     session_close (s);
   }
   if (o->target[0] && shown == 0) {
-    log_error ("target %s not found at portal %s", o->target, o->portal);
+    log_error ("target %s not found at portal %s: 'iserfs --list %s://%s' "
+               "shows the targets it offers", o->target, o->portal,
+               o->iser ? "iser" : "iscsi", o->portal);
     rc = 1;
   }
   free_targets (t, n);
@@ -180,6 +183,13 @@ check_mountpoint (const char *mnt)
     log_error ("no mountpoint given (try --help)");
     return -1;
   }
+  if (stat (mnt, &st) < 0 && errno == ENOTCONN) {
+    /* A FUSE mount whose daemon died: stat says only "Transport endpoint
+     * is not connected". */
+    log_error ("mountpoint %s is a FUSE mount whose daemon is gone: "
+               "umount %s (or fusermount3 -uz %s) first", mnt, mnt, mnt);
+    return -1;
+  }
   if (stat (mnt, &st) < 0) {
     log_error ("mountpoint %s: %m", mnt);
     return -1;
@@ -189,6 +199,85 @@ check_mountpoint (const char *mnt)
     return -1;
   }
   return 0;
+}
+
+/* A URL reduced to what names a mount: no user, the default port
+ * written out, no trailing '/'.  "iscsi://h/t" and "iscsi://h:3260/t/"
+ * are one mount. */
+static void
+url_key (const char *u, char *key, size_t len)
+{
+  const char *sep = strstr (u, "://"), *host, *slash, *at, *close, *colon;
+  size_t hlen, rlen;
+
+  if (sep == NULL) {
+    snprintf (key, len, "%s", u);
+    return;
+  }
+  host = sep + 3;
+  slash = strchr (host, '/');
+  hlen = slash ? (size_t) (slash - host) : strlen (host);
+  at = memchr (host, '@', hlen);
+  if (at) {
+    hlen -= (size_t) (at + 1 - host);
+    host = at + 1;
+  }
+  close = host[0] == '[' ? memchr (host, ']', hlen) : NULL;
+  colon = close ? memchr (close, ':', hlen - (size_t) (close - host))
+    : memchr (host, ':', hlen);
+  rlen = slash ? strlen (slash) : 0;
+  while (rlen > 0 && slash[rlen - 1] == '/')
+    rlen--;
+  snprintf (key, len, "%.*s://%.*s%s%.*s", (int) (sep - u), u, (int) hlen,
+            host, colon ? "" : ":3260", (int) rlen, slash ? slash : "");
+}
+
+struct same_mount {
+  const char *mountpoint;
+  char key[2048];
+};
+
+static int
+is_same_mount (const struct mountinfo_entry *e, void *opaque)
+{
+  struct same_mount *m = opaque;
+  char key[sizeof m->key];
+
+  if (strncmp (e->fstype, "fuse", 4) != 0 || strcmp (e->mountpoint, m->mountpoint) != 0)
+    return 0;
+  url_key (e->source, key, sizeof key);
+  return strcmp (key, m->key) == 0;
+}
+
+/* Mounting the same URL again on its own mount point would hide the first
+ * mount under a second one, with two sessions writing the same LUNs; mount(8)
+ * refuses a block device mounted twice on one directory, and so do we. */
+static int
+check_not_mounted (const struct options *o, const char *abs_mountpoint)
+{
+  struct same_mount m = { .mountpoint = abs_mountpoint };
+
+  url_key (o->url, m.key, sizeof m.key);
+  if (mountinfo_each (is_same_mount, &m) > 0) {
+    log_error ("%s is already mounted on %s: umount %s first, or mount it "
+               "somewhere else", o->url, abs_mountpoint, abs_mountpoint);
+    return -1;
+  }
+  return 0;
+}
+
+/* readahead= writes /sys/class/bdi/.../read_ahead_kb, which only root may.
+ * Asked for explicitly, it is refused before anything is mounted rather
+ * than quietly left out of a user's mount. */
+static int
+check_readahead (const struct options *o)
+{
+  if (o->readahead_s == NULL || o->readahead == 0 || geteuid () == 0)
+    return 0;
+  log_error ("readahead=%s needs root (it raises the kernel's read-ahead in "
+             "/sys/class/bdi): mount as root, or leave readahead= out to keep "
+             "the kernel's 128 KiB", o->readahead_s);
+  return -1;
 }
 
 /* fsname shows in mount(8) and df(1): the URL says what is mounted.  A comma
@@ -380,6 +469,10 @@ main (int argc, char *argv[])
   if (!o.list && check_mountpoint (o.mountpoint) < 0)
     goto out;
   if (fuse_parse_cmdline (&args, &cmd) != 0)
+    goto out;
+  /* fuse_parse_cmdline() made the mountpoint absolute (realpath). */
+  if (!o.list && (check_readahead (&o) < 0
+                  || check_not_mounted (&o, cmd.mountpoint) < 0))
     goto out;
   if (options_read_credentials (&o) < 0)
     goto out;

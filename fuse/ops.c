@@ -708,8 +708,8 @@ zero_by_write_same (struct lun *l, uint64_t start, uint64_t end)
     if (err) {
       /* Plain writes are the reference: if they fail too, that is real. */
       if (__atomic_exchange_n (&l->write_same, false, __ATOMIC_RELAXED))
-        log_info ("lun%d: WRITE SAME failed (%s); zeroing with writes",
-                  l->lun, strerror (err));
+        log_info ("lun%d: the target does not take WRITE SAME (%s); zeroing "
+                  "with plain writes from now on", l->lun, strerror (err));
       return zero_by_writes (l, start, end);
     }
     start += n;

@@ -189,6 +189,53 @@ options_parse (struct fuse_args *args, struct options *o)
   return 0;
 }
 
+#define URL_FORMS "iscsi://HOST[:PORT][/TARGET[/LUN]] or iser://..."
+
+/* "iscsi://HOST:3260:iqn...": the target name written after a colon, as
+ * iscsiadm and some target consoles show a portal and target together.
+ * Caught before the port check, which would only call "demo" (the end of
+ * the IQN) an invalid port. */
+static bool
+target_after_colon (const char *u, const char *host, const char *path)
+{
+  size_t len = path ? (size_t) (path - host) : strlen (host);
+  static const char *const kinds[] = { ":iqn.", ":eui.", ":naa.", NULL };
+
+  for (int i = 0; kinds[i]; i++) {
+    const char *c = strstr (host, kinds[i]);
+
+    if (c && (size_t) (c - host) < len) {
+      log_error ("invalid URL '%s': the target name follows a '/', not a "
+                 "':'; write %.*s/%s", u, (int) (c - u), u, c + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* ".../TARGET/lun1": the LUN is a number, as in the files' names' digits. */
+static bool
+lun_not_a_number (const char *u, const char *path)
+{
+  const char *lun = path ? strchr (path + 1, '/') : NULL;
+
+  if (lun == NULL)
+    return false;
+  lun++;
+  if (lun[0] == '\0') {
+    log_error ("invalid URL '%s': nothing after the last '/'; end the URL "
+               "with the target name to mount every LUN, or add a LUN "
+               "number (.../TARGET/1 for file lun1)", u);
+    return true;
+  }
+  if (strspn (lun, "0123456789") == strlen (lun))
+    return false;
+  log_error ("invalid URL '%s': the LUN after the target name must be a "
+             "number ('%s' is not); write .../TARGET/1 for file lun1, or "
+             "leave the LUN out to mount every LUN", u, lun);
+  return true;
+}
+
 /* libiscsi's parser wants a LUN in a target URL; we accept a target URL
  * without one (every LUN) by asking it about LUN 0 and forgetting the LUN. */
 int
@@ -207,7 +254,7 @@ options_parse_url (struct options *o)
   }
   sep = strstr (u, "://");
   if (sep == NULL) {
-    log_error ("invalid URL '%s': expected iscsi://HOST[:PORT][/TARGET[/LUN]] or iser://...", u);
+    log_error ("invalid URL '%s': expected " URL_FORMS, u);
     goto out;
   }
   if (!((sep - u == 5 && strncmp (u, "iscsi", 5) == 0)
@@ -217,6 +264,8 @@ options_parse_url (struct options *o)
     goto out;
   }
   path = strchr (sep + 3, '/');
+  if (target_after_colon (u, sep + 3, path) || lun_not_a_number (u, path))
+    goto out;
   if (path == NULL || path[1] == '\0')
     url = iscsi_parse_portal_url (iscsi, u);
   else if (strchr (path + 1, '/') == NULL) {
@@ -228,8 +277,9 @@ options_parse_url (struct options *o)
   else
     url = iscsi_parse_full_url (iscsi, u);
   if (url == NULL) {
-    first_line (why, sizeof why, iscsi_get_error (iscsi));
-    log_error ("%s", why);
+    /* libiscsi's text is "Invalid URL ..." and its own syntax, which
+     * knows nothing of our whole-target and whole-portal forms. */
+    log_error ("invalid URL '%s': expected " URL_FORMS, u);
     goto out;
   }
   if (url->passwd[0] || url->target_passwd[0]) {
@@ -480,6 +530,7 @@ options_usage (void)
 "FUSE options (-o): dev, nodev, suid, nosuid, exec, noexec, max_read=N,\n"
 "  fsname=NAME (default: the URL), subtype=NAME (default: iserfs), ...\n"
 "\n"
-"The mount root answers `getfattr -n user.iserfs.stats MOUNTPOINT`.\n"
+"The mount root answers\n"
+"`getfattr --absolute-names -n user.iserfs.stats MOUNTPOINT`.\n"
 "See iserfs(8).\n");
 }

@@ -20,24 +20,27 @@
 #include <string.h>
 
 #include "log.h"
+#include "mountinfo.h"
 #include "readahead.h"
 
-/* Undo mountinfo's octal escapes (\040 for a space, ...), in place. */
-static void
-unescape (char *s)
-{
-  char *out = s;
+struct find_dev {
+  const char *path;
+  char *dev;
+  size_t devlen;
+  int found;
+};
 
-  for (; *s; s++) {
-    if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0'
-        && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-      *out++ = (char) ((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-      s += 3;
-    }
-    else
-      *out++ = *s;
+static int
+match_mount (const struct mountinfo_entry *e, void *opaque)
+{
+  struct find_dev *f = opaque;
+
+  /* The last match wins: the newest mount on the path is ours. */
+  if (strncmp (e->fstype, "fuse", 4) == 0 && strcmp (e->mountpoint, f->path) == 0) {
+    snprintf (f->dev, f->devlen, "%s", e->majmin);
+    f->found = 0;
   }
-  *out = '\0';
+  return 0;
 }
 
 /* The "MAJ:MIN" of the newest FUSE mount on path, from mountinfo (not from
@@ -45,53 +48,39 @@ unescape (char *s)
 static int
 mount_device (const char *path, char *dev, size_t devlen)
 {
-  FILE *fp = fopen ("/proc/self/mountinfo", "re");
-  char *line = NULL;
-  size_t cap = 0;
-  int found = -1;
+  struct find_dev f = { path, dev, devlen, -1 };
 
-  if (fp == NULL)
+  if (mountinfo_each (match_mount, &f) < 0)
     return -1;
-  while (getline (&line, &cap, fp) > 0) {
-    char majmin[64], mnt[PATH_MAX + 1];
-    const char *sep = strstr (line, " - ");
-
-    /* id parent MAJ:MIN root mountpoint ... - fstype source options */
-    if (sep == NULL || strncmp (sep + 3, "fuse", 4) != 0
-        || sscanf (line, "%*u %*u %63s %*s %4096s", majmin, mnt) != 2)
-      continue;
-    unescape (mnt);
-    if (strcmp (mnt, path) == 0) {
-      snprintf (dev, devlen, "%s", majmin);
-      found = 0;
-    }
-  }
-  free (line);
-  fclose (fp);
-  return found;
+  return f.found;
 }
 
 void
 readahead_set (const char *abs_mountpoint, unsigned bytes, bool explicit)
 {
+  /* Explicitly asked for: a warning (the mount exists by now, and works
+   * with the kernel's read-ahead); the default: a debug line. */
   void (*say) (const char *, ...) = explicit ? log_error : log_debug;
   char dev[64], file[128];
   FILE *fp;
 
   if (mount_device (abs_mountpoint, dev, sizeof dev) < 0) {
-    say ("readahead: cannot find the mount of %s in /proc/self/mountinfo",
-         abs_mountpoint);
+    say ("warning: readahead=%u not applied: no mount of %s in "
+         "/proc/self/mountinfo; the mount keeps the kernel's read-ahead",
+         bytes, abs_mountpoint);
     return;
   }
   snprintf (file, sizeof file, "/sys/class/bdi/%s/read_ahead_kb", dev);
   fp = fopen (file, "we");
   if (fp == NULL) {
-    say ("readahead: cannot open %s: %s", file, strerror (errno));
+    say ("warning: readahead=%u not applied: cannot open %s: %s; the mount "
+         "keeps the kernel's read-ahead", bytes, file, strerror (errno));
     return;
   }
   fprintf (fp, "%u\n", bytes / 1024);
   if (fclose (fp) != 0) {               /* the write happens at the flush */
-    say ("readahead: cannot write %s: %s", file, strerror (errno));
+    say ("warning: readahead=%u not applied: cannot write %s: %s; the mount "
+         "keeps the kernel's read-ahead", bytes, file, strerror (errno));
     return;
   }
   log_debug ("read-ahead of the mount (bdi %s): %u KiB", dev, bytes / 1024);

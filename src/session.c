@@ -18,6 +18,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "login_error.h"
 #include "portal.h"
 #include "rdma_pool.h"
 #include "sense.h"
@@ -142,7 +143,6 @@ struct session *
 session_open (const struct session_config *cfg, char *err, size_t errlen)
 {
   struct session *s = calloc (1, sizeof *s);
-  char why[256];
 
   if (s == NULL) {
     snprintf (err, errlen, "out of memory");
@@ -183,13 +183,7 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   /* The full connect records the portal, which libiscsi's automatic
    * reconnect needs. */
   if (iscsi_full_connect_sync (s->iscsi, cfg->portal, -1) != 0) {
-    first_line (why, sizeof why, iscsi_get_error (s->iscsi));
-    if (cfg->target)
-      snprintf (err, errlen, "login to target %s at %s failed: %s",
-                cfg->target, cfg->portal, why);
-    else
-      snprintf (err, errlen, "discovery login at %s failed: %s",
-                cfg->portal, why);
+    login_error_explain (cfg, iscsi_get_error (s->iscsi), err, errlen);
     goto fail;
   }
   /* From here on every command has our own deadline (io.c, io_expire),
@@ -579,7 +573,7 @@ send_or_fail (struct session *s, struct scmd *c)
     log_error ("cannot queue a command: %s", iscsi_get_error (s->iscsi));
     s->inflight--;
     stats_inflight_dec ();
-    atomic_fetch_add (&stats.failed[c->kind], 1);
+    stats_command_failed (c->kind, false);
     io_cmd_done (c, EIO);
   }
 }
@@ -717,7 +711,7 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
       log_debug ("WRITE SAME(16) failed with status 0x%x", status);
     else
       task_log_failure (kind_what[c->kind], status, task);
-    atomic_fetch_add (&stats.failed[c->kind], 1);
+    stats_command_failed (c->kind, err == EOPNOTSUPP);
   }
   else if (c->kind == CMD_READ)
     atomic_fetch_add (&stats.bytes_read, c->iov.iov_len);

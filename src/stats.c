@@ -14,6 +14,22 @@ static const char *const kind_name[CMD_NR] = {
   [CMD_CAPACITY] = "capacity",
 };
 
+/* What a refusal means depends on the command.  WRITE SAME only zeroes
+ * blocks faster: after any error (tgtd's file store answers it with a
+ * MEDIUM ERROR) iserfs zeroes with plain WRITEs, which count on their own.
+ * SYNCHRONIZE CACHE(16) refused is followed by (10); UNMAP refused makes
+ * the hole punch report EOPNOTSUPP, as it should on such a LUN.  Anything
+ * else, READ CAPACITY included, is a real failure. */
+void
+stats_command_failed (enum cmd_kind kind, bool unsupported)
+{
+  bool expected = kind == CMD_WRITESAME
+    || (unsupported && (kind == CMD_SYNC || kind == CMD_UNMAP));
+
+  atomic_fetch_add (expected ? &stats.unsupported[kind] : &stats.failed[kind],
+                    1);
+}
+
 void
 stats_inflight_inc (void)
 {
@@ -78,8 +94,13 @@ stats_print (FILE *fp)
     failed += atomic_load (&stats.failed[k]);
   }
   for (int k = 0; k < CMD_NR; k++)
-    put (fp, kind_name[k], "_failed", atomic_load (&stats.failed[k]));
+    if (k != CMD_WRITESAME)     /* never counted as failed: see above */
+      put (fp, kind_name[k], "_failed", atomic_load (&stats.failed[k]));
   put (fp, "", "failed_cmds", failed);
+  put (fp, "sync", "_unsupported", atomic_load (&stats.unsupported[CMD_SYNC]));
+  put (fp, "unmap", "_unsupported", atomic_load (&stats.unsupported[CMD_UNMAP]));
+  put (fp, "writesame", "_unsupported",
+       atomic_load (&stats.unsupported[CMD_WRITESAME]));
   for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
     put (fp, "", counters[i].name, atomic_load (counters[i].value));
   iobuf_stats (fp);

@@ -3,6 +3,7 @@
 #define ISERFS_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -13,6 +14,9 @@ enum cmd_kind {
 struct stats {
   atomic_uint_fast64_t sent[CMD_NR];
   atomic_uint_fast64_t failed[CMD_NR];
+  /* Optional commands the target refused, which iserfs then did without
+   * (stats_command_failed()): not failures. */
+  atomic_uint_fast64_t unsupported[CMD_NR];
   atomic_uint_fast64_t bytes_read;
   atomic_uint_fast64_t bytes_written;
   atomic_uint_fast64_t rmw;           /* partial-block writes merged */
@@ -52,6 +56,11 @@ struct stats {
 
 extern struct stats stats;
 
+/* A command ended in an error (after any retries); unsupported: the
+ * target refused it as not supported (ILLEGAL REQUEST, invalid opcode or
+ * CDB field).  Counted as failed, or as unsupported where that is
+ * expected and handled; any thread. */
+void stats_command_failed (enum cmd_kind kind, bool unsupported);
 void stats_inflight_inc (void);
 void stats_inflight_dec (void);
 /* Print every counter as key=value lines, the allocator's included. */
