@@ -8,6 +8,7 @@ pkgs=(
   libibverbs-dev librdmacm-dev check liburing-dev
   tgt attr procps iproute2 util-linux python3 clang valgrind fio
   python3-prometheus-client
+  debhelper dpkg-dev lintian binutils
 )
 # libiscsi 1.20's source (for contrib/libiscsi/build.sh) comes from
 # Debian trixie's source packages; no binary package changes suite.
