@@ -129,9 +129,9 @@ stats_find (const char *name, size_t len)
 }
 
 static void
-put (FILE *fp, const char *prefix, const char *name, uint64_t value)
+put (FILE *fp, const char *name, uint64_t value)
 {
-  fprintf (fp, "%s%s=%" PRIu64 "\n", prefix, name, value);
+  fprintf (fp, "%s=%" PRIu64 "\n", name, value);
 }
 
 void
@@ -141,9 +141,9 @@ stats_print (FILE *fp)
     const struct stat_desc *d = &stats_table[i];
 
     if (d->value)
-      put (fp, "", d->name, atomic_load (d->value));
+      put (fp, d->name, atomic_load (d->value));
     else if (d->get)
-      put (fp, "", d->name, d->get ());
+      put (fp, d->name, d->get ());
   }
   iobuf_stats (fp);
 }
