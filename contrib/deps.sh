@@ -8,6 +8,8 @@ pkgs=(
   libibverbs-dev librdmacm-dev check liburing-dev
   tgt attr procps iproute2 util-linux python3 clang valgrind fio
   libclang-rt-dev
+  python3-prometheus-client
+  debhelper dpkg-dev lintian binutils
 )
 # libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (libclang_rt.*),
 # only recommended by clang, so --no-install-recommends leaves them out and

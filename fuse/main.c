@@ -25,10 +25,12 @@
 #include "log.h"
 #include "loop.h"
 #include "mountinfo.h"
+#include "metrics.h"
 #include "readahead.h"
 #include "uring.h"
 #include "options.h"
 #include "session.h"
+#include "stats_cmd.h"
 
 static char *
 default_initiator_name (void)
@@ -342,7 +344,8 @@ start_sessions (struct fs *fs)
 }
 
 static int
-serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
+serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
+       const struct options *o)
 {
   int rc = 1;
 
@@ -367,6 +370,16 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
   }
   if (start_sessions (fs) < 0)
     goto out_stop;
+  if (o->metrics_dir) {
+    int e = metrics_start (o->metrics_dir, cmd->mountpoint, o->url,
+                           o->metrics_interval);
+
+    if (e < 0) {
+      log_error ("metrics=%s: cannot start writing: %s", o->metrics_dir,
+                 strerror (-e));
+      goto out_stop;
+    }
+  }
   daemon_ready ();
   /* The loops return 0, -errno, or (libfuse's) the number of the signal
    * (SIGTERM, SIGINT, SIGHUP) that asked us to stop: that is a clean exit
@@ -392,6 +405,7 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs)
     fuse_loop_cfg_destroy (cfg);
   }
  out_stop:
+  metrics_stop ();
   uring_quiesce ();
   /* Files still open (stopped by a signal): sync what they wrote while
    * the sessions still run. */
@@ -457,6 +471,10 @@ main (int argc, char *argv[])
     rc = 0;
     goto out;
   }
+  if (o.stats) {
+    rc = stats_command (o.url);
+    goto out;
+  }
   if (o.url == NULL) {
     log_error ("no URL given (try --help)");
     goto out;
@@ -467,6 +485,8 @@ main (int argc, char *argv[])
   if (o.initiator_name == NULL && (o.initiator_name = default_initiator_name ()) == NULL)
     goto out;
   if (!o.list && check_mountpoint (o.mountpoint) < 0)
+    goto out;
+  if (!o.list && o.metrics_dir && metrics_check_dir (o.metrics_dir) < 0)
     goto out;
   if (fuse_parse_cmdline (&args, &cmd) != 0)
     goto out;
@@ -527,7 +547,7 @@ main (int argc, char *argv[])
     log_error ("out of memory");
     goto out;
   }
-  rc = serve (se, &cmd, &fs);
+  rc = serve (se, &cmd, &fs, &o);
 
  out:
   if (se)

@@ -27,7 +27,6 @@
 #include "uring.h"
 #include "written.h"
 
-#define STATS_XATTR "user.iserfs.stats"
 #define STATS_XATTR_SLACK 1024     /* bytes the counters may grow by */
 #define ZERO_PIECE (1024 * 1024)
 #define ZERO_SAME_PIECE (256ull * 1024 * 1024)

@@ -18,7 +18,8 @@
 #include "portal.h"
 #include "options.h"
 
-enum { KEY_HELP, KEY_VERSION, KEY_LIST, KEY_RO, KEY_ALLOW_OTHER, KEY_RW };
+enum { KEY_HELP, KEY_VERSION, KEY_LIST, KEY_RO, KEY_ALLOW_OTHER, KEY_RW,
+       KEY_STATS };
 
 #define OPT(t, p) { t, offsetof (struct options, p), 1 }
 
@@ -34,6 +35,8 @@ static const struct fuse_opt option_spec[] = {
   OPT ("poll_us=%s", poll_us_s),
   OPT ("splice=%s", splice_s),
   OPT ("fuse_ring=%s", fuse_ring_s),
+  OPT ("metrics=%s", metrics_dir),
+  OPT ("metrics_interval=%s", metrics_interval_s),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -43,6 +46,7 @@ static const struct fuse_opt option_spec[] = {
   FUSE_OPT_KEY ("--version", KEY_VERSION),
   FUSE_OPT_KEY ("--list", KEY_LIST),
   FUSE_OPT_KEY ("-l", KEY_LIST),
+  FUSE_OPT_KEY ("--stats", KEY_STATS),
   FUSE_OPT_END
 };
 
@@ -99,6 +103,9 @@ option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
   case KEY_LIST:
     o->list = true;
     return 0;
+  case KEY_STATS:
+    o->stats = true;
+    return 0;
   case KEY_RO:
     o->ro = true;
     return 1;                   /* also makes the kernel mount read-only */
@@ -145,6 +152,7 @@ options_parse (struct fuse_args *args, struct options *o)
   o->write_behind = 32u << 20;
   o->poll_us = 50;
   o->splice = true;
+  o->metrics_interval = 5;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
     return -1;                  /* libfuse printed why */
   if (parse_number ("queue_depth", o->queue_depth_s, 1, 1024, "",
@@ -158,7 +166,9 @@ options_parse (struct fuse_args *args, struct options *o)
       || parse_number ("write_behind", o->write_behind_s, 0, 1u << 30,
                        " bytes", &o->write_behind) < 0
       || parse_number ("poll_us", o->poll_us_s, 0, 10000, " microseconds",
-                       &o->poll_us) < 0)
+                       &o->poll_us) < 0
+      || parse_number ("metrics_interval", o->metrics_interval_s, 1, 3600,
+                       " seconds", &o->metrics_interval) < 0)
     return -1;
   if (o->header_digest && strcmp (o->header_digest, "none") != 0
       && strcmp (o->header_digest, "crc32c") != 0) {
@@ -459,6 +469,8 @@ options_free (struct options *o)
   free (o->poll_us_s);
   free (o->splice_s);
   free (o->fuse_ring_s);
+  free (o->metrics_dir);
+  free (o->metrics_interval_s);
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
@@ -474,6 +486,7 @@ options_usage (void)
   printf (
 "Usage: iserfs [OPTIONS] URL MOUNTPOINT\n"
 "       iserfs --list URL\n"
+"       iserfs --stats MOUNTPOINT\n"
 "       iserfs --help | --version\n"
 "\n"
 "Mount an iSCSI or iSER target as a directory holding one file per LUN.\n"
@@ -487,6 +500,7 @@ options_usage (void)
 "  -h, --help               print this help and exit\n"
 "  -V, --version            print the version and exit\n"
 "  -l, --list               list targets, portals and LUNs; do not mount\n"
+"  --stats                  print a mount's counters as JSON and exit\n"
 "  -f                       stay in the foreground\n"
 "  -d                       debug output (implies -f)\n"
 "  -s                       single-threaded FUSE loop\n"
@@ -519,6 +533,10 @@ options_usage (void)
 "                           the fuse module's enable_uring is Y (default);\n"
 "                           on = also over iSER, and refuse to mount without\n"
 "                           it\n"
+"  -o metrics=DIR           write the counters for Prometheus (node_exporter's\n"
+"                           textfile collector) to DIR/iserfs-MOUNT.prom,\n"
+"                           replaced atomically, removed at unmount\n"
+"  -o metrics_interval=SECONDS   how often (default 5)\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"
@@ -531,6 +549,7 @@ options_usage (void)
 "  fsname=NAME (default: the URL), subtype=NAME (default: iserfs), ...\n"
 "\n"
 "The mount root answers\n"
-"`getfattr --absolute-names -n user.iserfs.stats MOUNTPOINT`.\n"
+"`getfattr --absolute-names -n user.iserfs.stats MOUNTPOINT`;\n"
+"`iserfs --stats MOUNTPOINT` prints the same counters as JSON.\n"
 "See iserfs(8).\n");
 }

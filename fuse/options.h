@@ -11,6 +11,7 @@ struct options {
   char *url;
   char *mountpoint;              /* as given; checked before FUSE sees it */
   bool list, help, version;
+  bool stats;                   /* --stats MOUNTPOINT (given as url) */
   bool ro, allow_other;
   char *initiator_name;
   char *credentials;
@@ -27,6 +28,9 @@ struct options {
   char *fuse_ring_s;            /* as typed */
   char *queue_depth_s, *timeout_s, *max_xfer_s, *readahead_s; /* as typed */
   char *write_behind_s, *poll_us_s;
+  char *metrics_dir;            /* -o metrics=DIR, NULL: none */
+  unsigned metrics_interval;    /* seconds between writes */
+  char *metrics_interval_s;     /* as typed */
 
   /* From the URL. */
   char portal[256];

@@ -1,18 +1,14 @@
-/* Counters: lock-free, updated from every session thread, read by getxattr. */
+/* Counters: lock-free, updated from every session thread, read by getxattr
+ * and the metrics writer. */
 #include <config.h>
 
 #include <inttypes.h>
+#include <string.h>
 
 #include "iobuf.h"
 #include "stats.h"
 
 struct stats stats;
-
-static const char *const kind_name[CMD_NR] = {
-  [CMD_READ] = "read", [CMD_WRITE] = "write", [CMD_SYNC] = "sync",
-  [CMD_UNMAP] = "unmap", [CMD_WRITESAME] = "writesame",
-  [CMD_CAPACITY] = "capacity",
-};
 
 /* What a refusal means depends on the command.  WRITE SAME only zeroes
  * blocks faster: after any error (tgtd's file store answers it with a
@@ -47,61 +43,123 @@ stats_inflight_dec (void)
   atomic_fetch_sub (&stats.inflight, 1);
 }
 
-/* The plain counters, in the order they are printed. */
-static const struct {
-  const char *name;
-  atomic_uint_fast64_t *value;
-} counters[] = {
-  { "bytes_read", &stats.bytes_read },
-  { "bytes_written", &stats.bytes_written },
-  { "read_modify_writes", &stats.rmw },
-  { "read_waits", &stats.read_waits },
-  { "inflight", &stats.inflight },
-  { "inflight_max", &stats.inflight_max },
-  { "reconnects", &stats.reconnects },
-  { "retries", &stats.retries },
-  { "transport_registrations", &stats.transport_registrations },
-  { "zero_copy_bytes", &stats.zero_copy_bytes },
-  { "bounce_bytes", &stats.bounce_bytes },
-  { "write_in_place_bytes", &stats.write_in_place_bytes },
-  { "write_copied_bytes", &stats.write_copied_bytes },
-  { "write_behind_bytes", &stats.write_behind_bytes },
-  { "write_behind_errors", &stats.write_behind_errors },
-  { "trunc_writes_held", &stats.trunc_writes_held },
-  { "poll_hits", &stats.poll_hits },
-  { "poll_misses", &stats.poll_misses },
-  { "spliced_read_bytes", &stats.spliced_read_bytes },
-  { "splice_spilled", &stats.splice_spilled },
-  { "splice_resent", &stats.splice_resent },
-  { "fuse_ring_requests", &stats.ring_requests },
-  { "fuse_ring_errors", &stats.ring_errors },
-  { "read_in_place_bytes", &stats.read_in_place_bytes },
+/* Every counter, in the order the stats attribute prints them: its name
+ * (the attribute's key; iserfs_NAME[_total] in Prometheus), its type and
+ * the help text monitoring shows.  This table is the one description the
+ * attribute, `iserfs --stats` (JSON) and -o metrics= (Prometheus) are all
+ * built from: a counter added here appears in all three. */
+static uint64_t
+failed_total (void)
+{
+  uint64_t n = 0;
+
+  for (int k = 0; k < CMD_NR; k++)
+    n += atomic_load (&stats.failed[k]);
+  return n;
+}
+
+#define C(n, v, h) { n, STAT_COUNTER, h, v, NULL }
+#define G(n, v, h) { n, STAT_GAUGE, h, v, NULL }
+/* Printed by the buffer allocator (iobuf_stats), described here. */
+#define AC(n, h) { n, STAT_COUNTER, h, NULL, NULL }
+#define AG(n, h) { n, STAT_GAUGE, h, NULL, NULL }
+
+const struct stat_desc stats_table[] = {
+  C ("read_cmds", &stats.sent[CMD_READ], "READ commands sent"),
+  C ("write_cmds", &stats.sent[CMD_WRITE], "WRITE commands sent"),
+  C ("sync_cmds", &stats.sent[CMD_SYNC], "SYNCHRONIZE CACHE commands sent"),
+  C ("unmap_cmds", &stats.sent[CMD_UNMAP], "UNMAP commands sent"),
+  C ("writesame_cmds", &stats.sent[CMD_WRITESAME], "WRITE SAME commands sent"),
+  C ("capacity_cmds", &stats.sent[CMD_CAPACITY],
+     "READ CAPACITY commands sent"),
+  C ("read_failed", &stats.failed[CMD_READ], "READ commands that failed"),
+  C ("write_failed", &stats.failed[CMD_WRITE], "WRITE commands that failed"),
+  C ("sync_failed", &stats.failed[CMD_SYNC],
+     "SYNCHRONIZE CACHE commands that failed"),
+  C ("unmap_failed", &stats.failed[CMD_UNMAP], "UNMAP commands that failed"),
+  C ("capacity_failed", &stats.failed[CMD_CAPACITY],
+     "READ CAPACITY commands that failed"),
+  { "failed_cmds", STAT_COUNTER, "SCSI commands that failed, all kinds",
+    NULL, failed_total },
+  C ("bytes_read", &stats.bytes_read, "Bytes read from the target"),
+  C ("bytes_written", &stats.bytes_written, "Bytes written to the target"),
+  C ("read_modify_writes", &stats.rmw,
+     "Partial-block writes merged with the blocks read around them"),
+  C ("read_waits", &stats.read_waits, "Reads queued behind a write"),
+  G ("inflight", &stats.inflight, "SCSI commands in flight now"),
+  G ("inflight_max", &stats.inflight_max,
+     "Most SCSI commands in flight at once since the mount"),
+  C ("reconnects", &stats.reconnects, "Sessions reconnected"),
+  C ("retries", &stats.retries,
+     "Commands sent again (UNIT ATTENTION, BUSY, reconnect)"),
+  C ("transport_registrations", &stats.transport_registrations,
+     "Buffer pool chunks registered with the iSER transport"),
+  C ("zero_copy_bytes", &stats.zero_copy_bytes,
+     "iSER data moved straight from or to pool buffers"),
+  C ("bounce_bytes", &stats.bounce_bytes,
+     "iSER data copied through the transport's own buffers"),
+  C ("write_in_place_bytes", &stats.write_in_place_bytes,
+     "Write data sent from the buffer it was received into"),
+  C ("write_copied_bytes", &stats.write_copied_bytes,
+     "Write data copied into a smaller buffer first"),
+  C ("write_behind_bytes", &stats.write_behind_bytes,
+     "Buffered write bytes answered before the target had them"),
+  C ("write_behind_errors", &stats.write_behind_errors,
+     "Writes answered early that then failed"),
+  C ("trunc_writes_held", &stats.trunc_writes_held,
+     "Writes held while an O_TRUNC descriptor's zeros were written"),
+  C ("poll_hits", &stats.poll_hits,
+     "Session loop turns that found an event while polling"),
+  C ("poll_misses", &stats.poll_misses,
+     "Session loop turns that polled in vain"),
+  C ("spliced_read_bytes", &stats.spliced_read_bytes,
+     "READ data spliced from the socket into the reply"),
+  C ("splice_spilled", &stats.splice_spilled,
+     "Spliced READs finished in a buffer: the pipe was full"),
+  C ("splice_resent", &stats.splice_resent,
+     "Spliced READs finished in a buffer: the command was sent again"),
+  C ("fuse_ring_requests", &stats.ring_requests,
+     "FUSE requests taken from the io_uring"),
+  C ("fuse_ring_errors", &stats.ring_errors,
+     "FUSE io_uring commands the kernel failed"),
+  C ("read_in_place_bytes", &stats.read_in_place_bytes,
+     "READ data received straight into a FUSE ring entry"),
+  AG ("pool_chunks", "Buffer pool chunks held"),
+  AC ("pool_registrations", "Buffer pool regions registered"),
+  AC ("pool_deregistrations", "Buffer pool regions deregistered"),
+  AG ("pool_bytes_in_use", "Bytes of live buffer pool segments"),
+  AG ("pool_high_water", "Most bytes of buffer pool segments live at once"),
+  AC ("pool_direct_allocs", "Buffers larger than a pool chunk allocated"),
+  AC ("pool_failures", "Buffer allocations refused or failed"),
 };
+const size_t stats_table_len = sizeof stats_table / sizeof stats_table[0];
+
+const struct stat_desc *
+stats_find (const char *name, size_t len)
+{
+  for (size_t i = 0; i < stats_table_len; i++)
+    if (strncmp (stats_table[i].name, name, len) == 0
+        && stats_table[i].name[len] == '\0')
+      return &stats_table[i];
+  return NULL;
+}
 
 static void
-put (FILE *fp, const char *prefix, const char *name, uint64_t value)
+put (FILE *fp, const char *name, uint64_t value)
 {
-  fprintf (fp, "%s%s=%" PRIu64 "\n", prefix, name, value);
+  fprintf (fp, "%s=%" PRIu64 "\n", name, value);
 }
 
 void
 stats_print (FILE *fp)
 {
-  uint64_t failed = 0;
+  for (size_t i = 0; i < stats_table_len; i++) {
+    const struct stat_desc *d = &stats_table[i];
 
-  for (int k = 0; k < CMD_NR; k++) {
-    put (fp, kind_name[k], "_cmds", atomic_load (&stats.sent[k]));
-    failed += atomic_load (&stats.failed[k]);
+    if (d->value)
+      put (fp, d->name, atomic_load (d->value));
+    else if (d->get)
+      put (fp, d->name, d->get ());
   }
-  for (int k = 0; k < CMD_NR; k++)
-    if (k != CMD_WRITESAME)     /* never counted as failed: see above */
-      put (fp, kind_name[k], "_failed", atomic_load (&stats.failed[k]));
-  put (fp, "", "failed_cmds", failed);
-  put (fp, "sync", "_unsupported", atomic_load (&stats.unsupported[CMD_SYNC]));
-  put (fp, "unmap", "_unsupported", atomic_load (&stats.unsupported[CMD_UNMAP]));
-  put (fp, "writesame", "_unsupported",
-       atomic_load (&stats.unsupported[CMD_WRITESAME]));
-  for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
-    put (fp, "", counters[i].name, atomic_load (counters[i].value));
   iobuf_stats (fp);
 }

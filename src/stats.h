@@ -1,4 +1,6 @@
-/* Counters shown by the mount root's user.iserfs.stats attribute. */
+/* Counters shown by the mount root's user.iserfs.stats attribute, by
+ * `iserfs --stats` and by -o metrics= (stats_export.h).  Updated lock-free
+ * from any thread. */
 #ifndef ISERFS_STATS_H
 #define ISERFS_STATS_H
 
@@ -6,6 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+/* The mount root's extended attribute holding stats_print's text. */
+#define STATS_XATTR "user.iserfs.stats"
 
 enum cmd_kind {
   CMD_READ, CMD_WRITE, CMD_SYNC, CMD_UNMAP, CMD_WRITESAME, CMD_CAPACITY, CMD_NR
@@ -61,9 +66,29 @@ extern struct stats stats;
  * CDB field).  Counted as failed, or as unsupported where that is
  * expected and handled; any thread. */
 void stats_command_failed (enum cmd_kind kind, bool unsupported);
+/* One counter as every output shows it (see stats_table in stats.c). */
+enum stat_type { STAT_COUNTER, STAT_GAUGE };
+
+struct stat_desc {
+  const char *name;             /* key in the stats attribute */
+  enum stat_type type;          /* counter: only grows; gauge: goes up and down */
+  const char *help;             /* one line for monitoring */
+  atomic_uint_fast64_t *value;  /* the counter, or NULL: */
+  uint64_t (*get) (void);       /* computed, or (both NULL) printed by the
+                                   buffer allocator's stats hook */
+};
+
+extern const struct stat_desc stats_table[];
+extern const size_t stats_table_len;
+
+/* The description of the counter whose name is the len bytes at name, or
+ * NULL (a line the allocator prints that the table does not describe). */
+const struct stat_desc *stats_find (const char *name, size_t len);
+
 void stats_inflight_inc (void);
 void stats_inflight_dec (void);
-/* Print every counter as key=value lines, the allocator's included. */
+/* Print every counter as key=value lines, the allocator's included: the
+ * text of the user.iserfs.stats attribute. */
 void stats_print (FILE *fp);
 
 #endif
