@@ -16,6 +16,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "clock.h"
 #include "io.h"
 #include "log.h"
 #include "portal.h"
@@ -363,15 +364,6 @@ watch_connection (struct session *s, time_t now)
   }
 }
 
-static uint64_t
-monotonic_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 /* Look for an event without sleeping, for up to poll_ns, while at most one
  * command is in flight.  Why: at one request at a time, every turn waits
  * for either the target's reply or the application's next request, and
@@ -392,7 +384,7 @@ poll_briefly (struct session *s, struct pollfd *pfd)
 
   if (s->poll_ns == 0 || s->inflight > 1)
     return 0;
-  end = monotonic_ns () + s->poll_ns;
+  end = clock_mono_ns () + s->poll_ns;
   do {
     n = poll (pfd, 3, 0);
     if (n != 0) {
@@ -401,7 +393,7 @@ poll_briefly (struct session *s, struct pollfd *pfd)
       return n;
     }
     waited = true;
-  } while (monotonic_ns () < end);
+  } while (clock_mono_ns () < end);
   atomic_fetch_add_explicit (&stats.poll_misses, 1, memory_order_relaxed);
   return 0;
 }
@@ -426,7 +418,7 @@ session_loop (void *arg)
     };
     short revents;
     int n;
-    time_t now = time (NULL);
+    time_t now = clock_mono_s ();
 
     if (atomic_load (&s->stopping)) {
       if (stop_deadline == 0)
@@ -471,7 +463,7 @@ session_loop (void *arg)
       take_submissions (s);
     else if (pfd[2].revents & POLLIN)
       start_submissions (s);
-    now = time (NULL);
+    now = clock_mono_s ();
     /* Every turn, not once a second: libiscsi can lose and re-establish a
      * connection within one second, and a reconnect seen only by its
      * effects would go uncounted. */

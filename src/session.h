@@ -72,7 +72,7 @@ struct session {
   struct scmd *wait_head, *wait_tail;
   struct io_req *active;        /* submitted, not yet freed */
   time_t down_since;            /* when the session was lost; 0 while up */
-  time_t last_scan;
+  time_t last_scan;             /* both clock_mono_s() */
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
   struct spipe *pipes;          /* splice.c's free pipes */
   struct session_ext ext;       /* another event source; fd -1: none */
