@@ -31,6 +31,8 @@ enum io_op {
 };
 
 /* One SCSI command of a request. */
+struct tmf;
+
 struct scmd {
   struct io_req *req;
   enum cmd_kind kind;
@@ -41,6 +43,10 @@ struct scmd {
   struct scsi_task *task;       /* while sent */
   unsigned retries;
   struct scmd *next;            /* session's wait queue */
+  /* Past its deadline (recovery.h), on the session thread. */
+  unsigned char eh;             /* enum eh_state */
+  bool eh_reset_sent;           /* a LOGICAL UNIT RESET covers it */
+  struct tmf *eh_tmf;           /* its ABORT TASK, while out */
 };
 
 struct io_req {

@@ -14,6 +14,7 @@
 
 #include "iobuf.h"
 #include "lun.h"
+#include "recovery.h"
 
 struct io_req;
 struct scmd;
@@ -76,6 +77,7 @@ struct session {
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
   struct spipe *pipes;          /* splice.c's free pipes */
   struct session_ext ext;       /* another event source; fd -1: none */
+  struct recovery eh;           /* commands past their deadline */
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */
