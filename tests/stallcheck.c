@@ -24,8 +24,13 @@
  * EIO within -q SECONDS (default 60), and the program exits 0 without
  * checking the blocks (the test unmounts and checks the daemon ends).
  *
+ * While the target is stopped, no command may end as failed (the stats'
+ * failed_cmds) unless the connection was dropped (connection_drops): the
+ * initiator alone must not complete a command the target still holds.
+ *
  * Exit 0: as the model allows; 1: a block nobody may have written there,
- * a write that failed otherwise than with EIO, or a bound passed. */
+ * a command let go behind the target's back, a write that failed
+ * otherwise than with EIO, or a bound passed. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -169,18 +174,43 @@ batch (unsigned threads, const struct write *over)
   return first;
 }
 
-/* The mount's commands in flight (user.iserfs.stats), -1 if unreadable. */
+/* A counter of the mount's user.iserfs.stats; -1 if unreadable, 0 if
+ * the stats do not have it. */
 static long
-inflight (void)
+counter (const char *name)
 {
-  char buf[8192], *p;
-  ssize_t n = getxattr (mnt, "user.iserfs.stats", buf, sizeof buf - 1);
+  char buf[8192], key[64], *p;
+  ssize_t n = getxattr (mnt, "user.iserfs.stats", buf + 1, sizeof buf - 2);
 
   if (n < 0)
     return -1;
-  buf[n] = 0;
-  p = strstr (buf, "\ninflight=");
-  return p ? strtol (p + 10, NULL, 10) : -1;
+  buf[0] = '\n';
+  buf[n + 1] = 0;
+  snprintf (key, sizeof key, "\n%s=", name);
+  p = strstr (buf, key);
+  return p ? strtol (p + strlen (key), NULL, 10) : 0;
+}
+
+static long
+inflight (void)
+{
+  return counter ("inflight");
+}
+
+/* While the target is stopped it answers nothing, so a command that ends
+ * as failed then was completed by the initiator alone, while the target
+ * held it -- unless the connection it was on is gone. */
+static bool
+let_go_behind_targets_back (unsigned r, long failed0, long drops0)
+{
+  long failed = counter ("failed_cmds"), drops = counter ("connection_drops");
+
+  if (failed > failed0 && drops <= drops0) {
+    fprintf (stderr, "round %u: %ld commands ended while the stopped target "
+             "held them on a live connection\n", r, failed - failed0);
+    return true;
+  }
+  return false;
 }
 
 static bool
@@ -306,6 +336,7 @@ main (int argc, char **argv)
   for (unsigned r = 0; r < rounds && !failed; r++) {
     unsigned a, b, c, end;
     double t0, deadline;
+    long failed0, drops0;
 
     a = batch (threads, NULL);
     if (!join (a, nwrites, now_s () + quit_s)) {
@@ -318,6 +349,8 @@ main (int argc, char **argv)
                  "%s\n", r, strerror (writes[i].err));
         return 1;
       }
+    failed0 = counter ("failed_cmds");
+    drops0 = counter ("connection_drops");
     if (kill (target, SIGSTOP) != 0) {
       perror ("stallcheck: SIGSTOP");
       return 1;
@@ -336,6 +369,8 @@ main (int argc, char **argv)
       /* The outage's length, not synchronisation: the target comes back
        * at a later stage of the recovery each round. */
       usleep (waits[r % nwaits] * 1000u);
+      if (let_go_behind_targets_back (r, failed0, drops0))
+        failed = 1;
       kill (target, SIGCONT);
     }
     deadline = now_s () + quit_s;
@@ -360,6 +395,8 @@ main (int argc, char **argv)
               "returned after %.1fs\n", r, eio, end - b, now_s () - t0);
     }
     if (never) {
+      if (let_go_behind_targets_back (r, failed0, drops0))
+        failed = 1;
       for (unsigned i = b; i < end; i++)
         if (writes[i].err == 0) {
           fprintf (stderr, "round %u: a write succeeded with the target "
