@@ -42,6 +42,7 @@
 /* One task management request out; freed by its callback, which libiscsi
  * calls for an answer, a cancel on reconnect and a context destroyed. */
 struct tmf {
+  struct tmf *prev, *next;      /* s->eh.tmfs */
   struct session *s;
   struct scmd *c;               /* ABORT TASK: the command, NULL once back */
   struct lun *lun;              /* LOGICAL UNIT RESET: the LUN */
@@ -134,6 +135,37 @@ abort_answered (struct session *s, struct scmd *c, int status,
 static void reset_answered (struct session *s, struct lun *l, int status,
                             uint32_t response);
 
+static struct tmf *
+tmf_new (struct session *s)
+{
+  struct tmf *t = calloc (1, sizeof *t);
+
+  if (t) {
+    t->s = s;
+    t->next = s->eh.tmfs;
+    if (t->next)
+      t->next->prev = t;
+    s->eh.tmfs = t;
+  }
+  return t;
+}
+
+static void
+tmf_free (struct tmf *t)
+{
+  if (t == NULL)
+    return;
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    t->s->eh.tmfs = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  if (t->c)
+    t->c->eh_tmf = NULL;
+  free (t);
+}
+
 static void
 tmf_cb (struct iscsi_context *iscsi, int status, void *command_data,
         void *private_data)
@@ -145,23 +177,26 @@ tmf_cb (struct iscsi_context *iscsi, int status, void *command_data,
   (void) iscsi;
   if (t->lun)
     reset_answered (t->s, t->lun, status, response);
-  else if (t->c)
-    abort_answered (t->s, t->c, status, response);
-  free (t);
+  else if (t->c) {
+    struct scmd *c = t->c;
+
+    t->c = NULL;
+    abort_answered (t->s, c, status, response);
+  }
+  tmf_free (t);
 }
 
 static void
 send_abort (struct session *s, struct scmd *c)
 {
-  struct tmf *t = calloc (1, sizeof *t);
+  struct tmf *t = tmf_new (s);
 
   if (t == NULL
       || iscsi_task_mgmt_abort_task_async (s->iscsi, c->task, tmf_cb, t) != 0) {
-    free (t);
+    tmf_free (t);
     c->eh = EH_ABORT_FAILED;
     return;
   }
-  t->s = s;
   t->c = c;
   c->eh_tmf = t;
   c->eh = EH_ABORTING;
@@ -223,7 +258,7 @@ send_resets (struct session *s)
 
   while ((c = find (s, pick_stuck, NULL)) != NULL) {
     struct lun *l = c->req->lun;
-    struct tmf *t = calloc (1, sizeof *t);
+    struct tmf *t = tmf_new (s);
 
     for (struct io_req *r = s->active; r; r = r->active_next)
       for (unsigned i = 0; i < r->nr_scmd; i++)
@@ -232,10 +267,9 @@ send_resets (struct session *s)
     if (t == NULL
         || iscsi_task_mgmt_async (s->iscsi, l->lun, ISCSI_TM_LUN_RESET,
                                   0xffffffff, 0, tmf_cb, t) != 0) {
-      free (t);
+      tmf_free (t);
       return false;
     }
-    t->s = s;
     t->lun = l;
     s->eh.resets_out++;
     atomic_fetch_add (&stats.eh_lun_resets, 1);
@@ -373,4 +407,11 @@ recovery_forget (struct session *s, struct scmd *c)
   c->eh_tmf = NULL;
   c->eh = EH_NONE;
   c->eh_reset_sent = false;
+}
+
+void
+recovery_close (struct session *s)
+{
+  while (s->eh.tmfs)
+    tmf_free (s->eh.tmfs);
 }

@@ -41,6 +41,7 @@ struct recovery {
   time_t step_deadline;         /* escalate past this (clock.h seconds) */
   unsigned resets_out;          /* LOGICAL UNIT RESETs not answered yet */
   bool want_drop;               /* drop the connection at the next turn */
+  struct tmf *tmfs;             /* task management requests out */
 };
 
 /* Look at the commands past their deadline and take the next step for
@@ -54,5 +55,10 @@ bool recovery_releasing (const struct scmd *c);
 
 /* c is back from libiscsi (answered or cancelled): forget it. */
 void recovery_forget (struct session *s, struct scmd *c);
+
+/* Free what is left of the recovery, once the libiscsi context is gone
+ * (no callback can come any more): libiscsi's iSER transport can drop a
+ * task management PDU of a torn-down connection without calling back. */
+void recovery_close (struct session *s);
 
 #endif

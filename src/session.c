@@ -242,6 +242,7 @@ session_close (struct session *s)
       iscsi_logout_sync (s->iscsi);
     iscsi_destroy_context (s->iscsi);
   }
+  recovery_close (s);
   rdma_pool_free (s->rdma);     /* after libiscsi gave every buffer back */
   splice_pool_free (s);
   if (s->wake_fd >= 0)

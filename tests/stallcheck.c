@@ -88,7 +88,7 @@ fill (unsigned char *p, unsigned id, uint64_t b)
 {
   uint64_t s = ((uint64_t) id << 32) ^ (b * 0x9e3779b97f4a7c15ULL) ^ 0x5bd1e995;
 
-  memcpy (p, "STALL", 5);
+  memcpy (p, "STALL\0\0\0", 8);
   memcpy (p + 8, &id, sizeof id);
   memcpy (p + 12, &b, sizeof b);
   for (unsigned i = 20; i < BLK; i++) {
@@ -234,6 +234,40 @@ allowed (uint64_t b, unsigned id)
   return true;
 }
 
+/* For a block that is no single write's: which write (or 0, zeros) each
+ * 512-byte sector of it matches, '?' for none. */
+static void
+explain (const unsigned char *p, uint64_t b)
+{
+  unsigned char *want;
+
+  if (posix_memalign ((void **) &want, BLK, BLK) != 0)
+    return;
+  fprintf (stderr, "  sectors of block %" PRIu64 ":", b);
+  for (unsigned s = 0; s < BLK / 512; s++) {
+    int who = -1;
+
+    for (unsigned id = 0; id <= nwrites && who < 0; id++) {
+      if (id == 0)
+        memset (want, 0, BLK);
+      else if (b < writes[id - 1].off / BLK
+               || b >= (writes[id - 1].off + writes[id - 1].len) / BLK)
+        continue;
+      else
+        fill (want, id, b);
+      if (memcmp (p + s * 512 + (s ? 0 : 20), want + s * 512 + (s ? 0 : 20),
+                  512 - (s ? 0 : 20)) == 0)
+        who = (int) id;
+    }
+    if (who < 0)
+      fprintf (stderr, " ?");
+    else
+      fprintf (stderr, " %d", who);
+  }
+  fprintf (stderr, "\n");
+  free (want);
+}
+
 static int
 check (void)
 {
@@ -275,9 +309,11 @@ check (void)
     if (id) {
       fill (want, id, b);
       if (memcmp (p, want, BLK) != 0) {
-        if (bad++ < 10)
+        if (bad++ < 10) {
           fprintf (stderr, "block %" PRIu64 ": torn content of write %u\n",
                    b, id);
+          explain (p, b);
+        }
         continue;
       }
     }
