@@ -324,7 +324,7 @@ void
 recovery_tick (struct session *s, time_t now)
 {
   struct recovery *e = &s->eh;
-  unsigned step_time = s->timeout ? s->timeout : 30;
+  unsigned step_time = s->timeout ? s->timeout : 30;   /* (no deadlines at 0) */
   struct scmd *c;
 
   if (!iscsi_is_logged_in (s->iscsi)) {
