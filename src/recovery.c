@@ -120,7 +120,6 @@ abort_answered (struct session *s, struct scmd *c, int status,
 {
   c->eh_tmf = NULL;
   if (status == SCSI_STATUS_GOOD && response == ISCSI_TMR_FUNC_COMPLETE) {
-    atomic_fetch_add (&stats.eh_aborts_done, 1);
     if (c->kind == CMD_WRITE)
       c->eh = EH_NEEDS_DROP;
     else
@@ -175,6 +174,11 @@ tmf_cb (struct iscsi_context *iscsi, int status, void *command_data,
                                    : ISCSI_TMR_FUNC_REJECTED;
 
   (void) iscsi;
+  /* Counted even when the command's own answer came first (tgtd answers
+   * an abort of a command it is carrying out once that is done). */
+  if (!t->lun && status == SCSI_STATUS_GOOD
+      && response == ISCSI_TMR_FUNC_COMPLETE)
+    atomic_fetch_add (&stats.eh_aborts_done, 1);
   if (t->lun)
     reset_answered (t->s, t->lun, status, response);
   else if (t->c) {
