@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "behind.h"
+#include "clock.h"
 #include "log.h"
 #include "stats.h"
 
@@ -131,7 +132,7 @@ behind_wait (struct behind *b, unsigned *seen, bool consume,
   pthread_mutex_lock (&b->lock);
   before = b->next_ticket;
   while (b->oldest && b->oldest->ticket < before && err == 0)
-    err = deadline ? pthread_cond_timedwait (&b->progress, &b->lock, deadline)
+    err = deadline ? clock_cond_wait (&b->progress, &b->lock, deadline)
                    : pthread_cond_wait (&b->progress, &b->lock);
   if (err == 0 && b->err_seq != *seen) {
     err = b->err;

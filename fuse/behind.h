@@ -56,7 +56,7 @@ void behind_done (struct behind *b, struct behind_write *w, int lun, int err);
  * unless nobody has been told of the latest yet (as errseq_sample). */
 unsigned behind_seen (struct behind *b);
 /* Wait until every write of b started before this call is back (later ones
- * cannot hold it up), or until deadline (CLOCK_REALTIME; NULL: no limit);
+ * cannot hold it up), or until deadline (CLOCK_MONOTONIC; NULL: no limit);
  * then 0, the errno of a failure since *seen, or ETIMEDOUT at the
  * deadline.  With consume (fsync), *seen moves on, so that the failure is
  * reported once per descriptor; close(2) reports it without using it up,

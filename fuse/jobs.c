@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "jobs.h"
 
 struct job {
@@ -152,7 +153,7 @@ jobs_stop (const struct timespec *until)
 
   pthread_mutex_lock (&J.lock);
   while (J.threads > 0
-         && pthread_cond_timedwait (&J.more, &J.lock, until) == 0)
+         && clock_cond_wait (&J.more, &J.lock, until) == 0)
     ;
   ended = J.threads == 0;
   pthread_mutex_unlock (&J.lock);

@@ -18,7 +18,7 @@ int jobs_run (void (*run) (void *arg), void (*cancel) (void *arg),
               void *arg);
 
 /* Take no more jobs, call cancel(arg) for those not started yet, and wait
- * until the running ones have ended or until (CLOCK_REALTIME) has passed.
+ * until the running ones have ended or until (CLOCK_MONOTONIC) has passed.
  * Returns whether every thread has ended. */
 bool jobs_stop (const struct timespec *until);
 

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "loop.h"
 
@@ -302,13 +303,8 @@ stop_workers (struct loop *lp)
       struct timespec until;
 
       pthread_kill (w->thread, SIGRTMIN);
-      clock_gettime (CLOCK_REALTIME, &until);
-      until.tv_nsec += 100 * 1000 * 1000;
-      if (until.tv_nsec >= 1000 * 1000 * 1000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000 * 1000 * 1000;
-      }
-      if (pthread_timedjoin_np (w->thread, NULL, &until) == 0)
+      until = clock_deadline_ms (100);
+      if (pthread_clockjoin_np (w->thread, NULL, CLOCK_MONOTONIC, &until) == 0)
         break;
     }
     unlink_worker (lp, w);

@@ -17,6 +17,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "fs.h"
 #include "io.h"
@@ -148,7 +149,7 @@ capacity_refreshed (struct io_req *r)
 static void
 refresh_capacity (struct lun *l)
 {
-  time_t now = time (NULL);
+  time_t now = clock_mono_s ();
   time_t last = __atomic_load_n (&l->capacity_checked, __ATOMIC_RELAXED);
   struct io_req *r;
   int err;
@@ -891,7 +892,7 @@ wait_writes (struct handle *h, const struct timespec *deadline)
 
   pthread_mutex_lock (&h->lock);
   while (h->writes > 0
-         && pthread_cond_timedwait (&h->writes_done, &h->lock, deadline) == 0)
+         && clock_cond_wait (&h->writes_done, &h->lock, deadline) == 0)
     ;
   idle = h->writes == 0;
   pthread_mutex_unlock (&h->lock);
@@ -902,10 +903,8 @@ void
 fs_close_handles (void)
 {
   struct handle *h;
-  struct timespec deadline;
+  struct timespec deadline = clock_deadline_ms (60 * 1000);
 
-  clock_gettime (CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += 60;
   while ((h = open_handles) != NULL) {
     int err;
 

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "jobs.h"
 #include "log.h"
 #include "stats.h"
@@ -640,12 +641,11 @@ uring_quiesce (void)
   atomic_store (&U.quiet, true);
   /* The owner acknowledges between two turns, so no request it took
    * before is still being dispatched. */
-  clock_gettime (CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
+  until = clock_deadline_ms (5 * 1000);
   session_wake (U.owner);
   pthread_mutex_lock (&U.lock);
   while (!U.quiet_seen
-         && pthread_cond_timedwait (&U.quiet_cond, &U.lock, &until) == 0)
+         && clock_cond_wait (&U.quiet_cond, &U.lock, &until) == 0)
     ;
   pthread_mutex_unlock (&U.lock);
   /* Requests already on the job threads finish, as on the workers of
@@ -667,8 +667,7 @@ uring_stop (void)
   /* A job thread still running may yet write its answer into an
    * entry (the sessions answered everything when they stopped, so this is
    * short); past 5 s leave the memory to the exit. */
-  clock_gettime (CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
+  until = clock_deadline_ms (5 * 1000);
   if (!jobs_stop (&until))
     return;
   io_uring_queue_exit (&U.ring);

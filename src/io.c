@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "io.h"
 #include "log.h"
 #include "session.h"
@@ -560,7 +561,7 @@ void
 io_start (struct io_req *r)
 {
   struct session *s = r->lun->session;
-  time_t now = time (NULL);
+  time_t now = clock_mono_s ();
 
   active_add (s, r);
   if (s->timeout) {

@@ -31,6 +31,8 @@ enum io_op {
 };
 
 /* One SCSI command of a request. */
+struct tmf;
+
 struct scmd {
   struct io_req *req;
   enum cmd_kind kind;
@@ -41,6 +43,10 @@ struct scmd {
   struct scsi_task *task;       /* while sent */
   unsigned retries;
   struct scmd *next;            /* session's wait queue */
+  /* Past its deadline (recovery.h), on the session thread. */
+  unsigned char eh;             /* enum eh_state */
+  bool eh_reset_sent;           /* a LOGICAL UNIT RESET covers it */
+  struct tmf *eh_tmf;           /* its ABORT TASK, while out */
 };
 
 struct io_req {
@@ -72,7 +78,7 @@ struct io_req {
   bool lock_waiting;            /* queued for its block range */
   bool replied;                 /* done() has been called */
   bool lent;                    /* data is the caller's memory (io_req_new_lent) */
-  time_t deadline;              /* reply EIO after this; 0 = never */
+  time_t deadline;              /* reply EIO after this (clock.h); 0 = never */
   struct io_req *next;          /* submit queue, lock lists */
   struct io_req *granted_next;  /* lock_release's list to start: a granted
                                  * write is on the held list through next */
@@ -127,7 +133,8 @@ int io_run_sync (struct io_req *r);
 /* Called by the session thread. */
 void io_start (struct io_req *r);
 void io_cmd_done (struct scmd *c, int err);
-/* Reply EIO to every request past its deadline (all of them if now is 0). */
+/* Reply EIO to every request past its deadline (all of them if now is 0);
+ * now is clock_mono_s(). */
 void io_expire (struct session *s, time_t now);
 
 #endif

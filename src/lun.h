@@ -18,7 +18,8 @@ struct lun {
   uint64_t size;                /* bytes; read with lun_size(), may change */
   bool read_only;               /* write protected by the target */
   bool gone;                    /* the target no longer has this LUN */
-  time_t capacity_checked;      /* last READ CAPACITY sent (FUSE side) */
+  time_t capacity_checked;      /* last READ CAPACITY sent (FUSE side),
+                                 * clock_mono_s() */
   bool unmap;                   /* UNMAP supported (LBPU) and reads zero after */
   bool write_same;              /* WRITE SAME(16) worth trying */
   uint32_t max_xfer_blocks;     /* per READ/WRITE command */

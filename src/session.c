@@ -16,6 +16,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "clock.h"
 #include "io.h"
 #include "log.h"
 #include "login_error.h"
@@ -186,15 +187,9 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
     login_error_explain (cfg, iscsi_get_error (s->iscsi), err, errlen);
     goto fail;
   }
-  /* From here on every command has our own deadline (io.c, io_expire),
-   * answered with EIO between timeout and timeout+1 seconds, as iserfs(8)
-   * says.  libiscsi's own timeout stays as a backstop two seconds later,
-   * for commands and for its reconnect logins: were it first, it would
-   * fail the command with ETIMEDOUT and drop it from its queues, and the
-   * deadline's EIO -- and its handling of a command still out, such as
-   * moving the data of a READ lent a FUSE io_uring entry (io.c, unlend) --
-   * would come into play only when the two happened to fall in the same
-   * second the other way round. */
+  /* The synchronous commands before the session thread starts (LUN
+   * probing, discovery) and the logout at exit are bounded by libiscsi's
+   * own timeout; commands of the thread are not (session_start). */
   if (cfg->timeout)
     iscsi_set_timeout (s->iscsi, (int) cfg->timeout + 2);
 
@@ -234,10 +229,14 @@ session_close (struct session *s)
   if (s == NULL)
     return;
   if (s->iscsi) {
+    /* Bound the logout to a target that no longer answers. */
+    if (s->timeout)
+      iscsi_set_timeout (s->iscsi, (int) s->timeout + 2);
     if (iscsi_is_logged_in (s->iscsi))
       iscsi_logout_sync (s->iscsi);
     iscsi_destroy_context (s->iscsi);
   }
+  recovery_close (s);
   rdma_pool_free (s->rdma);     /* after libiscsi gave every buffer back */
   splice_pool_free (s);
   if (s->wake_fd >= 0)
@@ -338,6 +337,8 @@ has_submissions (struct session *s)
   return yes;
 }
 
+static void pump_waiting (struct session *s);
+
 /* libiscsi reconnects by itself; we only watch the login state, to count
  * reconnects and to fail new I/O fast while the target stays away. */
 static void
@@ -352,18 +353,10 @@ watch_connection (struct session *s, time_t now)
   }
   else if (up && s->down_since) {
     s->down_since = 0;
+    pump_waiting (s);
     atomic_fetch_add (&stats.reconnects, 1);
     log_info ("session to %s at %s is back", s->target, s->portal);
   }
-}
-
-static uint64_t
-monotonic_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
 /* Look for an event without sleeping, for up to poll_ns, while at most one
@@ -386,7 +379,7 @@ poll_briefly (struct session *s, struct pollfd *pfd)
 
   if (s->poll_ns == 0 || s->inflight > 1)
     return 0;
-  end = monotonic_ns () + s->poll_ns;
+  end = clock_mono_ns () + s->poll_ns;
   do {
     n = poll (pfd, 3, 0);
     if (n != 0) {
@@ -395,9 +388,24 @@ poll_briefly (struct session *s, struct pollfd *pfd)
       return n;
     }
     waited = true;
-  } while (monotonic_ns () < end);
+  } while (clock_mono_ns () < end);
   atomic_fetch_add_explicit (&stats.poll_misses, 1, memory_order_relaxed);
   return 0;
+}
+
+/* At the end nothing will send the commands still waiting for a slot or
+ * a login: fail them, so that their requests are freed. */
+static void
+fail_waiting (struct session *s)
+{
+  while (s->wait_head) {
+    struct scmd *c = s->wait_head;
+
+    s->wait_head = c->next;
+    if (s->wait_head == NULL)
+      s->wait_tail = NULL;
+    io_cmd_done (c, ECANCELED);
+  }
 }
 
 static void *
@@ -420,7 +428,7 @@ session_loop (void *arg)
     };
     short revents;
     int n;
-    time_t now = time (NULL);
+    time_t now = clock_mono_s ();
 
     if (atomic_load (&s->stopping)) {
       if (stop_deadline == 0)
@@ -433,6 +441,7 @@ session_loop (void *arg)
         /* Answer everything while FUSE is still there to hear it. */
         take_submissions (s);
         io_expire (s, 0);
+        fail_waiting (s);
         break;
       }
     }
@@ -465,7 +474,7 @@ session_loop (void *arg)
       take_submissions (s);
     else if (pfd[2].revents & POLLIN)
       start_submissions (s);
-    now = time (NULL);
+    now = clock_mono_s ();
     /* Every turn, not once a second: libiscsi can lose and re-establish a
      * connection within one second, and a reconnect seen only by its
      * effects would go uncounted. */
@@ -474,6 +483,8 @@ session_loop (void *arg)
       s->last_scan = now;
       s->error_wakeups = 0;
       io_expire (s, now);
+      recovery_tick (s, now);
+      pump_waiting (s);
     }
   }
   /* What the last turn answered goes out too. */
@@ -487,6 +498,14 @@ session_start (struct session *s)
 {
   int r;
 
+  /* From here on every command has our own deadline (io.c, io_expire),
+   * answered with EIO between timeout and timeout+1 seconds, as iserfs(8)
+   * says, and a command past it is recovered (recovery.h).  libiscsi's
+   * own timeout is off: it would drop a command from its queues without
+   * telling the target, which may still carry it out -- after a newer
+   * write to the same blocks, or, over iSER, into memory given to another
+   * request by then -- and it reads the wall clock. */
+  iscsi_set_timeout (s->iscsi, 0);
   s->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->wake_fd < 0)
     return -errno;
@@ -578,11 +597,22 @@ send_or_fail (struct session *s, struct scmd *c)
   }
 }
 
+/* Whether a command can go to libiscsi now.  While an iSER session logs
+ * in again, libiscsi would post it on the old connection, torn down by
+ * then, and on that failure leave the freed PDU on its wait queue: keep
+ * it here until the login is back.  Over TCP libiscsi queues it for the
+ * new connection itself. */
+static bool
+can_send (struct session *s)
+{
+  return !s->iser || iscsi_is_logged_in (s->iscsi);
+}
+
 void
 session_issue (struct session *s, struct scmd *c)
 {
   c->next = NULL;
-  if (s->inflight >= s->queue_depth || s->wait_head) {
+  if (s->inflight >= s->queue_depth || s->wait_head || !can_send (s)) {
     if (s->wait_tail)
       s->wait_tail->next = c;
     else
@@ -596,7 +626,7 @@ session_issue (struct session *s, struct scmd *c)
 static void
 pump_waiting (struct session *s)
 {
-  while (s->wait_head && s->inflight < s->queue_depth) {
+  while (s->wait_head && s->inflight < s->queue_depth && can_send (s)) {
     struct scmd *c = s->wait_head;
 
     s->wait_head = c->next;
@@ -677,6 +707,21 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
   int err = 0;
 
   (void) iscsi;
+  /* Recovery let it go: the target can no longer act on it, and its
+   * request was answered at the deadline. */
+  if (status == SCSI_STATUS_CANCELLED && recovery_releasing (c)) {
+    recovery_forget (s, c);
+    c->task = NULL;
+    s->inflight--;
+    stats_inflight_dec ();
+    atomic_fetch_add (&stats.failed[c->kind], 1);
+    if (task)
+      scsi_free_scsi_task (task);
+    pump_waiting (s);
+    io_cmd_done (c, EIO);
+    return;
+  }
+  recovery_forget (s, c);
   c->task = NULL;
   s->inflight--;
   stats_inflight_dec ();

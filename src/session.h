@@ -14,6 +14,7 @@
 
 #include "iobuf.h"
 #include "lun.h"
+#include "recovery.h"
 
 struct io_req;
 struct scmd;
@@ -72,10 +73,11 @@ struct session {
   struct scmd *wait_head, *wait_tail;
   struct io_req *active;        /* submitted, not yet freed */
   time_t down_since;            /* when the session was lost; 0 while up */
-  time_t last_scan;
+  time_t last_scan;             /* both clock_mono_s() */
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
   struct spipe *pipes;          /* splice.c's free pipes */
   struct session_ext ext;       /* another event source; fd -1: none */
+  struct recovery eh;           /* commands past their deadline */
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */

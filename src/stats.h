@@ -55,6 +55,15 @@ struct stats {
   atomic_uint_fast64_t ring_requests;   /* FUSE requests taken from the io_uring */
   atomic_uint_fast64_t ring_errors;     /* ring commands the kernel failed */
   atomic_uint_fast64_t read_in_place_bytes; /* READ data straight into a ring entry */
+  /* Error recovery (recovery.c): ABORT TASKs sent and answered "function
+   * complete", LOGICAL UNIT RESETs likewise, connections dropped, and
+   * commands let go of after the target let go of them. */
+  atomic_uint_fast64_t eh_aborts;
+  atomic_uint_fast64_t eh_aborts_done;
+  atomic_uint_fast64_t eh_lun_resets;
+  atomic_uint_fast64_t eh_lun_resets_done;
+  atomic_uint_fast64_t eh_drops;
+  atomic_uint_fast64_t eh_released;
   atomic_uint_fast64_t splice_spilled;
   atomic_uint_fast64_t splice_resent;
 };

@@ -55,7 +55,7 @@ wait_for (unsigned *counter, unsigned n)
 
   pthread_mutex_lock (&lock);
   while (*counter < n
-         && pthread_cond_timedwait (&changed, &lock, &until) == 0)
+         && pthread_cond_clockwait (&changed, &lock, CLOCK_MONOTONIC, &until) == 0)
     ;
   ok = *counter >= n;
   pthread_mutex_unlock (&lock);

@@ -4,14 +4,14 @@
 
 #include <time.h>
 
-/* ms from now on CLOCK_REALTIME, the clock of pthread_cond_timedwait and
- * of the deadlines behind.c and jobs.c take. */
+/* ms from now on CLOCK_MONOTONIC, the clock of the deadlines behind.c and
+ * jobs.c take (src/clock.h). */
 static inline struct timespec
 soon (long ms)
 {
   struct timespec t;
 
-  clock_gettime (CLOCK_REALTIME, &t);
+  clock_gettime (CLOCK_MONOTONIC, &t);
   t.tv_nsec += ms * 1000000;
   t.tv_sec += t.tv_nsec / 1000000000;
   t.tv_nsec %= 1000000000;
