@@ -47,6 +47,8 @@ static const struct {
   { "transport_registrations", &stats.transport_registrations },
   { "zero_copy_bytes", &stats.zero_copy_bytes },
   { "bounce_bytes", &stats.bounce_bytes },
+  { "memlock_limit", &stats.memlock_limit },
+  { "memlock_refused", &stats.memlock_refused },
   { "write_in_place_bytes", &stats.write_in_place_bytes },
   { "write_copied_bytes", &stats.write_copied_bytes },
   { "write_behind_bytes", &stats.write_behind_bytes },
