@@ -91,6 +91,9 @@ struct sr_qp {
     uint8_t min_rnr_timer, rnr_retry, retry_cnt, timeout;
     uint64_t nak_seq;           /* responder: dropping until this one again */
     int64_t rnr_until_us;       /* requester: no transmission before */
+    uint64_t late_ack[64];      /* responder: SEND ACKs held back */
+    int nlate;
+    int64_t late_until_us;      /* ... sent by then at the latest */
     int64_t last_answer_us;     /* requester: the peer last answered */
 };
 
@@ -245,6 +248,7 @@ sr_qp_create(struct ibv_pd *pd, struct ibv_qp_init_attr *attr)
 static void
 sr_wc(struct sr_qp *q, struct ibv_cq *cq, uint64_t wr_id, enum ibv_wc_opcode op,
       enum ibv_wc_status st, uint32_t len);
+static void sr_qp_flush_late_acks(struct sr_qp *q);
 
 static enum ibv_wc_opcode
 sr_wc_opcode(enum ibv_wr_opcode op)
@@ -441,6 +445,8 @@ sr_qp_kick(struct sr_qp *q)
         if (sr_qp_transmit(q, w) < 0)
             break;              /* a local error ends the stream here */
         w->state = SR_W_SENT;
+        if (q->nlate)
+            sr_qp_flush_late_acks(q);   /* behind our own request */
         if (w->op != IBV_WR_SEND && sr_inject_fault()) {
             sr_conn_break(q->conn);
             break;
@@ -787,6 +793,33 @@ sr_qp_answer(struct sr_qp *q, uint32_t type, uint64_t seq, uint32_t status,
     sr_conn_send(q->conn, &r, data, len);
 }
 
+/* SOFTRDMA_ACK_LATE=1: the responder holds a SEND's ACK back until its
+ * own next request has gone out (or 2 ms passed), as a NIC that coalesces
+ * ACKs may: the peer can then receive our next message before it sees its
+ * SEND complete.  For probing peers; off by default. */
+static int
+sr_ack_late(void)
+{
+    static int late = -1;
+
+    if (late < 0) {
+        const char *e = getenv("SOFTRDMA_ACK_LATE");
+        late = e && *e && strcmp(e, "0") != 0;
+    }
+    return late;
+}
+
+static void
+sr_qp_flush_late_acks(struct sr_qp *q)
+{
+    int i;
+
+    for (i = 0; i < q->nlate; i++)
+        sr_qp_answer(q, SR_F_ACK, q->late_ack[i], IBV_WC_SUCCESS, 0, NULL, 0);
+    q->nlate = 0;
+    q->late_until_us = 0;
+}
+
 /* Lenient mode: hand queued incoming messages to posted receives. */
 static void
 sr_qp_deliver(struct sr_qp *q)
@@ -891,6 +924,16 @@ sr_qp_on_send(struct sr_qp *q, const struct sr_frame *f, const unsigned char *pa
         return;
     }
     st = sr_qp_place(q, payload, f->plen);
+    if (st == IBV_WC_SUCCESS && sr_ack_late() &&
+        q->nlate < (int)(sizeof q->late_ack / sizeof q->late_ack[0])) {
+        q->late_ack[q->nlate++] = f->seq;
+        if (!q->late_until_us) {
+            q->late_until_us = sr_now_us() + 2000;
+            sr_progress_wake();
+        }
+        return;
+    }
+    sr_qp_flush_late_acks(q);
     sr_qp_answer(q, SR_F_ACK, f->seq, sr_remote_status(st), 0, NULL, 0);
     if (st != IBV_WC_SUCCESS)
         sr_qp_set_error(q);
@@ -1032,6 +1075,8 @@ sr_qp_next_timer(void)
 
         if (q->rnr_until_us && !q->error && (!next || q->rnr_until_us < next))
             next = q->rnr_until_us;
+        if (q->late_until_us && (!next || q->late_until_us < next))
+            next = q->late_until_us;
         if (d && (!next || d < next))
             next = d;
     }
@@ -1048,6 +1093,8 @@ sr_qp_run_timers(void)
         int64_t d = sr_qp_ack_deadline(q);
 
         next = q->next_all;
+        if (q->late_until_us && now >= q->late_until_us)
+            sr_qp_flush_late_acks(q);
         if (q->rnr_until_us && now >= q->rnr_until_us)
             sr_qp_kick(q);
         if (d && now >= d) {
