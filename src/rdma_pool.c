@@ -6,7 +6,13 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "rdma_pool.h"
 
@@ -30,6 +36,82 @@ enum {
     | IBV_ACCESS_REMOTE_WRITE,
 };
 
+/* Registering memory pins it, and the kernel charges pinned pages to
+ * RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK (8 MiB by default for
+ * a user).  Without CAP_IPC_LOCK, raise the soft limit as far as we may: to
+ * unlimited with CAP_SYS_RESOURCE, else to the hard limit.  Once per
+ * process; stats.memlock_limit stays 0 when no limit applies. */
+static int
+has_cap_ipc_lock (void)
+{
+  struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct d[2];
+
+  if (syscall (SYS_capget, &h, d) != 0)
+    return 0;
+  return (d[CAP_IPC_LOCK / 32].effective >> (CAP_IPC_LOCK % 32)) & 1;
+}
+
+static void
+memlock_raise_once (void)
+{
+  struct rlimit rl, unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+
+  if (has_cap_ipc_lock ())
+    return;                     /* the limit does not apply */
+  if (getrlimit (RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return;
+  if (setrlimit (RLIMIT_MEMLOCK, &unlimited) == 0)
+    return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit (RLIMIT_MEMLOCK, &rl) != 0)
+      getrlimit (RLIMIT_MEMLOCK, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY)
+    atomic_store (&stats.memlock_limit, rl.rlim_cur);
+}
+
+static void
+memlock_raise (void)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+  pthread_once (&once, memlock_raise_once);
+}
+
+/* Bytes the pools of this process have registered now. */
+static atomic_uint_fast64_t registered;
+
+/* A registration refused for the memory lock limit: the region stays
+ * unregistered and its buffers are copied through libiscsi's own, so I/O
+ * goes on, slower.  Said once; counted every time. */
+static void
+memlock_refused (size_t len)
+{
+  static atomic_int said;
+
+  atomic_fetch_add (&stats.memlock_refused, 1);
+  if (atomic_exchange (&said, 1) == 0)
+    log_error ("cannot register %zu more bytes for RDMA within the memory lock "
+               "limit (RLIMIT_MEMLOCK, %llu bytes, without CAP_IPC_LOCK); data "
+               "beyond it is copied (raise the limit, e.g. LimitMEMLOCK=infinity, "
+               "for zero copy)", len,
+               (unsigned long long) atomic_load (&stats.memlock_limit));
+}
+
+/* Whether len more bytes fit the share of the memory lock limit the pools
+ * may take: half of it, the other half is left to libiscsi's own buffers
+ * (headers, receive descriptors, the copies of unregistered data), whose
+ * registrations must not fail. */
+static int
+memlock_fits (size_t len)
+{
+  uint64_t limit = atomic_load (&stats.memlock_limit);
+
+  return limit == 0 || atomic_load (&registered) + len <= limit / 2;
+}
+
 /* Registration hook of the pool.  Without a PD the region stays
  * unregistered (handle NULL) until pd_changed registers it. */
 static int
@@ -43,9 +125,18 @@ reg (void *ctx, void *base, size_t len, void **handle)
     return 0;
   /* Called through the function, not verbs.h's macro, which may pick a
    * newer symbol version than IBVERBS_1.1. */
+  if (!memlock_fits (len)) {
+    memlock_refused (len);
+    return 0;                   /* usable, unregistered: copied */
+  }
   mr = (ibv_reg_mr) (rp->pd, base, len, ACCESS);
+  if (mr == NULL && errno == ENOMEM && atomic_load (&stats.memlock_limit)) {
+    memlock_refused (len);
+    return 0;
+  }
   if (mr == NULL)
     return errno ? -errno : -ENOMEM;
+  atomic_fetch_add (&registered, len);
   atomic_fetch_add (&stats.transport_registrations, 1);
   *handle = mr;
   return 0;
@@ -54,9 +145,17 @@ reg (void *ctx, void *base, size_t len, void **handle)
 static void
 dereg (void *ctx, void *handle)
 {
+  struct ibv_mr *mr = handle;
+  size_t len;
+
   (void) ctx;
-  if (handle && ibv_dereg_mr (handle) != 0)
+  if (mr == NULL)
+    return;
+  len = mr->length;
+  if (ibv_dereg_mr (mr) != 0)
     log_error ("ibv_dereg_mr failed: %m");
+  else
+    atomic_fetch_sub (&registered, len);
 }
 
 /* For mempool_rehandle: drop the old registration, make a new one. */
@@ -141,6 +240,7 @@ rdma_pool_attach (struct iscsi_context *iscsi)
 
   if (rp == NULL)
     return NULL;
+  memlock_raise ();
   cfg.hooks.reg = reg;
   cfg.hooks.dereg = dereg;
   cfg.hooks.ctx = rp;

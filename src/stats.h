@@ -34,6 +34,10 @@ struct stats {
   atomic_uint_fast64_t transport_registrations;
   atomic_uint_fast64_t zero_copy_bytes;
   atomic_uint_fast64_t bounce_bytes;
+  /* RLIMIT_MEMLOCK after iserfs raised it as far as it may (0: none), and
+   * pool regions left unregistered because it was reached. */
+  atomic_uint_fast64_t memlock_limit;
+  atomic_uint_fast64_t memlock_refused;
   /* FUSE write data sent from the buffer it was received into, or copied
    * into a smaller one first (fuse/loop.c). */
   atomic_uint_fast64_t write_in_place_bytes;

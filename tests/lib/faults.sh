@@ -55,7 +55,7 @@ target_resume() {
     prefix=$(transport_prefix)
     [ -n "$TARGET_SETUP" ] || die "target_resume needs TARGET_SETUP"
     if [ "$ISERFS_TRANSPORT" = iser ]; then
-        extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT" --iser "port=$TARGET_PORT")
+        extra=(--iscsi "portal=$(target_addr):$TARGET_PORT" --iser "port=$TARGET_PORT")
     else
         extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT")
     fi

@@ -12,6 +12,20 @@ require_iserfs() {
 }
 
 # run_iserfs ARGS...: iserfs under the transport prefix and a timeout.
+# Whether iserfs runs over Debian's stock libiscsi 1.19 iSER transport,
+# which never re-establishes a lost iSER connection (see BUGS in iserfs(8)).
+stock_iser() {
+    [ "$ISERFS_TRANSPORT" = iser ] &&
+        "$ISERFS" --version 2>/dev/null | grep -q "stock iSER transport"
+}
+
+# Tests whose iSER connections are lost on purpose need a library that
+# reconnects.
+require_iser_reconnect() {
+    ! stock_iser ||
+        skip "libiscsi 1.19's iSER transport does not re-establish a lost connection"
+}
+
 run_iserfs() {
     local prefix
     prefix=$(transport_prefix)

@@ -17,6 +17,13 @@
 #   ISERFS_TRANSPORT=iscsi (default) or iser.  transport_scheme prints the
 #   URL scheme, transport_prefix the command prefix under which tgtd and
 #   iserfs must run (tests/softrdma/softrdma-run for iser).
+#
+# iSER runs over the user-space emulation tests/softrdma unless
+# ISERFS_RDMA=kernel: then tgtd and iserfs use the machine's RDMA stack
+# (a NIC, or the kernel's rdma_rxe/siw, set up here when no RDMA device
+# exists and the modules do) and the portal is ISERFS_RDMA_ADDR (default
+# 127.0.0.1, which only siw can serve).  Without a usable stack the iSER
+# tests skip, saying why.
 
 : "${ISERFS_TRANSPORT:=iscsi}"
 : "${abs_top_builddir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -59,11 +66,58 @@ transport_scheme() {
     esac
 }
 
+# The address tgtd's portal and iserfs use.
+target_addr() {
+    if [ "$ISERFS_TRANSPORT" = iser ] && [ "${ISERFS_RDMA:-}" = kernel ]; then
+        echo "${ISERFS_RDMA_ADDR:-127.0.0.1}"
+    else
+        echo 127.0.0.1
+    fi
+}
+
+# The network interface holding address $1, or nothing.
+addr_dev() {
+    ip -o addr show 2>/dev/null | awk -v a="$1" '{ split($4, x, "/"); if (x[1] == a) { print $2; exit } }'
+}
+
+# ISERFS_RDMA=kernel: make sure an RDMA device can reach ISERFS_RDMA_ADDR,
+# adding a software one (siw on loopback, rxe or siw elsewhere) when the
+# kernel has the modules; skip with the reason otherwise.  In this shell.
+rdma_kernel_check() {
+    local addr dev why=
+    addr=$(target_addr)
+    dev=$(addr_dev "$addr")
+    [ -n "$dev" ] || skip "ISERFS_RDMA=kernel: no network interface has ISERFS_RDMA_ADDR=$addr"
+    command -v rdma >/dev/null || skip "ISERFS_RDMA=kernel: the rdma tool (iproute2) is missing"
+    if [ -z "$(ls /sys/class/infiniband 2>/dev/null)" ]; then
+        # rxe cannot use the loopback device; siw can.
+        if [ "$dev" != lo ] && modprobe rdma_rxe 2>/dev/null; then
+            rdma link add iserfs_rxe type rxe netdev "$dev" 2>/dev/null || why="rdma link add rxe on $dev failed"
+        elif modprobe siw 2>/dev/null; then
+            rdma link add iserfs_siw type siw netdev "$dev" 2>/dev/null || why="rdma link add siw on $dev failed"
+        else
+            why="no RDMA device, and this kernel has neither the rdma_rxe nor the siw module"
+        fi
+        modprobe rdma_ucm 2>/dev/null || why=${why:-"the rdma_ucm module is missing"}
+    fi
+    [ -z "$why" ] || skip "ISERFS_RDMA=kernel: $why (unset ISERFS_RDMA to run over the emulation)"
+    [ -n "$(ls /sys/class/infiniband 2>/dev/null)" ] ||
+        skip "ISERFS_RDMA=kernel: no RDMA device appeared"
+    [ -e /dev/infiniband/rdma_cm ] || skip "ISERFS_RDMA=kernel: /dev/infiniband/rdma_cm is missing"
+}
+
+# Tests that read the emulation's counters or use its fault injection.
+require_softrdma() {
+    [ "${ISERFS_RDMA:-}" != kernel ] ||
+        skip "needs the RDMA emulation (its counters or fault injection), not ISERFS_RDMA=kernel"
+}
+
 # Prints the command prefix (possibly empty) that tgtd and iserfs run under.
 transport_prefix() {
     case "$ISERFS_TRANSPORT" in
         iscsi) ;;
         iser)
+            [ "${ISERFS_RDMA:-}" = kernel ] && return 0
             local run="$abs_top_builddir/tests/softrdma/softrdma-run"
             [ -x "$run" ] || skip "iSER needs $run (not built)"
             echo "$run" ;;
@@ -76,8 +130,13 @@ transport_prefix() {
 transport_check() {
     case "$ISERFS_TRANSPORT" in
         iscsi) ;;
-        iser) [ -x "$abs_top_builddir/tests/softrdma/softrdma-run" ] ||
-                  skip "iSER needs tests/softrdma/softrdma-run (not built)" ;;
+        iser)
+            if [ "${ISERFS_RDMA:-}" = kernel ]; then
+                rdma_kernel_check
+            else
+                [ -x "$abs_top_builddir/tests/softrdma/softrdma-run" ] ||
+                    skip "iSER needs tests/softrdma/softrdma-run (not built)"
+            fi ;;
         *) die "ISERFS_TRANSPORT must be iscsi or iser, not '$ISERFS_TRANSPORT'" ;;
     esac
 }
@@ -222,7 +281,9 @@ wait_tgtd_ready() {
         # tgtd goes on running when it cannot bind its portal.
         grep -q "unable to bind" "$TARGET_DIR/tgtd.log" 2>/dev/null && return 1
         if tgtadm_ --op show --mode sys >/dev/null 2>&1 &&
-           if [ "$ISERFS_TRANSPORT" = iser ]; then
+           if [ "$ISERFS_TRANSPORT" = iser ] && [ "${ISERFS_RDMA:-}" = kernel ]; then
+               grep -qi "iser.*ready" <<< "$(tgtadm_ --op show --mode sys 2>/dev/null)"
+           elif [ "$ISERFS_TRANSPORT" = iser ]; then
                [ -S "$SOFTRDMA_DIR/0.0.0.0-$TARGET_PORT" ]
            else
                # Listening, and by our tgtd: another process may have
@@ -251,9 +312,11 @@ target_start() {
             # emulation that port is a name in our private SOFTRDMA_DIR.
             # tgtd parses the iSER port as a short: keep it below 32768.
             TARGET_PORT=$((20000 + TARGET_PORT % 12000))
-            export SOFTRDMA_DIR="$TARGET_DIR/softrdma"
-            mkdir -p "$SOFTRDMA_DIR"
-            extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT" --iser "port=$TARGET_PORT")
+            if [ "${ISERFS_RDMA:-}" != kernel ]; then
+                export SOFTRDMA_DIR="$TARGET_DIR/softrdma"
+                mkdir -p "$SOFTRDMA_DIR"
+            fi
+            extra=(--iscsi "portal=$(target_addr):$TARGET_PORT" --iser "port=$TARGET_PORT")
         else
             extra=(--iscsi "portal=127.0.0.1:$TARGET_PORT")
         fi
@@ -261,7 +324,7 @@ target_start() {
         $prefix tgtd -f -C "$TARGET_CTL" "${extra[@]}" >"$TARGET_DIR/tgtd.log" 2>&1 &
         TGTD_PID=$!
         if wait_tgtd_ready; then
-            TARGET_PORTAL="127.0.0.1:$TARGET_PORT"
+            TARGET_PORTAL="$(target_addr):$TARGET_PORT"
             echo "tgtd pid $TGTD_PID control $TARGET_CTL portal $TARGET_PORTAL ($ISERFS_TRANSPORT)"
             return 0
         fi

@@ -151,6 +151,7 @@ softrdma_cm_create_id(struct rdma_event_channel *ch, struct rdma_cm_id **out,
     id->id.qp_type = IBV_QPT_RC;
     id->id.port_num = 1;
     id->listen_fd = -1;
+    id->ack_timeout = -1;
     *out = &id->id;
     return 0;
 }
@@ -202,6 +203,8 @@ softrdma_cm_set_option(struct rdma_cm_id *cmid, int level, int name, void *val,
     }
     if (name == RDMA_OPTION_ID_AFONLY && len == sizeof(int))
         id->afonly = *(int *)val;
+    else if (name == RDMA_OPTION_ID_ACK_TIMEOUT && len >= 1)
+        id->ack_timeout = *(uint8_t *)val;
     else if (name != RDMA_OPTION_ID_TOS && name != RDMA_OPTION_ID_REUSEADDR &&
              name != RDMA_OPTION_ID_ACK_TIMEOUT) {
         errno = ENOSYS;
@@ -478,6 +481,8 @@ sr_conn_params(struct sr_connect *m, const struct rdma_conn_param *p)
         return;
     m->responder_resources = p->responder_resources;
     m->initiator_depth = p->initiator_depth;
+    m->retry_count = p->retry_count & 7;
+    m->rnr_retry_count = p->rnr_retry_count & 7;
     m->pdata_len = p->private_data ? p->private_data_len : 0;
     if (m->pdata_len)
         memcpy(m->pdata, p->private_data, m->pdata_len);
@@ -516,6 +521,9 @@ softrdma_cm_connect(struct rdma_cm_id *cmid, struct rdma_conn_param *p)
     if (cmid->qp)
         sr_qp_attach((struct sr_qp *)cmid->qp, c);
     sr_conn_params(&m, p);
+    /* IB CM: the REQ's retry count is both sides'; the active side's RNR
+     * retry count comes with the REP (the passive side's accept). */
+    id->retry_count = m.retry_count;
     memcpy(&m.src, &cmid->route.addr.src_storage, sizeof m.src);
     memcpy(&m.dst, &cmid->route.addr.dst_storage, sizeof m.dst);
     memset(&f, 0, sizeof f);
@@ -547,6 +555,9 @@ sr_cm_on_connect(struct sr_conn *c, const struct sr_connect *m)
     id->id.port_num = 1;
     id->id.verbs = sr_context();
     id->listen_fd = -1;
+    id->ack_timeout = l->ack_timeout;
+    id->retry_count = m->retry_count;
+    id->rnr_retry_count = m->rnr_retry_count;
     memcpy(&id->id.route.addr.src_storage, &m->dst, sizeof m->dst);
     memcpy(&id->id.route.addr.dst_storage, &m->src, sizeof m->src);
     id->conn = c;
@@ -588,8 +599,11 @@ softrdma_cm_accept(struct rdma_cm_id *cmid, struct rdma_conn_param *p)
     f.type = SR_F_ACCEPT;
     sr_conn_send(c, &f, &m, sizeof m);
     c->state = SR_C_ESTABLISHED;
-    if (cmid->qp)
+    if (cmid->qp) {
+        sr_qp_set_conn_attrs((struct sr_qp *)cmid->qp, id->retry_count,
+                             id->rnr_retry_count, id->ack_timeout);
         sr_qp_set_rts((struct sr_qp *)cmid->qp);
+    }
     sr_cm_queue(id, RDMA_CM_EVENT_ESTABLISHED, 0, &m);
     sr_unlock();
     return 0;
@@ -681,8 +695,12 @@ sr_cm_on_frame(struct sr_conn *c, const struct sr_frame *f, const unsigned char 
     case SR_F_ACCEPT:
         if (c->state == SR_C_CONNECTING && c->id) {
             c->state = SR_C_ESTABLISHED;
-            if (c->qp)
+            c->id->rnr_retry_count = m.rnr_retry_count;
+            if (c->qp) {
+                sr_qp_set_conn_attrs(c->qp, c->id->retry_count,
+                                     c->id->rnr_retry_count, c->id->ack_timeout);
                 sr_qp_set_rts(c->qp);
+            }
             sr_cm_queue(c->id, RDMA_CM_EVENT_ESTABLISHED, 0, &m);
         }
         break;
@@ -705,6 +723,21 @@ sr_cm_on_frame(struct sr_conn *c, const struct sr_frame *f, const unsigned char 
     default:
         break;
     }
+}
+
+/* The QP ran out of transport retries (a peer that stopped answering): the
+ * connection is over, as when the CM's DREQ goes unanswered. */
+void
+sr_cm_on_retry_exceeded(struct sr_conn *c)
+{
+    struct sr_frame f;
+
+    if (!c->id || c->state != SR_C_ESTABLISHED)
+        return;
+    memset(&f, 0, sizeof f);
+    f.type = SR_F_DISCONNECT;
+    sr_conn_send(c, &f, NULL, 0);
+    sr_cm_disconnected(c->id);
 }
 
 void
@@ -757,8 +790,11 @@ softrdma_cm_create_qp(struct rdma_cm_id *cmid, struct ibv_pd *pd,
     cmid->qp = sr_qp_ibv(q);
     if (id->conn) {
         sr_qp_attach(q, id->conn);
-        if (id->conn->state == SR_C_ESTABLISHED)
+        if (id->conn->state == SR_C_ESTABLISHED) {
+            sr_qp_set_conn_attrs(q, id->retry_count, id->rnr_retry_count,
+                                 id->ack_timeout);
             sr_qp_set_rts(q);
+        }
     }
     sr_unlock();
     return 0;

@@ -172,7 +172,7 @@ sr_conn_parse(struct sr_conn *c)
         memcpy(&f, c->ibuf + off, sizeof f);
         if (c->ilen - off - sizeof f < f.plen)
             break;
-        if (f.type >= SR_F_SEND && f.type <= SR_F_READ_RESP) {
+        if ((f.type >= SR_F_SEND && f.type <= SR_F_READ_RESP) || f.type == SR_F_RNR) {
             if (c->qp)
                 sr_qp_on_frame(c->qp, &f, c->ibuf + off + sizeof f);
         } else {
@@ -211,6 +211,17 @@ sr_conn_readable(struct sr_conn *c)
     }
 }
 
+/* Cut the stream as a failing link would: both ends read what was already
+ * sent, then see the hang-up (DISCONNECTED, flushes). */
+void
+sr_conn_break(struct sr_conn *c)
+{
+    if (c && c->fd >= 0) {
+        shutdown(c->fd, SHUT_RDWR);
+        sr_progress_wake();
+    }
+}
+
 static struct sr_conn *
 sr_conn_by_serial(uint64_t serial)
 {
@@ -231,8 +242,16 @@ sr_progress_main(void *arg)
         uint64_t *serial;
         struct sr_conn *c;
         size_t n = 1, i;
+        int64_t next;
+        int timeout = -1;
 
         sr_lock();
+        /* Wake for the earliest QP timer (RNR wait, ACK timeout). */
+        next = sr_qp_next_timer();
+        if (next) {
+            int64_t d = next - sr_now_us();
+            timeout = d <= 0 ? 0 : (int)(d / 1000) + 1;
+        }
         for (c = sr_conns; c; c = c->next)
             n++;
         p = calloc(n, sizeof *p);
@@ -251,10 +270,11 @@ sr_progress_main(void *arg)
         n = i;
         sr_unlock();
 
-        if (poll(p, n, -1) < 0 && errno != EINTR)
+        if (poll(p, n, timeout) < 0 && errno != EINTR)
             abort();
 
         sr_lock();
+        sr_qp_run_timers();
         if (p[0].revents & POLLIN) {
             uint64_t v;
             if (read(sr_wake_fd, &v, sizeof v) < 0) {

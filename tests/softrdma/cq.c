@@ -1,9 +1,15 @@
 /* softrdma: completion queues and completion channels.
  *
- * A CQ is a growable ring of ibv_wc.  Arming it (req_notify_cq) queues one
- * notification on its channel at the next completion, or at once if it is
- * already non-empty, so an application that arms after draining can never
- * miss a wake-up. */
+ * A CQ is a ring of ibv_wc sized as rxe sizes it (a power of two minus one
+ * slot, at least cqe).  A completion that finds it full is lost, the CQ
+ * raises IBV_EVENT_CQ_ERR and the QP that produced it goes to the error
+ * state.  Arming it (req_notify_cq) queues one notification on its channel
+ * at the next completion added after arming -- not for completions already
+ * queued: an application that polls, then arms, and does not poll again
+ * can sleep with completions waiting, as on rxe.  A CQ still used by a QP
+ * cannot be destroyed (EBUSY).
+ * SOFTRDMA_LENIENT: the ring grows instead, and arming a non-empty CQ
+ * notifies at once. */
 #include "config.h"
 
 #include <errno.h>
@@ -22,6 +28,7 @@ struct sr_cq {
     struct ibv_wc *ring;
     int cap, head, count;
     int armed;
+    int refs;                   /* QPs using it */
 };
 
 struct sr_notify {
@@ -72,10 +79,22 @@ ibv_create_cq(struct ibv_context *ctx, int cqe, void *cq_context,
         errno = EINVAL;
         return NULL;
     }
+    if (sr_strict() && cqe > 4194303) {
+        errno = EINVAL;
+        return NULL;
+    }
     c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->cap = 64;
+    if (sr_strict()) {
+        int slots = 1;
+
+        while (slots < cqe + 1)
+            slots <<= 1;
+        cqe = slots - 1;
+        c->cap = cqe;
+    }
     c->ring = calloc(c->cap, sizeof *c->ring);
     if (!c->ring) {
         free(c);
@@ -108,6 +127,10 @@ ibv_destroy_cq(struct ibv_cq *cq)
     struct sr_cq *c = (struct sr_cq *)cq;
 
     sr_lock();
+    if (c->refs > 0 && sr_strict()) {
+        sr_unlock();
+        return EBUSY;
+    }
     if (cq->channel)
         sr_evq_remove_if(&((struct sr_channel *)cq->channel)->q,
                          sr_notify_is_for, c, sr_notify_free);
@@ -133,10 +156,21 @@ sr_cq_notify(struct sr_cq *c)
 }
 
 void
+sr_cq_ref(struct ibv_cq *cq, int delta)
+{
+    ((struct sr_cq *)cq)->refs += delta;
+}
+
+int
 sr_cq_push(struct ibv_cq *cq, const struct ibv_wc *wc)
 {
     struct sr_cq *c = (struct sr_cq *)cq;
 
+    if (c->count == c->cap && sr_strict()) {
+        sr_async_event(IBV_EVENT_CQ_ERR, cq, NULL);
+        sr_stat_add(SR_CQ_OVERFLOWS, 1);
+        return -1;
+    }
     if (c->count == c->cap) {
         /* Grow rather than overflow: the peers size CQs generously and a
          * lost completion would be far harder to debug than memory use. */
@@ -160,6 +194,7 @@ sr_cq_push(struct ibv_cq *cq, const struct ibv_wc *wc)
         sr_stat_add(SR_ERROR_COMPLETIONS, 1);
     if (c->armed)
         sr_cq_notify(c);
+    return 0;
 }
 
 int
@@ -185,7 +220,7 @@ sr_req_notify_cq(struct ibv_cq *cq, int solicited_only)
 
     (void)solicited_only;
     sr_lock();
-    if (c->count > 0)
+    if (c->count > 0 && !sr_strict())
         sr_cq_notify(c);
     else
         c->armed = 1;

@@ -17,7 +17,7 @@
 static struct ibv_device sr_device;
 static struct ibv_device *sr_device_list[2];
 static struct ibv_context sr_ctx;
-static struct sr_evq sr_async;      /* never carries an event */
+static struct sr_evq sr_async;      /* asynchronous events (CQ overflow) */
 static pthread_once_t sr_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -114,39 +114,85 @@ ibv_query_device(struct ibv_context *ctx, struct ibv_device_attr *a)
     return 0;
 }
 
+/* A protection domain counts the MRs and QPs on it: rxe refuses to free
+ * one still in use. */
+struct sr_pd {
+    struct ibv_pd pd;
+    int refs;
+};
+
 SR_EXPORT struct ibv_pd *
 ibv_alloc_pd(struct ibv_context *ctx)
 {
     static uint32_t next_handle;
-    struct ibv_pd *pd = calloc(1, sizeof *pd);
+    struct sr_pd *p = calloc(1, sizeof *p);
 
-    if (!pd)
+    if (!p)
         return NULL;
-    pd->context = ctx;
+    p->pd.context = ctx;
     sr_lock();
-    pd->handle = ++next_handle;
+    p->pd.handle = ++next_handle;
     sr_unlock();
-    return pd;
+    return &p->pd;
+}
+
+void
+sr_pd_ref(struct ibv_pd *pd, int delta)
+{
+    ((struct sr_pd *)pd)->refs += delta;
 }
 
 SR_EXPORT int
 ibv_dealloc_pd(struct ibv_pd *pd)
 {
-    free(pd);
+    struct sr_pd *p = (struct sr_pd *)pd;
+
+    sr_lock();
+    if (p->refs > 0 && sr_strict()) {
+        sr_unlock();
+        return EBUSY;
+    }
+    sr_unlock();
+    free(p);
     return 0;
 }
 
-/* No asynchronous events are ever generated: errors show up as error
- * completions and CM events, which is what both peers act on. */
+/* Asynchronous events: only IBV_EVENT_CQ_ERR (a completion queue
+ * overflowed) is generated; other errors show up as error completions and
+ * CM events, which is what both peers act on. */
+struct sr_async_node {
+    struct sr_node node;
+    struct ibv_async_event ev;
+};
+
+void
+sr_async_event(enum ibv_event_type type, struct ibv_cq *cq, struct ibv_qp *qp)
+{
+    struct sr_async_node *n = calloc(1, sizeof *n);
+
+    sr_context();
+    if (!n)
+        abort();
+    n->ev.event_type = type;
+    if (cq)
+        n->ev.element.cq = cq;
+    else
+        n->ev.element.qp = qp;
+    sr_evq_push(&sr_async, &n->node);
+}
+
 SR_EXPORT int
 ibv_get_async_event(struct ibv_context *ctx, struct ibv_async_event *ev)
 {
+    struct sr_async_node *n;
+
     (void)ctx;
-    (void)ev;
-    if (!sr_evq_pop(&sr_async))
+    n = (struct sr_async_node *)sr_evq_pop(&sr_async);
+    if (!n)
         return -1;
-    errno = EIO;
-    return -1;
+    *ev = n->ev;
+    free(n);
+    return 0;
 }
 
 SR_EXPORT void

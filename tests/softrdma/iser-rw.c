@@ -11,7 +11,10 @@
  * file byte for byte.  Commands carry at most 128 KiB and DEPTH is capped
  * at 128: Debian's libiscsi 1.19 iSER transport cannot move more than
  * 256 KiB per command nor have more than 256 tasks in flight.  Every wait
- * for the target is bounded (10 s without progress fails). */
+ * for the target is bounded (10 s without progress fails).
+ *
+ * ISER_RW_BLOCKS=N (512-byte blocks) skips READ CAPACITY, so that the first
+ * DEPTH commands leave in one burst right after the login. */
 #include "config.h"
 
 #include <errno.h>
@@ -142,13 +145,20 @@ main(int argc, char **argv)
     if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0)
         return fail(iscsi, "login failed");
 
-    task = iscsi_readcapacity16_sync(iscsi, url->lun);
-    if (!task || task->status != SCSI_STATUS_GOOD ||
-        !(rc16 = scsi_datain_unmarshall(task)))
-        return fail(iscsi, "READ CAPACITY(16) failed");
-    blocks = rc16->returned_lba + 1;
-    bs = rc16->block_length;
-    scsi_free_scsi_task(task);
+    if (getenv("ISER_RW_BLOCKS")) {
+        /* The LUN's size given: the first DEPTH commands go out right
+         * after the login, before any answer arrived. */
+        blocks = strtoull(getenv("ISER_RW_BLOCKS"), NULL, 0);
+        bs = 512;
+    } else {
+        task = iscsi_readcapacity16_sync(iscsi, url->lun);
+        if (!task || task->status != SCSI_STATUS_GOOD ||
+            !(rc16 = scsi_datain_unmarshall(task)))
+            return fail(iscsi, "READ CAPACITY(16) failed");
+        blocks = rc16->returned_lba + 1;
+        bs = rc16->block_length;
+        scsi_free_scsi_task(task);
+    }
     if (!bs || CHUNK % bs || blocks > (1ULL << 40) / bs)
         return fail(iscsi, "unsupported block size or LUN size");
 

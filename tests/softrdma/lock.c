@@ -29,6 +29,7 @@ sr_atfork_child(void)
 {
     pthread_mutex_init(&big_lock, NULL);
     sr_progress_forget();
+    sr_mr_forget_pins();
 }
 
 __attribute__((constructor)) static void

@@ -26,6 +26,11 @@
 
 #define SR_EXPORT __attribute__((visibility("default")))
 
+/* ---- qp.c: mode and clock ----
+ * Strict (rxe's rules) unless SOFTRDMA_LENIENT is set to a non-zero value. */
+int sr_strict(void);
+int64_t sr_now_us(void);                                    /* monotonic */
+
 /* ---- lock.c: the one big lock, fork safety ---- */
 void sr_lock(void);
 void sr_progress_forget(void);
@@ -52,13 +57,18 @@ void sr_evq_remove_if(struct sr_evq *q,
 
 /* ---- device.c ---- */
 struct ibv_context *sr_context(void);
+void sr_pd_ref(struct ibv_pd *pd, int delta);                /* locked */
+void sr_async_event(enum ibv_event_type type, struct ibv_cq *cq,
+                    struct ibv_qp *qp);                      /* locked */
 
 /* ---- mr.c ---- */
+void sr_mr_forget_pins(void);                              /* fork child */
 int sr_mr_check(struct ibv_pd *pd, uint32_t key, int remote,
                 uint64_t addr, uint64_t len, int access);  /* locked */
 
 /* ---- cq.c ---- */
-void sr_cq_push(struct ibv_cq *cq, const struct ibv_wc *wc);  /* locked */
+int sr_cq_push(struct ibv_cq *cq, const struct ibv_wc *wc);   /* locked; -1 full */
+void sr_cq_ref(struct ibv_cq *cq, int delta);                 /* locked */
 int sr_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc);
 int sr_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 
@@ -66,7 +76,8 @@ int sr_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 enum sr_stat {
     SR_REG_MR, SR_DEREG_MR, SR_REG_BYTES, SR_SEND, SR_RDMA_WRITE,
     SR_RDMA_WRITE_BYTES, SR_RDMA_READ, SR_RDMA_READ_BYTES,
-    SR_ERROR_COMPLETIONS, SR_FLUSH_COMPLETIONS, SR_NSTATS
+    SR_ERROR_COMPLETIONS, SR_FLUSH_COMPLETIONS, SR_RNR_NAKS, SR_CQ_OVERFLOWS,
+    SR_ACK_TIMEOUTS, SR_INJECTED_FAULTS, SR_NSTATS
 };
 void sr_stat_add(enum sr_stat s, uint64_t n);
 void sr_stats_write(void);   /* async-signal-safe */
@@ -82,6 +93,7 @@ enum sr_frame_type {
     SR_F_ACK,           /* seq, status (answers WRITE) */
     SR_F_READ_RESP,     /* seq, status; payload: data */
     SR_F_DISCONNECT,
+    SR_F_RNR,           /* seq; rkey = RNR timer in us (answers SEND) */
 };
 struct sr_frame {
     uint32_t type;
@@ -96,6 +108,7 @@ struct sr_frame {
 struct sr_connect {
     struct sockaddr_storage src, dst;
     uint8_t responder_resources, initiator_depth, pdata_len;
+    uint8_t retry_count, rnr_retry_count;
     uint8_t pdata[256];
 };
 
@@ -129,6 +142,7 @@ void sr_conn_free(struct sr_conn *c);                    /* locked */
 struct sr_conn *sr_conn_first(void);                     /* locked */
 void sr_conn_send(struct sr_conn *c, const struct sr_frame *f,
                   const void *payload, size_t plen);      /* locked */
+void sr_conn_break(struct sr_conn *c);                   /* locked */
 void sr_progress_start(void);                             /* locked */
 void sr_progress_wake(void);
 
@@ -140,6 +154,10 @@ void sr_qp_attach(struct sr_qp *qp, struct sr_conn *c);    /* locked */
 void sr_qp_attach_none(struct sr_qp *qp);                   /* locked */
 void sr_qp_set_error(struct sr_qp *qp);                    /* locked */
 void sr_qp_set_rts(struct sr_qp *qp);                      /* locked */
+void sr_qp_set_conn_attrs(struct sr_qp *qp, int retry_cnt, int rnr_retry,
+                          int timeout);                    /* locked */
+int64_t sr_qp_next_timer(void);                            /* locked; 0 none */
+void sr_qp_run_timers(void);                               /* locked */
 void sr_qp_kick(struct sr_qp *qp);                         /* locked */
 void sr_qp_on_frame(struct sr_qp *qp, const struct sr_frame *f,
                     const unsigned char *payload);          /* locked */
@@ -159,10 +177,13 @@ struct sr_cmid {
     char path[108];                 /* listening socket name */
     pid_t owner;                    /* only the binder removes the name */
     int disconnected;
+    int ack_timeout;                /* RDMA_OPTION_ID_ACK_TIMEOUT, -1 unset */
+    int retry_count, rnr_retry_count;   /* what the QP gets at RTS */
 };
 void sr_cm_on_frame(struct sr_conn *c, const struct sr_frame *f,
                     const unsigned char *payload);          /* locked */
 void sr_cm_on_hangup(struct sr_conn *c);                    /* locked */
+void sr_cm_on_retry_exceeded(struct sr_conn *c);            /* locked */
 void sr_cm_on_incoming(struct sr_conn *listener);           /* locked */
 
 /* Private entry points for librdmacm.so.1 (version node SOFTRDMA_PRIVATE). */

@@ -23,7 +23,8 @@
 static const char *const sr_stat_names[SR_NSTATS] = {
     "reg_mr", "dereg_mr", "reg_bytes", "send", "rdma_write",
     "rdma_write_bytes", "rdma_read", "rdma_read_bytes",
-    "error_completions", "flush_completions",
+    "error_completions", "flush_completions", "rnr_naks", "cq_overflows",
+    "ack_timeouts", "injected_faults",
 };
 static uint64_t sr_stats[SR_NSTATS];
 static char sr_stats_name[4096];

@@ -13,6 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +28,7 @@
 #define BUF_SIZE (256 * 1024)
 
 static int failures, checks;
+static int cq_size = 256;       /* CQ size end_resources asks for */
 
 static void
 ok(int cond, const char *fmt, ...)
@@ -138,7 +143,7 @@ end_resources(struct end *e, struct ibv_context *verbs)
 {
     e->pd = ibv_alloc_pd(verbs);
     e->cc = ibv_create_comp_channel(verbs);
-    e->cq = e->cc ? ibv_create_cq(verbs, 256, e, e->cc, 0) : NULL;
+    e->cq = e->cc ? ibv_create_cq(verbs, cq_size, e, e->cc, 0) : NULL;
     e->buf = calloc(1, BUF_SIZE);
     if (!e->pd || !e->cq || !e->buf)
         die("verbs resources");
@@ -249,6 +254,8 @@ client_connect(struct end *c, int port)
     memset(&p, 0, sizeof p);
     p.responder_resources = 4;
     p.initiator_depth = 0;
+    p.retry_count = 7;          /* what libiscsi asks for */
+    p.rnr_retry_count = 6;
     p.private_data = "\xc0\0\0\0";
     p.private_data_len = 4;
     return rdma_connect(c->id, &p);
@@ -468,10 +475,8 @@ test_rdma(void)
     ok(ibv_post_send(c.id->qp, wr, &bad) == 0, "post a chain WRITE, WRITE, SEND");
     ok(wait_wc(s.cq, wc, 1) == 1 && wc[0].opcode == IBV_WC_RECV && wc[0].byte_len == 16,
        "peer received the SEND");
-    /* No waiting here: the sender's completion must already be queued by
-     * the time the peer can see the message. */
-    ok(ibv_poll_cq(c.cq, 1, wc) == 1 && wc[0].wr_id == 22 && wc[0].opcode == IBV_WC_SEND,
-       "the SEND completed before the peer saw it; only the signalled one");
+    ok(wait_wc(c.cq, wc, 1) == 1 && wc[0].wr_id == 22 && wc[0].opcode == IBV_WC_SEND,
+       "the SEND completes; only the signalled one");
     ok(memcmp(s.buf + 200000, c.buf, 8192) == 0, "both WRITEs landed before the SEND");
     ok(cq_empty(c.cq), "no completions for unsignalled work requests");
     teardown(&s, &c);
@@ -506,6 +511,9 @@ violation(const char *what, enum ibv_wr_opcode op, int bad_key, uint64_t off,
     ok(wc[1].wr_id == 31 && wc[1].status == IBV_WC_WR_FLUSH_ERR,
        "%s: QP in error, next request flushed", what);
     ok(c.id->qp->state == IBV_QPS_ERR, "%s: QP state is ERR", what);
+    ok(post_recv(&s, 32, 0, 64) == 0 && wait_wc(s.cq, wc, 1) == 1 &&
+       wc[0].wr_id == 32 && wc[0].status == IBV_WC_WR_FLUSH_ERR,
+       "%s: the responder's QP is in error too", what);
     if (ro)
         ibv_dereg_mr(ro);
     teardown(&s, &c);
@@ -539,8 +547,14 @@ test_local_errors(void)
        "receiver: local length error");
     ok(n == 2 && wc[1].status == IBV_WC_WR_FLUSH_ERR && wc[1].wr_id == 1001,
        "receiver: the other RECV is flushed");
-    wait_wc(c.cq, wc, 1);
+    ok(wait_wc(c.cq, wc, 1) == 1 && wc[0].status == IBV_WC_REM_INV_REQ_ERR,
+       "sender: remote invalid request error");
+    teardown(&s, &c);
 
+    if (connect_pair(&s, &c, 2) < 0) {
+        ok(0, "connect");
+        return;
+    }
     /* Bad lkey on the sender side. */
     memset(&wr, 0, sizeof wr);
     sge.addr = (uintptr_t)c.buf;
@@ -667,26 +681,594 @@ test_fork(void)
     end_free(&c, 1);
 }
 
-int
-main(void)
+/* ---- rules a real RDMA stack (rdma_rxe) enforces ---- */
+
+static struct ibv_qp_attr
+qp_attr(struct ibv_qp *qp)
 {
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr init;
+
+    memset(&a, 0, sizeof a);
+    ibv_query_qp(qp, &a, IBV_QP_STATE | IBV_QP_CAP | IBV_QP_RNR_RETRY |
+                 IBV_QP_RETRY_CNT | IBV_QP_TIMEOUT | IBV_QP_MIN_RNR_TIMER, &init);
+    return a;
+}
+
+/* The requester retries RNR NAKs for ever (7); the responder asks for
+ * 1.28 ms between retries instead of the CM's 655 ms. */
+static void
+rnr_forever(struct end *s, struct end *c)
+{
+    struct ibv_qp_attr a;
+
+    memset(&a, 0, sizeof a);
+    a.rnr_retry = 7;
+    ibv_modify_qp(c->id->qp, &a, IBV_QP_RNR_RETRY);
+    a.min_rnr_timer = 14;
+    ibv_modify_qp(s->id->qp, &a, IBV_QP_MIN_RNR_TIMER);
+}
+
+/* Nothing completes on cq for a while (an absence check: the bound is the
+ * time allowed for something that must not happen). */
+static int
+no_wc_for(struct ibv_cq *cq, int ms)
+{
+    long long end = now_ms() + ms;
+    struct ibv_wc wc;
+
+    while (now_ms() < end) {
+        if (ibv_poll_cq(cq, 1, &wc) != 0)
+            return 0;
+        sched_yield();
+    }
+    return 1;
+}
+
+/* The emulation's rnr_naks counter, read from the SOFTRDMA_STATS file it
+ * writes on SIGUSR2 (synchronously, in the handler); -1 without one. */
+static long
+rnr_naks(void)
+{
+    const char *pat = getenv("SOFTRDMA_STATS");
+    char name[4096], line[256];
+    const char *p;
+    size_t n = 0;
+    long v = -1;
+    FILE *f;
+
+    if (!pat || !*pat)
+        return -1;
+    for (p = pat; *p && n + 32 < sizeof name; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            n += snprintf(name + n, sizeof name - n, "%ld", (long)getpid());
+            p++;
+        } else {
+            name[n++] = *p;
+        }
+    }
+    name[n] = 0;
+    raise(SIGUSR2);
+    f = fopen(name, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "rnr_naks=%ld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+/* Wait (bounded) until the peer sent an RNR NAK since the count was
+ * `before`: the SEND then certainly left once and is waiting to be sent
+ * again.  Without the counters file, give it 200 ms. */
+static int
+wait_rnr_nak(struct ibv_cq *cq, long before)
+{
+    long long end = now_ms() + DEADLINE_MS;
+
+    if (before < 0)
+        return no_wc_for(cq, 200);
+    while (now_ms() < end) {
+        if (rnr_naks() > before)
+            return 1;
+        sched_yield();
+    }
+    return 0;
+}
+
+static void
+test_conn_params(void)
+{
+    struct end s, c;
+    struct ibv_qp_attr sa, ca;
+
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    sa = qp_attr(s.id->qp);
+    ca = qp_attr(c.id->qp);
+    ok(sa.rnr_retry == 6 && ca.rnr_retry == 0,
+       "RNR retry count: the passive QP gets the connect's (6), the active QP the accept's (0)");
+    ok(sa.retry_cnt == 7 && ca.retry_cnt == 7, "retry count: the connect's, on both QPs");
+    ok(sa.min_rnr_timer == 0 && ca.timeout > 0, "min_rnr_timer 0 (655 ms), an ACK timeout set");
+    ok(ca.cap.max_send_wr == 127 && ca.cap.max_recv_wr == 127 &&
+       ca.cap.max_inline_data >= 32, "queue sizes rounded as rxe rounds them (64 -> 127)");
+    teardown(&s, &c);
+}
+
+static void
+test_queue_limits(void)
+{
+    struct end s, c;
+    struct ibv_qp_attr ca;
+    struct ibv_sge sge[40];
+    struct ibv_send_wr wr, *bad;
+    struct ibv_recv_wr rwr, *rbad;
+    uint32_t i;
+    int r = 0;
+
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    rnr_forever(&s, &c);
+    ca = qp_attr(c.id->qp);
+    for (i = 0; i < 40; i++) {
+        sge[i].addr = (uintptr_t)c.buf + i * 8;
+        sge[i].length = 8;
+        sge[i].lkey = c.mr->lkey;
+    }
+    memset(&wr, 0, sizeof wr);
+    wr.opcode = IBV_WR_SEND;
+    wr.sg_list = sge;
+    wr.num_sge = ca.cap.max_send_sge + 1;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    ok(ibv_post_send(c.id->qp, &wr, &bad) == EINVAL && bad == &wr,
+       "more SGEs than max_send_sge: EINVAL");
+    wr.num_sge = 1;
+    sge[0].length = ca.cap.max_inline_data + 1;
+    wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE;
+    ok(ibv_post_send(c.id->qp, &wr, &bad) == EINVAL, "inline above max_inline_data: EINVAL");
+    sge[0].length = 8;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    /* The peer has no receive posted: the SENDs stay outstanding. */
+    for (i = 0; i < ca.cap.max_send_wr && r == 0; i++) {
+        wr.wr_id = 100 + i;
+        r = ibv_post_send(c.id->qp, &wr, &bad);
+    }
+    ok(r == 0, "max_send_wr (%u) SENDs accepted", ca.cap.max_send_wr);
+    ok(ibv_post_send(c.id->qp, &wr, &bad) == ENOMEM && bad == &wr,
+       "one more outstanding SEND: ENOMEM");
+
+    memset(&rwr, 0, sizeof rwr);
+    rwr.sg_list = sge;
+    rwr.num_sge = ca.cap.max_recv_sge + 1;
+    ok(ibv_post_recv(c.id->qp, &rwr, &rbad) == EINVAL, "more SGEs than max_recv_sge: EINVAL");
+    rwr.num_sge = 1;
+    for (r = 0, i = 0; i < ca.cap.max_recv_wr && r == 0; i++)
+        r = ibv_post_recv(c.id->qp, &rwr, &rbad);
+    ok(r == 0, "max_recv_wr (%u) RECVs accepted", ca.cap.max_recv_wr);
+    ok(ibv_post_recv(c.id->qp, &rwr, &rbad) == ENOMEM && rbad == &rwr,
+       "one more RECV: ENOMEM");
+    teardown(&s, &c);
+}
+
+static void
+test_send_completion(void)
+{
+    struct end s, c;
+    struct ibv_wc wc[2];
+    long naks;
+
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    rnr_forever(&s, &c);
+    strcpy((char *)c.buf, "first");
+    naks = rnr_naks();
+    ok(post_one(&c, IBV_WR_SEND, 70, 0, 6, 0, 0) == 0, "SEND to a peer with no receive posted");
+    ok(wait_rnr_nak(c.cq, naks), "the peer answers with an RNR NAK");
+    /* Reused before completion: what leaves is what the buffer holds
+     * when the message is (re)transmitted. */
+    strcpy((char *)c.buf, "later");
+    ok(no_wc_for(c.cq, 100), "the SEND does not complete while the peer has no receive");
+    ok(post_recv(&s, 1000, 0, 4096) == 0 && wait_wc(c.cq, wc, 1) == 1 &&
+       wc[0].status == IBV_WC_SUCCESS && wc[0].wr_id == 70,
+       "it completes once the peer posted a receive (RNR retried)");
+    ok(wait_wc(s.cq, wc, 1) == 1 && wc[0].status == IBV_WC_SUCCESS &&
+       strcmp((char *)s.buf, "later") == 0,
+       "the payload was read when it left, not when posted");
+    teardown(&s, &c);
+}
+
+static void
+test_rnr_exceeded(void)
+{
+    struct end s, c;
+    struct ibv_wc wc[2];
+    struct ibv_qp_attr a;
+
+    /* The accept's RNR retry count is 0: the first RNR NAK fails it. */
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    ok(post_one(&c, IBV_WR_SEND, 80, 0, 8, 0, 0) == 0 &&
+       post_one(&c, IBV_WR_SEND, 81, 0, 8, 0, 0) == 0, "two SENDs, no receive at the peer");
+    ok(wait_wc(c.cq, wc, 2) == 2 && wc[0].wr_id == 80 &&
+       wc[0].status == IBV_WC_RNR_RETRY_EXC_ERR && wc[1].status == IBV_WC_WR_FLUSH_ERR,
+       "rnr_retry 0: IBV_WC_RNR_RETRY_EXC_ERR, the next one flushed");
+    ok(qp_attr(c.id->qp).qp_state == IBV_QPS_ERR, "the QP is in the error state");
+    teardown(&s, &c);
+
+    /* Three retries, 10 us apart, then the error. */
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    memset(&a, 0, sizeof a);
+    a.rnr_retry = 3;
+    ibv_modify_qp(c.id->qp, &a, IBV_QP_RNR_RETRY);
+    a.min_rnr_timer = 1;
+    ibv_modify_qp(s.id->qp, &a, IBV_QP_MIN_RNR_TIMER);
+    ok(post_one(&c, IBV_WR_SEND, 82, 0, 8, 0, 0) == 0 && wait_wc(c.cq, wc, 1) == 1 &&
+       wc[0].status == IBV_WC_RNR_RETRY_EXC_ERR, "rnr_retry 3: IBV_WC_RNR_RETRY_EXC_ERR");
+    teardown(&s, &c);
+}
+
+static void
+test_keys_at_transmit(void)
+{
+    struct end s, c;
+    struct ibv_wc wc[2];
+    struct ibv_mr *mr2;
+    long naks;
+    int n;
+
+    /* A SEND's source deregistered while it waits for the peer. */
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    rnr_forever(&s, &c);
+    mr2 = ibv_reg_mr(c.pd, c.buf + 8192, 4096, IBV_ACCESS_LOCAL_WRITE);
+    naks = rnr_naks();
+    {
+        struct ibv_sge sge = { (uintptr_t)c.buf + 8192, 16, mr2->lkey };
+        struct ibv_send_wr wr, *bad;
+
+        memset(&wr, 0, sizeof wr);
+        wr.wr_id = 90;
+        wr.opcode = IBV_WR_SEND;
+        wr.sg_list = &sge;
+        wr.num_sge = 1;
+        wr.send_flags = IBV_SEND_SIGNALED;
+        ok(ibv_post_send(c.id->qp, &wr, &bad) == 0, "SEND from a second MR, peer not ready");
+    }
+    ok(wait_rnr_nak(c.cq, naks), "the peer answers with an RNR NAK");
+    ibv_dereg_mr(mr2);
+    post_recv(&s, 1000, 0, 4096);
+    n = wait_wc(c.cq, wc, 1);
+    ok(n == 1 && wc[0].wr_id == 90 && wc[0].status == IBV_WC_LOC_PROT_ERR,
+       "its MR deregistered before it left: IBV_WC_LOC_PROT_ERR (got %d: %s)", n,
+       n == 1 ? ibv_wc_status_str(wc[0].status) : "-");
+    teardown(&s, &c);
+
+    /* An RDMA READ whose destination is deregistered before it lands. */
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    rnr_forever(&s, &c);
+    mr2 = ibv_reg_mr(c.pd, c.buf + 8192, 4096, IBV_ACCESS_LOCAL_WRITE);
+    fill(s.buf, 4096, 9);
+    memset(c.buf + 8192, 0, 4096);
+    {
+        struct ibv_sge sge = { (uintptr_t)c.buf + 8192, 4096, mr2->lkey };
+        struct ibv_send_wr wr, *bad;
+
+        ok(post_one(&c, IBV_WR_SEND, 91, 0, 8, 0, 0) == 0, "a SEND the peer is not ready for");
+        memset(&wr, 0, sizeof wr);
+        wr.wr_id = 92;
+        wr.opcode = IBV_WR_RDMA_READ;
+        wr.sg_list = &sge;
+        wr.num_sge = 1;
+        wr.send_flags = IBV_SEND_SIGNALED;
+        wr.wr.rdma.remote_addr = (uintptr_t)s.buf;
+        wr.wr.rdma.rkey = s.mr->rkey;
+        ok(ibv_post_send(c.id->qp, &wr, &bad) == 0, "an RDMA READ behind it");
+    }
+    ibv_dereg_mr(mr2);
+    post_recv(&s, 1000, 0, 4096);
+    ok(wait_wc(c.cq, wc, 2) == 2 && wc[0].wr_id == 91 && wc[0].status == IBV_WC_SUCCESS &&
+       wc[1].wr_id == 92 && wc[1].status == IBV_WC_LOC_PROT_ERR,
+       "READ destination deregistered before completion: IBV_WC_LOC_PROT_ERR");
+    ok(memcmp(c.buf + 8192, s.buf, 16) != 0, "nothing landed in the deregistered memory");
+    teardown(&s, &c);
+}
+
+static void
+test_keys(void)
+{
+    struct ibv_context *ctx = ibv_open_device(ibv_get_device_list(NULL)[0]);
+    struct ibv_pd *pd = ibv_alloc_pd(ctx);
+    void *buf = calloc(1, 8192);
+    struct ibv_mr *l = ibv_reg_mr(pd, buf, 4096, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_mr *r = ibv_reg_mr(pd, (char *)buf + 4096, 4096,
+                                  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+
+    ok(l && r && l->rkey == 0 && r->rkey == r->lkey && l->lkey != r->lkey,
+       "rkey: 0 without remote access, equal to the lkey with it (rxe)");
+    ibv_dereg_mr(l);
+    ibv_dereg_mr(r);
+    ibv_dealloc_pd(pd);
+    free(buf);
+}
+
+static void
+test_busy(void)
+{
+    struct ibv_context *ctx = ibv_open_device(ibv_get_device_list(NULL)[0]);
+    struct ibv_pd *pd = ibv_alloc_pd(ctx);
+    struct ibv_cq *cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+    void *buf = calloc(1, 4096);
+    struct ibv_mr *mr = ibv_reg_mr(pd, buf, 4096, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_qp_init_attr a;
+    struct ibv_qp *qp;
+    int rc;
+
+    rc = ibv_dealloc_pd(pd);
+    ok(rc == EBUSY, "ibv_dealloc_pd with an MR on it: EBUSY");
+    ibv_dereg_mr(mr);
+    if (rc != EBUSY) {
+        free(buf);
+        return;                 /* the PD is gone */
+    }
+    memset(&a, 0, sizeof a);
+    a.send_cq = a.recv_cq = cq;
+    a.qp_type = IBV_QPT_RC;
+    a.cap.max_send_wr = a.cap.max_recv_wr = 4;
+    a.cap.max_send_sge = a.cap.max_recv_sge = 1;
+    qp = ibv_create_qp(pd, &a);
+    ok(qp && ibv_destroy_cq(cq) == EBUSY, "ibv_destroy_cq with a QP on it: EBUSY");
+    ok(ibv_dealloc_pd(pd) == EBUSY, "ibv_dealloc_pd with a QP on it: EBUSY");
+    ok(qp && ibv_destroy_qp(qp) == 0 && ibv_destroy_cq(cq) == 0 && ibv_dealloc_pd(pd) == 0,
+       "unused, they go");
+    free(buf);
+}
+
+/* Drop CAP_IPC_LOCK from the effective set (a no-op without it). */
+static int
+drop_ipc_lock(void)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+
+    if (syscall(SYS_capget, &h, d) != 0)
+        return -1;
+    d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+    return (int)syscall(SYS_capset, &h, d);
+}
+
+static void
+test_memlock(void)
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        /* Exit status: bit per failed expectation. */
+        struct rlimit rl = { 1 << 20, 1 << 20 };
+        struct ibv_context *ctx = ibv_open_device(ibv_get_device_list(NULL)[0]);
+        struct ibv_pd *pd = ibv_alloc_pd(ctx);
+        char *buf = aligned_alloc(4096, 2 << 20);
+        struct ibv_mr *a, *b;
+        int bits = 0;
+
+        if (drop_ipc_lock() != 0 || setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || !buf)
+            _exit(64);
+        a = ibv_reg_mr(pd, buf, 512 << 10, IBV_ACCESS_LOCAL_WRITE);
+        if (!a)
+            bits |= 1;
+        errno = 0;
+        b = ibv_reg_mr(pd, buf + (1 << 20), 1 << 20, IBV_ACCESS_LOCAL_WRITE);
+        if (b || errno != ENOMEM)
+            bits |= 2;
+        if (a)
+            ibv_dereg_mr(a);
+        if (b)
+            ibv_dereg_mr(b);
+        b = ibv_reg_mr(pd, buf + (1 << 20), 1 << 20, IBV_ACCESS_LOCAL_WRITE);
+        if (!b)
+            bits |= 4;
+        _exit(bits);
+    }
+    ok(waitpid(pid, &status, 0) == pid && WIFEXITED(status), "memlock: child ran");
+    ok(WIFEXITED(status) && !(WEXITSTATUS(status) & 65),
+       "memlock: 512 KiB registered under a 1 MiB limit without CAP_IPC_LOCK");
+    ok(WIFEXITED(status) && !(WEXITSTATUS(status) & 66),
+       "memlock: 1 MiB more fails with ENOMEM");
+    ok(WIFEXITED(status) && !(WEXITSTATUS(status) & 68),
+       "memlock: deregistering gives the pages back");
+}
+
+static void
+test_cq_arm(void)
+{
+    struct end s, c;
+    struct ibv_cq *ecq;
+    void *ectx;
+    struct ibv_wc wc[2];
+    struct pollfd p;
+
+    if (connect_pair(&s, &c, 0) < 0) {
+        ok(0, "connect");
+        return;
+    }
+    p.fd = c.cc->fd;
+    p.events = POLLIN;
+    ibv_req_notify_cq(c.cq, 0);
+    post_one(&c, IBV_WR_RDMA_WRITE, 95, 0, 64, (uintptr_t)s.buf, s.mr->rkey);
+    ok(poll(&p, 1, DEADLINE_MS) == 1 && ibv_get_cq_event(c.cc, &ecq, &ectx) == 0,
+       "armed CQ: a completion notifies");
+    ibv_ack_cq_events(ecq, 1);
+    ibv_req_notify_cq(c.cq, 0);
+    ok(poll(&p, 1, 100) == 0,
+       "re-arming a CQ that still holds a completion does not notify for it");
+    post_one(&c, IBV_WR_RDMA_WRITE, 96, 0, 64, (uintptr_t)s.buf, s.mr->rkey);
+    ok(poll(&p, 1, DEADLINE_MS) == 1 && ibv_get_cq_event(c.cc, &ecq, &ectx) == 0,
+       "the next completion does");
+    ibv_ack_cq_events(ecq, 1);
+    ok(wait_wc(c.cq, wc, 2) == 2, "both completions were there");
+    teardown(&s, &c);
+}
+
+static void
+test_cq_overflow(void)
+{
+    struct end s, c;
+    struct ibv_async_event ev;
+    struct ibv_context *ctx;
+    struct pollfd p;
+    int got = 0;
+
+    cq_size = 1;
+    if (connect_pair(&s, &c, 0) < 0) {
+        cq_size = 256;
+        ok(0, "connect");
+        return;
+    }
+    cq_size = 256;
+    ctx = c.id->verbs;
+    ok(c.cq->cqe == 1, "a CQ of 1 holds 1 (rxe rounding)");
+    post_one(&c, IBV_WR_RDMA_WRITE, 97, 0, 64, (uintptr_t)s.buf, s.mr->rkey);
+    post_one(&c, IBV_WR_RDMA_WRITE, 98, 0, 64, (uintptr_t)s.buf, s.mr->rkey);
+    p.fd = ctx->async_fd;
+    p.events = POLLIN;
+    if (poll(&p, 1, DEADLINE_MS) == 1 && ibv_get_async_event(ctx, &ev) == 0) {
+        got = ev.event_type == IBV_EVENT_CQ_ERR && ev.element.cq == c.cq;
+        ibv_ack_async_event(&ev);
+    }
+    ok(got, "CQ overflow: IBV_EVENT_CQ_ERR on the async fd");
+    ok(qp_attr(c.id->qp).qp_state == IBV_QPS_ERR, "CQ overflow: the QP is in the error state");
+    teardown(&s, &c);
+    /* Flushes into the full CQ raised more events: drop them. */
+    while (poll(&p, 1, 0) == 1 && ibv_get_async_event(ctx, &ev) == 0)
+        ibv_ack_async_event(&ev);
+}
+
+/* A peer that stops answering (SIGSTOP): the request fails after the
+ * QP's timeout and retry count, and the connection is declared gone. */
+static void
+test_stalled_peer(void)
+{
+    int pfd[2], status, port = 0;
+    char ready;
+    pid_t pid;
+    struct end c;
+    struct ibv_wc wc[2];
+    struct ibv_qp_attr a;
+    struct pollfd p;
+    long long t0;
+
+    if (pipe(pfd) < 0)
+        die("pipe");
+    pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        struct end s;
+
+        close(pfd[0]);
+        rdma_destroy_id(listener);
+        start_listener();
+        if (write(pfd[1], &listen_port, sizeof listen_port) != sizeof listen_port)
+            _exit(2);
+        if (server_accept(&s, 4) < 0 ||
+            expect_event(lch, RDMA_CM_EVENT_ESTABLISHED, NULL, NULL) < 0)
+            _exit(3);
+        if (write(pfd[1], "r", 1) != 1)
+            _exit(2);
+        for (;;)
+            pause();            /* SIGSTOPped, then SIGKILLed */
+    }
+    close(pfd[1]);
+    p.fd = pfd[0];
+    p.events = POLLIN;
+    ok(poll(&p, 1, DEADLINE_MS) == 1 && read(pfd[0], &port, sizeof port) == sizeof port &&
+       client_connect(&c, port) == 0 &&
+       expect_event(c.ch, RDMA_CM_EVENT_ESTABLISHED, NULL, NULL) == 0 &&
+       poll(&p, 1, DEADLINE_MS) == 1 && read(pfd[0], &ready, 1) == 1,
+       "stall: connected to a child");
+    close(pfd[0]);
+    memset(&a, 0, sizeof a);
+    a.timeout = 12;             /* 16.8 ms */
+    a.retry_cnt = 2;
+    ibv_modify_qp(c.id->qp, &a, IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT);
+    kill(pid, SIGSTOP);
+    waitpid(pid, &status, WUNTRACED);
+    t0 = now_ms();
+    ok(post_one(&c, IBV_WR_SEND, 99, 0, 8, 0, 0) == 0 && wait_wc(c.cq, wc, 1) == 1 &&
+       wc[0].status == IBV_WC_RETRY_EXC_ERR,
+       "stall: IBV_WC_RETRY_EXC_ERR");
+    ok(now_ms() - t0 >= 3 * 16, "stall: not before (retry_cnt + 1) timeouts");
+    ok(expect_event(c.ch, RDMA_CM_EVENT_DISCONNECTED, NULL, NULL) == 0,
+       "stall: DISCONNECTED");
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    end_free(&c, 1);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+    { "device", test_device }, { "fds", test_fds }, { "pingpong", test_pingpong },
+    { "rdma", test_rdma }, { "violations", test_violations },
+    { "local_errors", test_local_errors }, { "disconnect_flush", test_disconnect_flush },
+    { "reject", test_reject_and_unreachable }, { "fork", test_fork },
+    { "conn_params", test_conn_params }, { "queue_limits", test_queue_limits },
+    { "send_completion", test_send_completion }, { "rnr_exceeded", test_rnr_exceeded },
+    { "keys_at_transmit", test_keys_at_transmit }, { "keys", test_keys },
+    { "busy", test_busy }, { "memlock", test_memlock }, { "cq_arm", test_cq_arm },
+    { "cq_overflow", test_cq_overflow }, { "stalled_peer", test_stalled_peer },
+};
+
+/* verbs-test [NAME...]: every test, or only the named ones. */
+int
+main(int argc, char **argv)
+{
+    size_t i;
+    int j, ran = 0;
+
     if (!getenv("SOFTRDMA_DIR")) {
         fprintf(stderr, "verbs-test: run me under softrdma-run with SOFTRDMA_DIR set\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     start_listener();
-    test_device();
-    test_fds();
-    test_pingpong();
-    test_rdma();
-    test_violations();
-    test_local_errors();
-    test_disconnect_flush();
-    test_reject_and_unreachable();
-    test_fork();
+    for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int want = argc < 2;
+
+        for (j = 1; j < argc; j++)
+            want |= strcmp(argv[j], tests[i].name) == 0;
+        if (want) {
+            printf("# %s\n", tests[i].name);
+            tests[i].fn();
+            ran++;
+        }
+    }
     rdma_destroy_id(listener);
     rdma_destroy_event_channel(lch);
+    if (!ran) {
+        fprintf(stderr, "verbs-test: no test by that name\n");
+        return 2;
+    }
     printf("1..%d\n", checks);
     if (failures)
         printf("# %d of %d checks failed\n", failures, checks);
