@@ -176,3 +176,19 @@ kill_fg_iserfs() {
     return 0
 }
 cleanup_add kill_fg_iserfs
+
+# stalled_target_keeps_acking: for tests that SIGSTOP tgtd to model a
+# target whose software is stuck while its connection stays up.  Over
+# iSER a stopped tgtd under the emulation also stops acknowledging
+# (tests/softrdma answers from the process itself), so after the QP's
+# retries (about 4 s by default) the connection would drop -- what a
+# vanished host does, not a stuck target: an RDMA NIC, or rxe in the
+# kernel, keeps acknowledging for a stopped process.  A long ACK timeout
+# (4.096 us * 2^20, 8 tries: about 34 s) keeps the connection up through
+# the stall.  libiscsi 1.19 cannot set it and never reconnects over iSER.
+stalled_target_keeps_acking() {
+    [ "$ISERFS_TRANSPORT" = iser ] || return 0
+    stock_iser &&
+        skip "libiscsi 1.19 cannot lengthen the RDMA ACK timeout (LIBISCSI_RDMA_ACK_TIMEOUT), so a stopped target's connection drops and its iSER transport never reconnects"
+    export LIBISCSI_RDMA_ACK_TIMEOUT=20
+}
