@@ -190,5 +190,8 @@ stalled_target_keeps_acking() {
     [ "$ISERFS_TRANSPORT" = iser ] || return 0
     stock_iser &&
         skip "libiscsi 1.19 cannot lengthen the RDMA ACK timeout (LIBISCSI_RDMA_ACK_TIMEOUT), so a stopped target's connection drops and its iSER transport never reconnects"
-    export LIBISCSI_RDMA_ACK_TIMEOUT=20
+    # STALL_ACK_TIMEOUT= (empty) keeps the default: the host vanishes.
+    if [ -n "${STALL_ACK_TIMEOUT-20}" ]; then
+        export LIBISCSI_RDMA_ACK_TIMEOUT=${STALL_ACK_TIMEOUT-20}
+    fi
 }
