@@ -193,5 +193,7 @@ stalled_target_keeps_acking() {
     # STALL_ACK_TIMEOUT= (empty) keeps the default: the host vanishes.
     if [ -n "${STALL_ACK_TIMEOUT-20}" ]; then
         export LIBISCSI_RDMA_ACK_TIMEOUT=${STALL_ACK_TIMEOUT-20}
+    else
+        unset LIBISCSI_RDMA_ACK_TIMEOUT
     fi
 }
