@@ -46,25 +46,7 @@ number (const char *s)
   return v;
 }
 
-static int
-parse_flags (const char *s)
-{
-  int acc = -1, extra = 0;
-  char *copy = strdup (s), *save = NULL;
-  for (char *t = strtok_r (copy, ",", &save); t; t = strtok_r (NULL, ",", &save)) {
-    if (!strcmp (t, "r")) acc = O_RDONLY;
-    else if (!strcmp (t, "w")) acc = O_WRONLY;
-    else if (!strcmp (t, "rw")) acc = O_RDWR;
-    else if (!strcmp (t, "trunc")) extra |= O_TRUNC;
-    else if (!strcmp (t, "direct")) extra |= O_DIRECT;
-    else if (!strcmp (t, "sync")) extra |= O_SYNC;
-    else usage ();
-  }
-  free (copy);
-  if (acc < 0)
-    usage ();
-  return acc | extra;
-}
+#include "probe_flags.h"
 
 /* Print the outcome of one step: a count, or the errno's name. */
 static void
