@@ -79,7 +79,8 @@ start_target() {
     done
     tgtadm -C "$CTL" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
     # Take write data in 256 KiB pieces, not tgtd's default 8 KiB: large
-    # writes are then 2 to 3 times faster (iserfs(8), TARGET SETTINGS).
+    # writes are then about 1.5 times as fast (iserfs(8), TARGET SETTINGS;
+    # the figures are in docs/history.md).
     tgtadm -C "$CTL" --lld iscsi --op update --mode target --tid 1 \
         --name MaxRecvDataSegmentLength --value 262144
     # Sparse backing files; existing ones keep their data across restarts.

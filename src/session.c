@@ -365,7 +365,8 @@ watch_connection (struct session *s, time_t now)
  * waking a thread that sleeps in poll() costs tens of microseconds inside
  * a VM, each way; polling keeps the thread on its CPU and saves both.
  * With more in flight, events come anyway and the CPU is better left to
- * the target and the application (measured: see docs/bench/README.md).
+ * the target and the application (measured: docs/bench/history.md,
+ * "4 KiB random read, 1 in flight: poll_us").
  * Returns poll()'s result, 0 if nothing came.  A hit is counted only for
  * an event that turned up after a look that found nothing: one that was
  * there at once (over TCP, the socket writable for a command just queued)
