@@ -472,7 +472,7 @@ main (int argc, char *argv[])
     goto out;
   }
   if (o.stats) {
-    rc = stats_command (o.url);
+    rc = stats_command (o.url) < 0;
     goto out;
   }
   if (o.url == NULL) {
