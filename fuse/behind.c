@@ -126,7 +126,7 @@ int
 behind_wait (struct behind *b, unsigned *seen, bool consume,
              const struct timespec *deadline)
 {
-  int err = 0;
+  int err = 0;                  /* positive, as pthread's waits return it */
   uint64_t before;
 
   pthread_mutex_lock (&b->lock);
@@ -142,5 +142,5 @@ behind_wait (struct behind *b, unsigned *seen, bool consume,
       *seen = b->err_seq;
   }
   pthread_mutex_unlock (&b->lock);
-  return err;
+  return -err;
 }

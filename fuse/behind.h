@@ -32,7 +32,7 @@ struct behind {
   struct behind_write *oldest, *newest;   /* in ticket order */
   uint64_t next_ticket;
   unsigned err_seq;             /* failures so far */
-  int err;                      /* errno of the latest */
+  int err;                      /* errno of the latest (positive) */
   bool reported;                /* the latest was returned to someone */
   bool logged;                  /* said so in the log since last reported */
 };
@@ -49,7 +49,8 @@ void behind_destroy (struct behind *b);
  * flags, no room under the bound, or no memory). */
 struct behind_write *behind_start (struct behind *b, int open_flags,
                                    uint64_t off, size_t len);
-/* The target answered w (err is 0 or a positive errno); frees w. */
+/* The target answered w (err is 0 or a positive errno: the engine's
+ * io_req err); frees w. */
 void behind_done (struct behind *b, struct behind_write *w, int lun, int err);
 
 /* What a descriptor opened now has seen: failures before it are not its,
@@ -57,7 +58,7 @@ void behind_done (struct behind *b, struct behind_write *w, int lun, int err);
 unsigned behind_seen (struct behind *b);
 /* Wait until every write of b started before this call is back (later ones
  * cannot hold it up), or until deadline (CLOCK_MONOTONIC; NULL: no limit);
- * then 0, the errno of a failure since *seen, or ETIMEDOUT at the
+ * then 0, -errno of a failure since *seen, or -ETIMEDOUT at the
  * deadline.  With consume (fsync), *seen moves on, so that the failure is
  * reported once per descriptor; close(2) reports it without using it up,
  * because FUSE flushes at the close of every copy of a descriptor (a

@@ -129,7 +129,7 @@ jobs_run (void (*run) (void *), void (*cancel) (void *), void *arg)
   return 0;
 }
 
-bool
+int
 jobs_stop (const struct timespec *until)
 {
   struct job *j, *queued;
@@ -157,5 +157,5 @@ jobs_stop (const struct timespec *until)
     ;
   ended = J.threads == 0;
   pthread_mutex_unlock (&J.lock);
-  return ended;
+  return ended ? 0 : -ETIMEDOUT;
 }

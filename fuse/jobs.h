@@ -19,7 +19,8 @@ int jobs_run (void (*run) (void *arg), void (*cancel) (void *arg),
 
 /* Take no more jobs, call cancel(arg) for those not started yet, and wait
  * until the running ones have ended or until (CLOCK_MONOTONIC) has passed.
- * Returns whether every thread has ended. */
-bool jobs_stop (const struct timespec *until);
+ * Returns 0 once every thread has ended, or -ETIMEDOUT if some still run
+ * (their memory must then be left alone). */
+int jobs_stop (const struct timespec *until);
 
 #endif

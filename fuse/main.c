@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <iscsi/iscsi.h>
-
 #include "daemon.h"
 #include "discover.h"
 #include "fs.h"
@@ -31,6 +29,7 @@
 #include "options.h"
 #include "session.h"
 #include "stats_cmd.h"
+#include "version.h"
 
 static char *
 default_initiator_name (void)
@@ -63,31 +62,38 @@ session_config (const struct options *o, const char *target)
   return c;
 }
 
-/* Log in to one target and learn its LUNs. */
-static struct session *
-open_target (const struct options *o, const char *target)
+/* What can fail below returns 0, or -errno after printing one line (or
+ * after libfuse printed it); main() exits with status 1 then. */
+
+/* Log in to one target and learn its LUNs into *out. */
+static int
+open_target (const struct options *o, const char *target,
+             struct session **out)
 {
   struct session_config c = session_config (o, target);
   char err[512];
   struct session *s = session_open (&c, err, sizeof err);
+  int r;
 
   if (s == NULL) {
     log_error ("%s", err);
-    return NULL;
+    return -EIO;                /* session_open says why only in words */
   }
-  if (session_probe_luns (s, o->lun, o->max_xfer, err, sizeof err) < 0) {
+  r = session_probe_luns (s, o->lun, o->max_xfer, err, sizeof err);
+  if (r < 0) {
     log_error ("%s", err);
     session_close (s);
-    return NULL;
+    return r;
   }
-  return s;
+  *out = s;
+  return 0;
 }
 
 static int
 open_sessions (const struct options *o, struct fs *fs)
 {
   struct target_info *t = NULL;
-  int n = 1;
+  int n = 1, r = 0;
 
   if (o->target[0] == '\0') {
     struct session_config c = session_config (o, NULL);
@@ -96,30 +102,29 @@ open_sessions (const struct options *o, struct fs *fs)
     n = discover_targets (&c, &t, err, sizeof err);
     if (n < 0) {
       log_error ("%s", err);
-      return -1;
+      return n;
     }
     if (n == 0) {
       log_error ("portal %s offers no targets", o->portal);
       free_targets (t, n);
-      return -1;
+      return -ENOENT;
     }
   }
   fs->sessions = calloc (n, sizeof *fs->sessions);
   if (fs->sessions == NULL) {
+    log_error ("out of memory");
     free_targets (t, n);
-    return -1;
+    return -ENOMEM;
   }
-  for (int i = 0; i < n; i++) {
-    struct session *s = open_target (o, t ? t[i].name : o->target);
+  for (int i = 0; i < n && r == 0; i++) {
+    struct session *s;
 
-    if (s == NULL) {
-      free_targets (t, n);
-      return -1;
-    }
-    fs->sessions[fs->nr_sessions++] = s;
+    r = open_target (o, t ? t[i].name : o->target, &s);
+    if (r == 0)
+      fs->sessions[fs->nr_sessions++] = s;
   }
   free_targets (t, n);
-  return 0;
+  return r;
 }
 
 static void
@@ -132,7 +137,9 @@ close_sessions (struct fs *fs)
   fs->nr_sessions = 0;
 }
 
-/* --list: what a person needs to write a URL or an fstab line. */
+/* --list: what a person needs to write a URL or an fstab line.  A target
+ * that cannot be opened is said so and the others are still listed; the
+ * result is then the last such failure. */
 static int
 list_targets (const struct options *o)
 {
@@ -143,10 +150,11 @@ list_targets (const struct options *o)
 
   if (n < 0) {
     log_error ("%s", err);
-    return 1;
+    return n;
   }
   for (int i = 0; i < n; i++) {
     struct session *s;
+    int r;
 
     if (o->target[0] && strcmp (o->target, t[i].name) != 0)
       continue;
@@ -154,9 +162,9 @@ list_targets (const struct options *o)
     printf ("target %s\n", t[i].name);
     for (unsigned j = 0; j < t[i].nr_portals; j++)
       printf ("  portal %s\n", t[i].portals[j]);
-    s = open_target (o, t[i].name);
-    if (s == NULL) {
-      rc = 1;
+    r = open_target (o, t[i].name, &s);
+    if (r < 0) {
+      rc = r;
       continue;
     }
     for (unsigned j = 0; j < s->nr_luns; j++) {
@@ -170,7 +178,7 @@ list_targets (const struct options *o)
     log_error ("target %s not found at portal %s: 'iserfs --list %s://%s' "
                "shows the targets it offers", o->target, o->portal,
                o->iser ? "iser" : "iscsi", o->portal);
-    rc = 1;
+    rc = -ENOENT;
   }
   free_targets (t, n);
   return rc;
@@ -180,25 +188,27 @@ static int
 check_mountpoint (const char *mnt)
 {
   struct stat st;
+  int r;
 
   if (mnt == NULL) {
     log_error ("no mountpoint given (try --help)");
-    return -1;
+    return -EINVAL;
   }
   if (stat (mnt, &st) < 0 && errno == ENOTCONN) {
     /* A FUSE mount whose daemon died: stat says only "Transport endpoint
      * is not connected". */
     log_error ("mountpoint %s is a FUSE mount whose daemon is gone: "
                "umount %s (or fusermount3 -uz %s) first", mnt, mnt, mnt);
-    return -1;
+    return -ENOTCONN;
   }
   if (stat (mnt, &st) < 0) {
-    log_error ("mountpoint %s: %m", mnt);
-    return -1;
+    r = -errno;
+    log_error ("mountpoint %s: %s", mnt, strerror (-r));
+    return r;
   }
   if (!S_ISDIR (st.st_mode)) {
     log_error ("mountpoint %s is not a directory", mnt);
-    return -1;
+    return -ENOTDIR;
   }
   return 0;
 }
@@ -263,7 +273,7 @@ check_not_mounted (const struct options *o, const char *abs_mountpoint)
   if (mountinfo_each (is_same_mount, &m) > 0) {
     log_error ("%s is already mounted on %s: umount %s first, or mount it "
                "somewhere else", o->url, abs_mountpoint, abs_mountpoint);
-    return -1;
+    return -EBUSY;
   }
   return 0;
 }
@@ -279,7 +289,7 @@ check_readahead (const struct options *o)
   log_error ("readahead=%s needs root (it raises the kernel's read-ahead in "
              "/sys/class/bdi): mount as root, or leave readahead= out to keep "
              "the kernel's 128 KiB", o->readahead_s);
-  return -1;
+  return -EPERM;
 }
 
 /* fsname shows in mount(8) and df(1): the URL says what is mounted.  A comma
@@ -335,19 +345,19 @@ start_sessions (struct fs *fs)
 
   loop_block_stop_signals (&old);
   for (unsigned i = 0; i < fs->nr_sessions && rc == 0; i++)
-    if (session_start (fs->sessions[i]) < 0) {
+    if ((rc = session_start (fs->sessions[i])) < 0)
       log_error ("cannot start a session thread");
-      rc = -1;
-    }
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   return rc;
 }
 
+/* Mount, serve until unmounted or stopped by a signal, and stop.  0, or
+ * -errno (a failure to mount, to start, or of the request loop). */
 static int
 serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
        const struct options *o)
 {
-  int rc = 1;
+  int rc = -EIO;                /* libfuse's setup says why only in words */
 
   if (fuse_set_signal_handlers (se) != 0)
     goto out_destroy;
@@ -362,21 +372,21 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
 
     if (e < 0 && fs->ring_required) {
       log_error ("fuse_ring=on: cannot set up an io_uring: %s", strerror (-e));
+      rc = e;
       goto out_stop;
     }
     if (e < 0)
       log_info ("fuse_ring: no io_uring (%s); requests come through "
                 "/dev/fuse", strerror (-e));
   }
-  if (start_sessions (fs) < 0)
+  if ((rc = start_sessions (fs)) < 0)
     goto out_stop;
   if (o->metrics_dir) {
-    int e = metrics_start (o->metrics_dir, cmd->mountpoint, o->url,
-                           o->metrics_interval);
-
-    if (e < 0) {
+    rc = metrics_start (o->metrics_dir, cmd->mountpoint, o->url,
+                        o->metrics_interval);
+    if (rc < 0) {
       log_error ("metrics=%s: cannot start writing: %s", o->metrics_dir,
-                 strerror (-e));
+                 strerror (-rc));
       goto out_stop;
     }
   }
@@ -390,9 +400,9 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
     rc = loop_run (se, cmd->singlethread ? 1 : loop_max_threads (cmd),
                    cmd->max_idle_threads == UINT_MAX
                    ? -1 : (int) cmd->max_idle_threads,
-                   fs->nr_sessions ? fs->sessions[0]->alloc : NULL) < 0;
+                   fs->nr_sessions ? fs->sessions[0]->alloc : NULL);
   else if (cmd->singlethread)
-    rc = fuse_session_loop (se) < 0;
+    rc = fuse_session_loop (se);
   else {
     struct fuse_loop_config *cfg = fuse_loop_cfg_create ();
     fuse_loop_cfg_set_clone_fd (cfg, cmd->clone_fd);
@@ -401,9 +411,11 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
       fuse_loop_cfg_set_max_threads (cfg, cmd->max_threads);
     if (cmd->max_idle_threads != UINT_MAX)
       fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
-    rc = fuse_session_loop_mt (se, cfg) < 0;
+    rc = fuse_session_loop_mt (se, cfg);
     fuse_loop_cfg_destroy (cfg);
   }
+  if (rc > 0)
+    rc = 0;                     /* a stop signal's number */
  out_stop:
   metrics_stop ();
   uring_quiesce ();
@@ -429,23 +441,10 @@ print_version (void)
   printf ("iserfs %s\n", PACKAGE_VERSION);
   printf ("libfuse %s, FUSE %d.%d\n", fuse_pkgversion (), FUSE_MAJOR_VERSION,
           FUSE_MINOR_VERSION);
-#ifdef HAVE_RDMA_ALLOCATOR
-  printf ("libiscsi %s with the RDMA allocator hook: iSER data goes to the "
-          "wire from the pool\n", LIBISCSI_VERSION);
-#else
-  printf ("libiscsi %s: stock iSER transport (pool not on the wire)\n",
-          LIBISCSI_VERSION);
-#endif
+  version_print_libiscsi (stdout);
 #ifdef HAVE_LIBURING
   printf ("FUSE over io_uring: built in (-o fuse_ring; now %s)\n",
           uring_supported () ? "available" : uring_why_not ());
-#endif
-#ifdef LIBISCSI_FEATURE_DATA_IN_SINK
-  printf ("libiscsi's DATA-IN sink: READ data over TCP can be spliced "
-          "(-o splice)\n");
-#endif
-#ifdef LIBISCSI_FEATURE_RECONNECT_ATTEMPT_FREED
-  printf ("libiscsi frees what a failed reconnect attempt left queued\n");
 #endif
 }
 
@@ -457,7 +456,7 @@ main (int argc, char *argv[])
   struct options o;
   struct fs fs = { 0 };
   struct fuse_session *se = NULL;
-  int rc = 1;
+  int rc = 1, e;
 
   if (options_parse (&args, &o) < 0)
     goto out;
@@ -472,7 +471,7 @@ main (int argc, char *argv[])
     goto out;
   }
   if (o.stats) {
-    rc = stats_command (o.url);
+    rc = stats_command (o.url) < 0;
     goto out;
   }
   if (o.url == NULL) {
@@ -502,7 +501,7 @@ main (int argc, char *argv[])
   }
   log_set_debug (cmd.debug);
   if (o.list) {
-    rc = list_targets (&o);
+    rc = list_targets (&o) < 0;
     goto out;
   }
   if (o.allow_other)
@@ -517,8 +516,8 @@ main (int argc, char *argv[])
    * mount; connections are made there, after the fork. */
   if (!cmd.foreground)
     daemon_fork ();
-  if (iobuf_use_mempool () < 0) {
-    log_error ("cannot create the buffer pool: %m");
+  if ((e = iobuf_use_mempool ()) < 0) {
+    log_error ("cannot create the buffer pool: %s", strerror (-e));
     goto out;
   }
   if (open_sessions (&o, &fs) < 0)
@@ -547,7 +546,7 @@ main (int argc, char *argv[])
     log_error ("out of memory");
     goto out;
   }
-  rc = serve (se, &cmd, &fs, &o);
+  rc = serve (se, &cmd, &fs, &o) < 0;
 
  out:
   if (se)

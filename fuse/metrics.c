@@ -33,22 +33,25 @@ int
 metrics_check_dir (const char *dir)
 {
   struct stat st;
+  int r;
 
   if (dir[0] != '/') {
     log_error ("metrics=%s: give an absolute directory path", dir);
-    return -1;
+    return -EINVAL;
   }
   if (stat (dir, &st) < 0) {
-    log_error ("metrics=%s: %m", dir);
-    return -1;
+    r = -errno;
+    log_error ("metrics=%s: %s", dir, strerror (-r));
+    return r;
   }
   if (!S_ISDIR (st.st_mode)) {
     log_error ("metrics=%s: not a directory", dir);
-    return -1;
+    return -ENOTDIR;
   }
   if (access (dir, W_OK | X_OK) < 0) {
-    log_error ("metrics=%s: cannot write there: %m", dir);
-    return -1;
+    r = -errno;
+    log_error ("metrics=%s: cannot write there: %s", dir, strerror (-r));
+    return r;
   }
   return 0;
 }
@@ -56,7 +59,7 @@ metrics_check_dir (const char *dir)
 /* The mount point as one file name, as systemd-escape --path makes it:
  * "/mnt/x" -> "mnt-x", "/" -> "-"; characters other than letters, digits,
  * ':', '_' and '.' (and a leading '.') become \xHH, so two mount points
- * never share a file. */
+ * never share a file.  NULL: out of memory. */
 static char *
 label_of (const char *mountpoint)
 {

@@ -11,7 +11,7 @@
 #define ISERFS_METRICS_H
 
 /* Check DIR before anything is mounted: an existing directory we can
- * write to.  Returns 0, or -1 after printing one line. */
+ * write to.  Returns 0, or -errno after printing one line. */
 int metrics_check_dir (const char *dir);
 
 /* Start writing the file for the mount at mountpoint (absolute) of url;

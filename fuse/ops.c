@@ -840,7 +840,7 @@ settle (struct handle *h, bool is_fsync, const struct timespec *deadline)
   int behind_err = 0, err;
 
   if (h->writable || is_fsync)
-    behind_err = behind_wait (h->behind, &h->behind_seen, is_fsync, deadline);
+    behind_err = -behind_wait (h->behind, &h->behind_seen, is_fsync, deadline);
   /* fsync always reaches the target's cache, even on a descriptor that
    * wrote nothing or cannot write: another may have, and fsync of a block
    * device opened read-only flushes it too. */

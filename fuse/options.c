@@ -12,11 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <iscsi/iscsi.h>
-
 #include "log.h"
-#include "portal.h"
 #include "options.h"
+#include "url.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_LIST, KEY_RO, KEY_ALLOW_OTHER, KEY_RW,
        KEY_STATS };
@@ -73,6 +71,7 @@ mount_only_option (const char *opt)
   return false;
 }
 
+/* libfuse's fuse_opt_proc_t: 0 drops arg, 1 keeps it for FUSE's parser. */
 static int
 option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -135,7 +134,7 @@ parse_number (const char *name, const char *s, unsigned min, unsigned max,
   if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno || v < min || v > max) {
     log_error ("%s=%s: expected a whole number from %u to %u%s", name, s,
                min, max, unit);
-    return -1;
+    return -EINVAL;
   }
   *out = v;
   return 0;
@@ -154,7 +153,7 @@ options_parse (struct fuse_args *args, struct options *o)
   o->splice = true;
   o->metrics_interval = 5;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
-    return -1;                  /* libfuse printed why */
+    return -EINVAL;             /* libfuse printed why */
   if (parse_number ("queue_depth", o->queue_depth_s, 1, 1024, "",
                     &o->queue_depth) < 0
       || parse_number ("timeout", o->timeout_s, 0, 86400, " seconds",
@@ -169,17 +168,17 @@ options_parse (struct fuse_args *args, struct options *o)
                        &o->poll_us) < 0
       || parse_number ("metrics_interval", o->metrics_interval_s, 1, 3600,
                        " seconds", &o->metrics_interval) < 0)
-    return -1;
+    return -EINVAL;
   if (o->header_digest && strcmp (o->header_digest, "none") != 0
       && strcmp (o->header_digest, "crc32c") != 0) {
     log_error ("header_digest=%s: expected 'none' or 'crc32c'",
                o->header_digest);
-    return -1;
+    return -EINVAL;
   }
   if (o->splice_s) {
     if (strcmp (o->splice_s, "on") != 0 && strcmp (o->splice_s, "off") != 0) {
       log_error ("splice=%s: expected 'on' or 'off'", o->splice_s);
-      return -1;
+      return -EINVAL;
     }
     o->splice = strcmp (o->splice_s, "on") == 0;
   }
@@ -193,137 +192,30 @@ options_parse (struct fuse_args *args, struct options *o)
     else {
       log_error ("fuse_ring=%s: expected 'auto', 'on' or 'off'",
                  o->fuse_ring_s);
-      return -1;
+      return -EINVAL;
     }
   }
   return 0;
 }
 
-#define URL_FORMS "iscsi://HOST[:PORT][/TARGET[/LUN]] or iser://..."
-
-/* "iscsi://HOST:3260:iqn...": the target name written after a colon, as
- * iscsiadm and some target consoles show a portal and target together.
- * Caught before the port check, which would only call "demo" (the end of
- * the IQN) an invalid port. */
-static bool
-target_after_colon (const char *u, const char *host, const char *path)
-{
-  size_t len = path ? (size_t) (path - host) : strlen (host);
-  static const char *const kinds[] = { ":iqn.", ":eui.", ":naa.", NULL };
-
-  for (int i = 0; kinds[i]; i++) {
-    const char *c = strstr (host, kinds[i]);
-
-    if (c && (size_t) (c - host) < len) {
-      log_error ("invalid URL '%s': the target name follows a '/', not a "
-                 "':'; write %.*s/%s", u, (int) (c - u), u, c + 1);
-      return true;
-    }
-  }
-  return false;
-}
-
-/* ".../TARGET/lun1": the LUN is a number, as in the files' names' digits. */
-static bool
-lun_not_a_number (const char *u, const char *path)
-{
-  const char *lun = path ? strchr (path + 1, '/') : NULL;
-
-  if (lun == NULL)
-    return false;
-  lun++;
-  if (lun[0] == '\0') {
-    log_error ("invalid URL '%s': nothing after the last '/'; end the URL "
-               "with the target name to mount every LUN, or add a LUN "
-               "number (.../TARGET/1 for file lun1)", u);
-    return true;
-  }
-  if (strspn (lun, "0123456789") == strlen (lun))
-    return false;
-  log_error ("invalid URL '%s': the LUN after the target name must be a "
-             "number ('%s' is not); write .../TARGET/1 for file lun1, or "
-             "leave the LUN out to mount every LUN", u, lun);
-  return true;
-}
-
-/* libiscsi's parser wants a LUN in a target URL; we accept a target URL
- * without one (every LUN) by asking it about LUN 0 and forgetting the LUN. */
+/* The URL's parts into opts (src/url.c parses it with libiscsi's parser). */
 int
 options_parse_url (struct options *o)
 {
-  struct iscsi_context *iscsi = iscsi_create_context ("iqn.2026-01.org.iserfs:parse");
-  const char *u = o->url, *sep, *path;
-  struct iscsi_url *url = NULL;
-  char *with_lun = NULL, why[256];
-  bool whole_target = false;
-  int r = -1;
+  struct url url;
+  char err[1024];
+  int r = url_parse (o->url, &url, err, sizeof err);
 
-  if (iscsi == NULL) {
-    log_error ("out of memory");
-    return -1;
+  if (r < 0) {
+    log_error ("%s", err);
+    return r;
   }
-  sep = strstr (u, "://");
-  if (sep == NULL) {
-    log_error ("invalid URL '%s': expected " URL_FORMS, u);
-    goto out;
-  }
-  if (!((sep - u == 5 && strncmp (u, "iscsi", 5) == 0)
-        || (sep - u == 4 && strncmp (u, "iser", 4) == 0))) {
-    log_error ("unknown URL scheme '%.*s' in '%s': expected iscsi:// or iser://",
-               (int) (sep - u), u, u);
-    goto out;
-  }
-  path = strchr (sep + 3, '/');
-  if (target_after_colon (u, sep + 3, path) || lun_not_a_number (u, path))
-    goto out;
-  if (path == NULL || path[1] == '\0')
-    url = iscsi_parse_portal_url (iscsi, u);
-  else if (strchr (path + 1, '/') == NULL) {
-    whole_target = true;
-    if (asprintf (&with_lun, "%s/0", u) < 0)
-      goto out;
-    url = iscsi_parse_full_url (iscsi, with_lun);
-  }
-  else
-    url = iscsi_parse_full_url (iscsi, u);
-  if (url == NULL) {
-    /* libiscsi's text is "Invalid URL ..." and its own syntax, which
-     * knows nothing of our whole-target and whole-portal forms. */
-    log_error ("invalid URL '%s': expected " URL_FORMS, u);
-    goto out;
-  }
-  if (url->passwd[0] || url->target_passwd[0]) {
-    log_error ("refusing a password in the URL (it would be visible in ps): "
-               "use credentials=FILE or LIBISCSI_CHAP_PASSWORD");
-    goto out;
-  }
-  if (url->portal[0] == '\0') {
-    log_error ("invalid URL '%s': no host", u);
-    goto out;
-  }
-  /* libiscsi reads the LUN with strtol and puts its low 16 bits on the
-   * wire: "-2" would quietly mean "every LUN" to us, 65537 LUN 1. */
-  if (!whole_target && url->target[0] && (url->lun < 0 || url->lun > 16383)) {
-    log_error ("invalid URL '%s': LUN %d is out of range (0 to 16383)", u,
-               url->lun);
-    goto out;
-  }
-  if (portal_check (url->portal, why, sizeof why) < 0) {
-    log_error ("invalid URL '%s': %s", u, why);
-    goto out;
-  }
-  snprintf (o->portal, sizeof o->portal, "%s", url->portal);
-  snprintf (o->target, sizeof o->target, "%s", url->target);
-  snprintf (o->user, sizeof o->user, "%s", url->user);
-  o->lun = whole_target || url->target[0] == '\0' ? -1 : url->lun;
-  o->iser = url->transport == ISER_TRANSPORT;
-  r = 0;
- out:
-  if (url)
-    iscsi_destroy_url (url);
-  free (with_lun);
-  iscsi_destroy_context (iscsi);
-  return r;
+  snprintf (o->portal, sizeof o->portal, "%s", url.portal);
+  snprintf (o->target, sizeof o->target, "%s", url.target);
+  snprintf (o->user, sizeof o->user, "%s", url.user);
+  o->lun = url.lun;
+  o->iser = url.iser;
+  return 0;
 }
 
 /* Wipe a secret from the process's environment block as well, so that it
@@ -354,27 +246,32 @@ read_credentials_file (struct options *o)
   struct stat st;
   char *line = NULL;
   size_t cap = 0;
-  int fd = open (o->credentials, O_RDONLY | O_CLOEXEC);
+  int fd = open (o->credentials, O_RDONLY | O_CLOEXEC), r;
 
   if (fd < 0) {
-    log_error ("cannot read credentials file %s: %m", o->credentials);
-    return -1;
+    r = -errno;
+    log_error ("cannot read credentials file %s: %s", o->credentials,
+               strerror (-r));
+    return r;
   }
   if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode)) {
     log_error ("credentials file %s is not a regular file", o->credentials);
     close (fd);
-    return -1;
+    return -EINVAL;
   }
   if (st.st_mode & (S_IRWXG | S_IRWXO)) {
     log_error ("credentials file %s is accessible by other users (mode %04o): "
                "chmod 600 it", o->credentials, (unsigned) (st.st_mode & 07777));
     close (fd);
-    return -1;
+    return -EACCES;
   }
   fp = fdopen (fd, "r");
   if (fp == NULL) {
+    r = -errno;
+    log_error ("cannot read credentials file %s: %s", o->credentials,
+               strerror (-r));
     close (fd);
-    return -1;
+    return r;
   }
   while (getline (&line, &cap, fp) != -1) {
     char *eq = strchr (line, '=');
@@ -396,7 +293,7 @@ read_credentials_file (struct options *o)
       log_error ("credentials file %s: unknown key '%s'", o->credentials, line);
       free (line);
       fclose (fp);
-      return -1;
+      return -EINVAL;
     }
     if (dst) {
       free (*dst);
@@ -410,7 +307,7 @@ read_credentials_file (struct options *o)
   if (o->user[0] == '\0' || o->password == NULL) {
     log_error ("credentials file %s must give username= and password=",
                o->credentials);
-    return -1;
+    return -EINVAL;
   }
   return 0;
 }

@@ -47,19 +47,25 @@ struct options {
   bool has_fsname, has_subtype;         /* given by the user */
 };
 
+/* Everything here is work done before the mount, on the main thread: a
+ * failure prints its one line (log.h) and returns -errno, and the caller
+ * exits with status 1. */
+
 /* Parse argv into opts; what is left in args is for FUSE (mountpoint, -f,
- * -d, -s, -o FUSE options).  Returns 0, or -1 after printing one line. */
+ * -d, -s, -o FUSE options).  Returns 0, or -EINVAL after printing one
+ * line. */
 int options_parse (struct fuse_args *args, struct options *opts);
 
-/* Parse and check opts->url with libiscsi's parser.  Returns 0 or -1 after
- * printing one line. */
+/* Parse and check opts->url (src/url.h).  Returns 0, or -EINVAL (-ENOMEM)
+ * after printing one line. */
 int options_parse_url (struct options *opts);
 
 /* Take LIBISCSI_CHAP_* out of the environment (and wipe them there) before
  * libiscsi's URL parser can copy them into a URL. */
 void options_take_env (struct options *opts);
 
-/* Read credentials from credentials= or LIBISCSI_CHAP_*; 0 or -1. */
+/* Read credentials from credentials= or LIBISCSI_CHAP_*.  Returns 0, or
+ * -errno after printing one line. */
 int options_read_credentials (struct options *opts);
 
 void options_usage (void);

@@ -27,7 +27,7 @@ struct find_dev {
   const char *path;
   char *dev;
   size_t devlen;
-  int found;
+  bool found;
 };
 
 static int
@@ -38,21 +38,23 @@ match_mount (const struct mountinfo_entry *e, void *opaque)
   /* The last match wins: the newest mount on the path is ours. */
   if (strncmp (e->fstype, "fuse", 4) == 0 && strcmp (e->mountpoint, f->path) == 0) {
     snprintf (f->dev, f->devlen, "%s", e->majmin);
-    f->found = 0;
+    f->found = true;
   }
   return 0;
 }
 
 /* The "MAJ:MIN" of the newest FUSE mount on path, from mountinfo (not from
- * stat, which would ask our own, not yet running, FUSE loop). */
+ * stat, which would ask our own, not yet running, FUSE loop): 0, -ENOENT
+ * if there is none, or mountinfo's -errno. */
 static int
 mount_device (const char *path, char *dev, size_t devlen)
 {
-  struct find_dev f = { path, dev, devlen, -1 };
+  struct find_dev f = { path, dev, devlen, false };
+  int r = mountinfo_each (match_mount, &f);
 
-  if (mountinfo_each (match_mount, &f) < 0)
-    return -1;
-  return f.found;
+  if (r < 0)
+    return r;
+  return f.found ? 0 : -ENOENT;
 }
 
 void

@@ -13,61 +13,65 @@
 #include "stats_cmd.h"
 #include "stats_export.h"
 
-/* The attribute's text, NUL-terminated, or NULL with errno set.  Asks for
- * the size first; counters that grew in between make the read fail with
- * ERANGE, so that is tried again with more room. */
-static char *
-read_stats (const char *path)
+/* The attribute's text, NUL-terminated, into *out (the caller frees it):
+ * 0 or -errno.  Asks for the size first; counters that grew in between
+ * make the read fail with ERANGE, so that is tried again with more room. */
+static int
+read_stats (const char *path, char **out)
 {
   for (int tries = 0; tries < 5; tries++) {
     ssize_t size = getxattr (path, STATS_XATTR, NULL, 0), n;
     char *text;
+    int r;
 
     if (size < 0)
-      return NULL;
+      return -errno;
     text = malloc ((size_t) size + 4096 + 1);
     if (text == NULL)
-      return NULL;
+      return -ENOMEM;
     n = getxattr (path, STATS_XATTR, text, (size_t) size + 4096);
     if (n >= 0) {
       text[n] = '\0';
-      return text;
+      *out = text;
+      return 0;
     }
+    r = -errno;
     free (text);
-    if (errno != ERANGE)
-      return NULL;
+    if (r != -ERANGE)
+      return r;
   }
-  return NULL;
+  return -ERANGE;
 }
 
 int
 stats_command (const char *mountpoint)
 {
-  char abs[PATH_MAX], *text;
+  char abs[PATH_MAX], *text = NULL;
   int r;
 
   if (mountpoint == NULL) {
     log_error ("--stats needs the mount point: iserfs --stats MOUNTPOINT");
-    return 1;
+    return -EINVAL;
   }
   if (realpath (mountpoint, abs) == NULL) {
-    log_error ("--stats %s: %m", mountpoint);
-    return 1;
+    r = -errno;
+    log_error ("--stats %s: %s", mountpoint, strerror (-r));
+    return r;
   }
-  text = read_stats (abs);
-  if (text == NULL) {
-    if (errno == ENODATA || errno == ENOTSUP)
-      log_error ("--stats %s: not the root of an iserfs mount (it has no "
-                 "%s attribute)", mountpoint, STATS_XATTR);
-    else
-      log_error ("--stats %s: cannot read %s: %m", mountpoint, STATS_XATTR);
-    return 1;
+  r = read_stats (abs, &text);
+  if (r == -ENODATA || r == -ENOTSUP) {
+    log_error ("--stats %s: not the root of an iserfs mount (it has no "
+               "%s attribute)", mountpoint, STATS_XATTR);
+    return r;
+  }
+  if (r < 0) {
+    log_error ("--stats %s: cannot read %s: %s", mountpoint, STATS_XATTR,
+               strerror (-r));
+    return r;
   }
   r = stats_write_json (stdout, abs, text);
   free (text);
-  if (r < 0) {
+  if (r < 0)
     log_error ("--stats: cannot write to standard output");
-    return 1;
-  }
-  return 0;
+  return r;
 }

@@ -185,11 +185,12 @@ commit (struct ent *e, uint64_t unique)
     session_wake (U.owner);
 }
 
-/* Answer e's request with an error only. */
+/* Answer e's request with an error only (err: -errno, as the kernel
+ * wants it in the reply). */
 static void
 commit_error (struct ent *e, int err)
 {
-  struct fuse_out_header out = { .error = -err, .unique = e->unique };
+  struct fuse_out_header out = { .error = err, .unique = e->unique };
   uint64_t unique = e->unique;
 
   pthread_mutex_lock (&U.lock);
@@ -200,7 +201,9 @@ commit_error (struct ent *e, int err)
   commit (e, unique);
 }
 
-/* ---- libfuse's I/O hooks ---- */
+/* ---- libfuse's I/O hooks ----
+ * They answer as read(2), writev(2) and splice(2) do (-1 and errno), which
+ * is what libfuse expects of them. */
 
 static ssize_t
 hook_read (int fd, void *buf, size_t len, void *userdata)
@@ -307,7 +310,7 @@ run_job (void *arg)
 static void
 cancel_job (void *arg)
 {
-  commit_error (arg, EIO);
+  commit_error (arg, -EIO);
 }
 
 /* e was given a request: read its header into in, and make e findable
@@ -340,7 +343,7 @@ take_request (struct ent *e)
       || (arg0 = in.len - sizeof in - payload) > sizeof e->hdr->op_in) {
     log_error ("FUSE io_uring: a request of %u bytes with %u of payload",
                in.len, payload);
-    commit_error (e, EIO);
+    commit_error (e, -EIO);
     return;
   }
   VALGRIND_MAKE_MEM_DEFINED (e->buf + PREFIX, payload);
@@ -364,7 +367,7 @@ take_request (struct ent *e)
     else if (err == -ENOMEM)
       log_error ("FUSE io_uring: out of memory for a request");
     if (err)
-      commit_error (e, err == -ESHUTDOWN ? EIO : -err);
+      commit_error (e, err == -ESHUTDOWN ? -EIO : err);
   }
 }
 
@@ -376,7 +379,7 @@ refuse_request (struct ent *e)
   struct fuse_in_header in;
 
   hold (e, &in);
-  commit_error (e, EIO);
+  commit_error (e, -EIO);
 }
 
 /* The kernel failed e's command (session thread).  A refused REGISTER
@@ -668,7 +671,7 @@ uring_stop (void)
    * entry (the sessions answered everything when they stopped, so this is
    * short); past 5 s leave the memory to the exit. */
   until = clock_deadline_ms (5 * 1000);
-  if (!jobs_stop (&until))
+  if (jobs_stop (&until) < 0)
     return;
   io_uring_queue_exit (&U.ring);
   U.ring_ok = false;

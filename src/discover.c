@@ -33,7 +33,7 @@ discover_targets (const struct session_config *cfg_in,
   int n = 0;
 
   if (s == NULL)
-    return -1;
+    return -EIO;                /* err says why */
   da = iscsi_discovery_sync (s->iscsi);
   if (da == NULL && iscsi_get_error (s->iscsi)[0]) {
     char why[256];
@@ -41,7 +41,7 @@ discover_targets (const struct session_config *cfg_in,
     snprintf (err, errlen, "SendTargets discovery at %s failed: %s",
               cfg->portal, why);
     session_close (s);
-    return -1;
+    return -EIO;
   }
   for (p = da; p; p = p->next)
     n++;
@@ -75,7 +75,7 @@ discover_targets (const struct session_config *cfg_in,
     iscsi_free_discovery_data (s->iscsi, da);
   session_close (s);
   free_targets (t, n + 1);
-  return -1;
+  return -ENOMEM;
 }
 
 void
@@ -226,7 +226,7 @@ read_capacity (struct session *s, struct lun *l, char *err, size_t errlen)
 {
   struct scsi_task *task = RETRY_UA (iscsi_readcapacity16_sync (s->iscsi, l->lun));
   struct scsi_readcapacity16 *rc = command_data (task);
-  int r = -1;
+  int r = -EIO;
 
   if (rc && rc->block_length >= 512 && (rc->block_length & (rc->block_length - 1)) == 0) {
     l->block_size = rc->block_length;
@@ -292,13 +292,15 @@ static int
 probe_lun (struct session *s, struct lun *l, int lun, unsigned max_xfer,
            char *err, size_t errlen)
 {
+  int r;
+
   memset (l, 0, sizeof *l);
   l->session = s;
   l->lun = lun;
   l->sync16 = true;
   l->write_same = true;
-  if (read_capacity (s, l, err, errlen) < 0)
-    return -1;
+  if ((r = read_capacity (s, l, err, errlen)) < 0)
+    return r;
   if (max_xfer == 0 || max_xfer > s->max_xfer_bytes)
     max_xfer = s->max_xfer_bytes;
   l->max_xfer_blocks = max_xfer / l->block_size;
@@ -322,7 +324,7 @@ session_probe_luns (struct session *s, int only_lun, unsigned max_xfer,
   struct scsi_task *task = query (s, Q_REPORTLUNS, 0, 0);
   struct scsi_reportluns_list *list = command_data (task);
   bool found = false;
-  int r = -1;
+  int r = -EIO;
 
   if (list == NULL) {
     char why[256];
@@ -333,6 +335,7 @@ session_probe_luns (struct session *s, int only_lun, unsigned max_xfer,
   s->luns = calloc (list->num ? list->num : 1, sizeof *s->luns);
   if (s->luns == NULL) {
     snprintf (err, errlen, "out of memory");
+    r = -ENOMEM;
     goto out;
   }
   for (uint32_t i = 0; i < list->num; i++) {
@@ -344,17 +347,20 @@ session_probe_luns (struct session *s, int only_lun, unsigned max_xfer,
     if (!is_disk (s, lun)) {
       if (only_lun >= 0) {
         snprintf (err, errlen, "LUN %d of %s is not a disk", lun, s->target);
+        r = -ENODEV;
         goto out;
       }
       continue;
     }
-    if (probe_lun (s, &s->luns[s->nr_luns], lun, max_xfer, err, errlen) < 0)
+    r = probe_lun (s, &s->luns[s->nr_luns], lun, max_xfer, err, errlen);
+    if (r < 0)
       goto out;
     s->nr_luns++;
   }
   if (only_lun >= 0 && !found) {
     snprintf (err, errlen, "LUN %d does not exist on target %s", only_lun,
               s->target);
+    r = -ENOENT;
     goto out;
   }
   r = 0;

@@ -13,8 +13,10 @@ struct target_info {
   unsigned nr_portals;
 };
 
-/* SendTargets discovery through `cfg` (whose target must be NULL).
- * Returns the number of targets (>= 0) in *out, or -1 and a reason in err. */
+/* SendTargets discovery through `cfg` (whose target must be NULL), before
+ * the mount, on the calling thread.  Returns the number of targets (>= 0)
+ * in *out (the caller frees it with free_targets), or -errno (-EIO: login
+ * or discovery failed; -ENOMEM) with a one-line reason in err. */
 int discover_targets (const struct session_config *cfg,
                       struct target_info **out, char *err, size_t errlen);
 void free_targets (struct target_info *t, int n);

@@ -82,7 +82,7 @@ iobuf_use_mempool (void)
 
   pool = mempool_create (NULL);
   if (pool == NULL)
-    return -errno;
+    return errno ? -errno : -ENOMEM;    /* mempool: NULL and errno */
   iobuf_allocator_for_pool (pool, &a);
   iobuf_set_default (&a);
   return 0;

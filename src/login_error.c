@@ -5,6 +5,7 @@
  * initiator_name= for an initiator it does not accept. */
 #include <config.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,10 @@ login_status (const char *e)
   long n;
 
   if (status == NULL || (open = strrchr (status, '(')) == NULL)
-    return -1;
+    return -ENOENT;
   n = strtol (open + 1, &end, 10);
   if (end == open + 1 || *end != ')' || n < 0 || n > 0xffff)
-    return -1;
+    return -ENOENT;
   return (int) n;
 }
 
@@ -72,7 +73,7 @@ login_error_explain (const struct session_config *cfg, const char *e,
               "'iserfs --list %s://%s' shows the targets it offers",
               where, cfg->initiator_name, scheme, cfg->portal);
     return;
-  case -1:
+  case -ENOENT:
     /* No login status: the connection itself failed.  Over TCP
      * portal_probe() has said so already; an iSER connection is made by
      * the RDMA CM, and libiscsi's words for its failure are internal. */

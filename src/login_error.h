@@ -9,8 +9,8 @@
 #include "session.h"
 
 /* The iSCSI login status (RFC 7143, 11.13.5: class << 8 | detail) that
- * libiscsi put at the end of its error text, "...Status: WORDS(N)"; -1 if
- * there is none (the connection failed, not the login). */
+ * libiscsi put at the end of its error text, "...Status: WORDS(N)";
+ * -ENOENT if there is none (the connection failed, not the login). */
 int login_status (const char *libiscsi_error);
 
 /* One line for err: the failed login of cfg (a discovery login when

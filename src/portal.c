@@ -15,7 +15,8 @@
 
 #include "portal.h"
 
-/* Split "host", "host:port", "[v6]" or "[v6]:port" as libiscsi does. */
+/* Split "host", "host:port", "[v6]" or "[v6]:port" as libiscsi does.
+ * 0, or -EINVAL for an unclosed or overlong "[v6]". */
 static int
 split_portal (const char *portal, char *host, size_t hostlen, char *port,
               size_t portlen)
@@ -25,7 +26,7 @@ split_portal (const char *portal, char *host, size_t hostlen, char *port,
   if (portal[0] == '[') {
     const char *close = strchr (portal, ']');
     if (close == NULL || (size_t) (close - portal - 1) >= hostlen)
-      return -1;
+      return -EINVAL;
     snprintf (host, hostlen, "%.*s", (int) (close - portal - 1), portal + 1);
     colon = close[1] == ':' ? close + 1 : NULL;
   }
@@ -47,27 +48,28 @@ portal_check (const char *portal, char *err, size_t errlen)
   if (split_portal (portal, host, sizeof host, port, sizeof port) < 0
       || host[0] == '\0') {
     snprintf (err, errlen, "invalid portal '%s'", portal);
-    return -1;
+    return -EINVAL;
   }
   n = strtoul (port, &end, 10);
   if (port[0] < '0' || port[0] > '9' || *end != '\0' || n == 0 || n > 65535) {
     snprintf (err, errlen, "invalid port '%s' (expected 1 to 65535)", port);
-    return -1;
+    return -EINVAL;
   }
   return 0;
 }
 
+/* Connect to one address within timeout_ms: 0 or -errno. */
 static int
 connect_one (const struct addrinfo *ai, int timeout_ms)
 {
   int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                    ai->ai_protocol);
-  int err = 0;
+  int err = 0;                  /* SO_ERROR's: 0 or a positive errno */
   socklen_t len = sizeof err;
   struct pollfd pfd;
 
   if (fd < 0)
-    return errno;
+    return -errno;
   if (connect (fd, ai->ai_addr, ai->ai_addrlen) == 0)
     goto out;
   if (errno != EINPROGRESS) {
@@ -82,7 +84,7 @@ connect_one (const struct addrinfo *ai, int timeout_ms)
     err = errno;
  out:
   close (fd);
-  return err;
+  return -err;
 }
 
 int
@@ -94,22 +96,25 @@ portal_probe (const char *portal, unsigned timeout, char *err, size_t errlen)
 
   if (split_portal (portal, host, sizeof host, port, sizeof port) < 0) {
     snprintf (err, errlen, "invalid portal '%s'", portal);
-    return -1;
+    return -EINVAL;
   }
   e = getaddrinfo (host, port, &hints, &res);
   if (e != 0) {
+    int r = e == EAI_SYSTEM && errno ? -errno
+      : e == EAI_MEMORY ? -ENOMEM : -EHOSTUNREACH;
+
     snprintf (err, errlen, "cannot resolve portal %s: %s", portal,
               gai_strerror (e));
-    return -1;
+    return r;
   }
   for (ai = res; ai; ai = ai->ai_next)
     if ((last = connect_one (ai, (timeout ? timeout : 30) * 1000)) == 0)
       break;
   freeaddrinfo (res);
-  if (last != 0) {
+  if (last < 0) {
     snprintf (err, errlen, "cannot connect to portal %s: %s", portal,
-              strerror (last));
-    return -1;
+              strerror (-last));
+    return last;
   }
   return 0;
 }

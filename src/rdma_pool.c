@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <linux/capability.h>
 #include <sys/resource.h>
@@ -41,14 +42,14 @@ enum {
  * a user).  Without CAP_IPC_LOCK, raise the soft limit as far as we may: to
  * unlimited with CAP_SYS_RESOURCE, else to the hard limit.  Once per
  * process; stats.memlock_limit stays 0 when no limit applies. */
-static int
+static bool
 has_cap_ipc_lock (void)
 {
   struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
   struct __user_cap_data_struct d[2];
 
   if (syscall (SYS_capget, &h, d) != 0)
-    return 0;
+    return false;
   return (d[CAP_IPC_LOCK / 32].effective >> (CAP_IPC_LOCK % 32)) & 1;
 }
 
@@ -104,7 +105,7 @@ memlock_refused (size_t len)
  * may take: half of it, the other half is left to libiscsi's own buffers
  * (headers, receive descriptors, the copies of unregistered data), whose
  * registrations must not fail. */
-static int
+static bool
 memlock_fits (size_t len)
 {
   uint64_t limit = atomic_load (&stats.memlock_limit);
@@ -222,14 +223,14 @@ hook_lookup (void *opaque, void *buf, size_t len, struct ibv_mr **mr)
   return 0;
 }
 
-int
+bool
 rdma_pool_supported (void)
 {
-  return 1;
+  return true;
 }
 
-struct rdma_pool *
-rdma_pool_attach (struct iscsi_context *iscsi)
+int
+rdma_pool_attach (struct iscsi_context *iscsi, struct rdma_pool **out)
 {
   struct rdma_pool *rp = calloc (1, sizeof *rp);
   struct mempool_config cfg = { 0 };
@@ -239,15 +240,17 @@ rdma_pool_attach (struct iscsi_context *iscsi)
   };
 
   if (rp == NULL)
-    return NULL;
+    return -ENOMEM;
   memlock_raise ();
   cfg.hooks.reg = reg;
   cfg.hooks.dereg = dereg;
   cfg.hooks.ctx = rp;
   rp->pool = mempool_create (&cfg);
   if (rp->pool == NULL) {
+    int r = errno ? -errno : -ENOMEM;   /* mempool: NULL and errno */
+
     free (rp);
-    return NULL;
+    return r;
   }
   /* The engine's buffers come from the same pool, so READ/WRITE data is
    * found by lookup and goes to the wire from them. */
@@ -256,10 +259,10 @@ rdma_pool_attach (struct iscsi_context *iscsi)
   if (iscsi_set_rdma_allocator (iscsi, &hook) != 0) {
     mempool_destroy (rp->pool);
     free (rp);
-    errno = EINVAL;
-    return NULL;
+    return -EINVAL;
   }
-  return rp;
+  *out = rp;
+  return 0;
 }
 
 void
@@ -279,18 +282,18 @@ rdma_pool_allocator (struct rdma_pool *rp)
 
 #else /* !HAVE_RDMA_ALLOCATOR */
 
-int
+bool
 rdma_pool_supported (void)
 {
-  return 0;
+  return false;
 }
 
-struct rdma_pool *
-rdma_pool_attach (struct iscsi_context *iscsi)
+int
+rdma_pool_attach (struct iscsi_context *iscsi, struct rdma_pool **out)
 {
   (void) iscsi;
-  errno = ENOTSUP;
-  return NULL;
+  (void) out;
+  return -ENOTSUP;
 }
 
 void

@@ -5,17 +5,21 @@
 #ifndef ISERFS_RDMA_POOL_H
 #define ISERFS_RDMA_POOL_H
 
+#include <stdbool.h>
+
 #include "iobuf.h"
 
 struct iscsi_context;
 struct rdma_pool;
 
 /* Whether this build can put the pool on the wire. */
-int rdma_pool_supported (void);
+bool rdma_pool_supported (void);
 
 /* Create a pool and install it as the context's RDMA allocator (before
- * connecting).  Returns NULL with errno set. */
-struct rdma_pool *rdma_pool_attach (struct iscsi_context *iscsi);
+ * connecting, on the thread that owns the context).  Returns 0 and the
+ * pool in *out, or -errno (-ENOMEM; -EINVAL: libiscsi refused the hook;
+ * -ENOTSUP: a build without the hook). */
+int rdma_pool_attach (struct iscsi_context *iscsi, struct rdma_pool **out);
 /* After the context is destroyed. */
 void rdma_pool_free (struct rdma_pool *rp);
 

@@ -12,61 +12,62 @@
 #include "log.h"
 #include "sense.h"
 
+/* 0 or -errno, like task_error. */
 static int
-sense_errno (const struct scsi_sense *s)
+sense_error (const struct scsi_sense *s)
 {
   switch (s->key) {
   case SCSI_SENSE_NO_SENSE:
   case SCSI_SENSE_RECOVERED_ERROR:
     return 0;
   case SCSI_SENSE_DATA_PROTECTION:
-    return EROFS;
+    return -EROFS;
   case SCSI_SENSE_ILLEGAL_REQUEST:
     /* LBA out of range is the target's ENOSPC; other illegal requests
      * mean the command is not supported as sent. */
     if (s->ascq == SCSI_SENSE_ASCQ_LBA_OUT_OF_RANGE)
-      return ENOSPC;
+      return -ENOSPC;
     if (s->ascq == SCSI_SENSE_ASCQ_INVALID_OPERATION_CODE)
-      return EOPNOTSUPP;
+      return -EOPNOTSUPP;
     if (s->ascq == SCSI_SENSE_ASCQ_LOGICAL_UNIT_NOT_SUPPORTED)
-      return EIO;                       /* the LUN was removed */
-    return EINVAL;
+      return -EIO;                       /* the LUN was removed */
+    return -EINVAL;
   case SCSI_SENSE_NOT_READY:
   case SCSI_SENSE_UNIT_ATTENTION:
   case SCSI_SENSE_COMMAND_ABORTED:
-    return EAGAIN;
+    return -EAGAIN;
   case SCSI_SENSE_OVERFLOW_COMMAND:
-    return ENOSPC;
+    return -ENOSPC;
   case SCSI_SENSE_MEDIUM_ERROR:
   case SCSI_SENSE_HARDWARE_ERROR:
   default:
-    return EIO;
+    return -EIO;
   }
 }
 
 int
-task_errno (int status, const struct scsi_task *task)
+task_error (int status, const struct scsi_task *task)
 {
   switch (status) {
   case SCSI_STATUS_GOOD:
   case SCSI_STATUS_CONDITION_MET:
     return 0;
   case SCSI_STATUS_CHECK_CONDITION:
-    return task ? sense_errno (&task->sense) : EIO;
+    return task ? sense_error (&task->sense) : -EIO;
   case SCSI_STATUS_BUSY:
   case SCSI_STATUS_TASK_SET_FULL:
   case SCSI_STATUS_RESERVATION_CONFLICT:
-    return EBUSY;
+    return -EBUSY;
   case SCSI_STATUS_TIMEOUT:
-    return ETIMEDOUT;
+    return -ETIMEDOUT;
   case SCSI_STATUS_CANCELLED:
-    return ECANCELED;
+    return -ECANCELED;
   default:
-    return EIO;
+    return -EIO;
   }
 }
 
-int
+bool
 task_unsupported (int status, const struct scsi_task *task)
 {
   return status == SCSI_STATUS_CHECK_CONDITION && task
@@ -114,5 +115,5 @@ task_log_failure (const char *what, int status, const struct scsi_task *task)
   }
   else
     log_error ("%s failed: SCSI status 0x%x (%s)", what, status,
-               strerror (task_errno (status, task)));
+               strerror (-task_error (status, task)));
 }

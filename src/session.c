@@ -170,10 +170,10 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
    * registered on the connection: READ/WRITE data goes to the wire from
    * the engine's buffers, and no I/O registers memory. */
   if (s->iser && rdma_pool_supported ()) {
-    s->rdma = rdma_pool_attach (s->iscsi);
-    if (s->rdma == NULL) {
+    int e = rdma_pool_attach (s->iscsi, &s->rdma);
+    if (e < 0) {
       snprintf (err, errlen, "cannot install the RDMA allocator: %s",
-                strerror (errno));
+                strerror (-e));
       goto fail;
     }
     s->alloc = rdma_pool_allocator (s->rdma);
@@ -744,7 +744,7 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
       pump_waiting (s);
       return;
     }
-    err = task_errno (status, task);
+    err = -task_error (status, task);   /* the engine keeps errno positive */
     if (err == 0)
       err = EIO;
     /* An unsupported optional command is the caller's to handle quietly;

@@ -86,7 +86,7 @@ struct session *session_open (const struct session_config *cfg,
 
 /* Probe the target's LUNs (synchronously, before the thread starts): every
  * LUN of a direct-access block type, or only `only_lun` if >= 0.
- * Returns 0, or -1 with a one-line reason in err. */
+ * Returns 0, or -errno with a one-line reason in err. */
 int session_probe_luns (struct session *s, int only_lun, unsigned max_xfer,
                         char *err, size_t errlen);
 

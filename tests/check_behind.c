@@ -78,12 +78,12 @@ START_TEST (test_wait_and_report_once)
   struct behind_write *w1 = behind_start (&b, O_RDWR, 4096, 4096);
   struct timespec t = soon (50);
 
-  ck_assert_int_eq (behind_wait (&b, &seen, true, &t), ETIMEDOUT);
+  ck_assert_int_eq (behind_wait (&b, &seen, true, &t), -ETIMEDOUT);
   behind_done (&b, w1, 1, EIO);         /* the later one fails first */
   t = soon (50);
-  ck_assert_int_eq (behind_wait (&b, &seen, true, &t), ETIMEDOUT);
+  ck_assert_int_eq (behind_wait (&b, &seen, true, &t), -ETIMEDOUT);
   behind_done (&b, w0, 1, 0);
-  ck_assert_int_eq (behind_wait (&b, &seen, true, NULL), EIO);
+  ck_assert_int_eq (behind_wait (&b, &seen, true, NULL), -EIO);
   ck_assert_int_eq (behind_wait (&b, &seen, true, NULL), 0);
 }
 END_TEST
@@ -96,9 +96,9 @@ START_TEST (test_close_leaves_it_for_fsync)
   struct behind_write *w = behind_start (&b, O_RDWR, 0, 4096);
 
   behind_done (&b, w, 1, EROFS);
-  ck_assert_int_eq (behind_wait (&b, &seen, false, NULL), EROFS);
-  ck_assert_int_eq (behind_wait (&b, &seen, false, NULL), EROFS);
-  ck_assert_int_eq (behind_wait (&b, &seen, true, NULL), EROFS);
+  ck_assert_int_eq (behind_wait (&b, &seen, false, NULL), -EROFS);
+  ck_assert_int_eq (behind_wait (&b, &seen, false, NULL), -EROFS);
+  ck_assert_int_eq (behind_wait (&b, &seen, true, NULL), -EROFS);
   ck_assert_int_eq (behind_wait (&b, &seen, false, NULL), 0);
 }
 END_TEST
@@ -111,10 +111,10 @@ START_TEST (test_new_opener)
 
   behind_done (&b, w, 1, EIO);
   c = behind_seen (&b);                 /* nobody told yet */
-  ck_assert_int_eq (behind_wait (&b, &c, true, NULL), EIO);
+  ck_assert_int_eq (behind_wait (&b, &c, true, NULL), -EIO);
   d = behind_seen (&b);                 /* c was told */
   ck_assert_int_eq (behind_wait (&b, &d, true, NULL), 0);
-  ck_assert_int_eq (behind_wait (&b, &a, true, NULL), EIO);
+  ck_assert_int_eq (behind_wait (&b, &a, true, NULL), -EIO);
 }
 END_TEST
 
