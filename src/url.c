@@ -62,6 +62,35 @@ check_lun_is_number (const char *u, const char *path, char *err,
   return -EINVAL;
 }
 
+/* "iscsi://USER@HOST/...": the CHAP user name.  libiscsi's parser keeps a
+ * user name only together with a password (USER%PASSWORD@), which iserfs
+ * refuses, so the name is read here.  0, or -EINVAL with the reason in err
+ * when the user part carries a password or is too long. */
+static int
+take_user (const char *u, const char *host, const char *path, struct url *out,
+           char *err, size_t errlen)
+{
+  size_t len = path ? (size_t) (path - host) : strlen (host);
+  const char *at = memrchr (host, '@', len);
+
+  if (at == NULL)
+    return 0;
+  if (memchr (host, '%', at - host)) {
+    snprintf (err, errlen, "refusing a password in the URL (it would be "
+              "visible in ps): use credentials=FILE or "
+              "LIBISCSI_CHAP_PASSWORD");
+    return -EINVAL;
+  }
+  if ((size_t) (at - host) >= sizeof out->user) {
+    snprintf (err, errlen, "invalid URL '%s': the user name is longer than "
+              "%zu bytes", u, sizeof out->user - 1);
+    return -EINVAL;
+  }
+  memcpy (out->user, host, at - host);
+  out->user[at - host] = '\0';
+  return 0;
+}
+
 /* What libiscsi parsed, checked and copied out.  0, or -EINVAL with the
  * reason in err. */
 static int
@@ -93,7 +122,6 @@ take_parts (const char *u, const struct iscsi_url *url, bool whole_target,
   }
   snprintf (out->portal, sizeof out->portal, "%s", url->portal);
   snprintf (out->target, sizeof out->target, "%s", url->target);
-  snprintf (out->user, sizeof out->user, "%s", url->user);
   out->lun = whole_target || url->target[0] == '\0' ? -1 : url->lun;
   out->iser = url->transport == ISER_TRANSPORT;
   return 0;
@@ -129,7 +157,8 @@ url_parse (const char *u, struct url *out, char *err, size_t errlen)
   }
   path = strchr (sep + 3, '/');
   if ((r = check_target_after_colon (u, sep + 3, path, err, errlen)) < 0
-      || (r = check_lun_is_number (u, path, err, errlen)) < 0)
+      || (r = check_lun_is_number (u, path, err, errlen)) < 0
+      || (r = take_user (u, sep + 3, path, out, err, errlen)) < 0)
     goto out;
   r = -EINVAL;
   if (path == NULL || path[1] == '\0')

@@ -65,6 +65,24 @@ START_TEST (portal)
 }
 END_TEST
 
+/* The CHAP user name of "USER@HOST", which libiscsi's parser drops when
+ * no password comes with it. */
+START_TEST (user_without_password)
+{
+  struct url u;
+  char err[512] = "";
+
+  ck_assert_int_eq (url_parse ("iscsi://alice@127.0.0.1:3261/iqn.2026-01.test:a",
+                               &u, err, sizeof err), 0);
+  ck_assert_str_eq (u.user, "alice");
+  ck_assert_str_eq (u.portal, "127.0.0.1:3261");
+  ck_assert_str_eq (u.target, "iqn.2026-01.test:a");
+  ck_assert_int_eq (url_parse ("iser://bob@[::1]", &u, err, sizeof err), 0);
+  ck_assert_str_eq (u.user, "bob");
+  ck_assert_str_eq (u.portal, "[::1]");
+}
+END_TEST
+
 /* Each refused URL and a piece of the line that must explain it. */
 static const struct {
   const char *url, *says;
@@ -77,6 +95,7 @@ static const struct {
   { "iscsi://127.0.0.1/iqn.2026-01.test:a/", "nothing after the last '/'" },
   { "iscsi://127.0.0.1/iqn.2026-01.test:a/20000", "LUN 20000 is out of range" },
   { "iscsi://127.0.0.1:notaport/iqn.2026-01.test:a", "invalid port 'notaport'" },
+  { "iscsi://alice%@127.0.0.1/iqn.2026-01.test:a", "refusing a password" },
   { "iscsi://alice%secret@127.0.0.1/iqn.2026-01.test:a",
     "refusing a password in the URL" },
 };
@@ -104,6 +123,7 @@ url_suite (void)
   tcase_add_test (tc, target_every_lun);
   tcase_add_test (tc, one_lun_over_iser);
   tcase_add_test (tc, portal);
+  tcase_add_test (tc, user_without_password);
   tcase_add_loop_test (tc, refused, 0, sizeof bad / sizeof bad[0]);
   suite_add_tcase (s, tc);
   return s;
