@@ -4,7 +4,7 @@
 # so the plot shows ratios, the only numbers that carry between machines.
 set terminal pngcairo size 1100,520 font ",10" noenhanced
 set output outfile
-set title "FUSE exports relative to raw libiscsi, same tgtd LUN, same run (higher is better)"
+set title "FUSE exports relative to raw libiscsi, same tgtd LUN, same run, the machine as found (higher is better)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
