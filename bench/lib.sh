@@ -332,7 +332,9 @@ libiscsi_label () {
 
 # running PID: PID is there and not a zombie.
 running () {
-  [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  [ -n "$state" ] && [ "$state" != Z ]
 }
 
 # libiscsi_probe CMD...: start CMD (a libiscsi client that runs until

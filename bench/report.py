@@ -361,9 +361,11 @@ def cpu_lines(runs, na):
     return out
 
 
-def plot_data(runs, na, path):
+def plot_data(runs, na, path, libiscsi):
     """Every FUSE column relative to raw libiscsi in the same run (1.0 =
-    raw); latency is inverted so that higher is better everywhere."""
+    raw); latency is inverted so that higher is better everywhere.  The
+    first line holds the bars' titles (gnuplot's columnheader), each with
+    the libiscsi its process loaded."""
     def m(s, wl, metric):
         return None if s in na else med(runs, s, wl, metric)
     best = [x for x in (m(s, w, "MBps") for s in ("rawio", "iscsiperf")
@@ -378,7 +380,15 @@ def plot_data(runs, na, path):
         ("4k-randread×1", "randread1", "lat", m("rawio", "randread1", "lat")),
     ]
     with open(path, "w") as f:
-        f.write("# workload iserfs qsd nbdfuse nullfuse iserfs-pinned\n")
+        def lib(s):
+            return libiscsi.get(s, ("libiscsi not recorded", ""))[0]
+        raw = lib("rawio")
+        f.write('"workload" "%s" "%s" "%s" "%s" "%s"\n' % (
+            "iserfs, %s (raw: %s)" % (lib("iserfs"), raw),
+            "qemu-storage-daemon, " + lib("qsd"),
+            "nbdfuse (nbdkit memory, no iSCSI)",
+            "FUSE floor (null fs, no backend)",
+            "iserfs, tgtd on a core of its own (vs raw, likewise)"))
         for label, wl, metric, raw in rows:
             vals = []
             for s in ("iserfs", "qsd", "nbdfuse", "nullfuse"):
@@ -573,7 +583,8 @@ def main():
            "", "```", text(pool_p), "```"]
     with open(outdir + "/results.md", "w") as f:
         f.write("\n".join(md) + "\n")
-    plot_data(runs[0].runs, runs[0].na, outdir + "/results.dat")
+    plot_data(runs[0].runs, runs[0].na, outdir + "/results.dat",
+              runs[0].libiscsi)
     out = []
     for r in runs:
         out += ["== %s ==" % r.title()] + \
