@@ -78,7 +78,6 @@ bench_tuning () {
     fi
     printf -v "$k" '%s' "$v"
   done
-  BENCH_MODE=$1
 }
 
 # glibc's malloc settings for tgtd (tgtd-malloc).  tgtd valloc()s a data
@@ -212,6 +211,7 @@ bench_page_reporting_restore () {
 # bench_setup [default|tuned]: what every benchmark script sets for its
 # run (the kind of run: the argument, else TUNED=1 for tuned), put back by
 # bench_restore at its end or before the next bench_setup.
+# shellcheck disable=SC2120 # the argument is optional
 bench_setup () {
   local mode=${1:-}
   [ -n "$mode" ] || { [ "${TUNED:-0}" = 1 ] && mode=tuned || mode=default; }
@@ -224,7 +224,7 @@ bench_restore () {
   bench_pipe_max_restore
   bench_fuse_ring_restore
   bench_page_reporting_restore
-  PIPE_MAX_WAS= FUSE_RING_WAS= PAGE_REPORTING_WAS= WARM_FILE=
+  PIPE_MAX_WAS='' FUSE_RING_WAS='' PAGE_REPORTING_WAS='' WARM_FILE=
 }
 
 # was_is BEFORE NOW: "NOW, BEFORE before", or "NOW, as found".
@@ -319,6 +319,7 @@ libiscsi_label () {
     local here=$BENCH_SRCDIR/contrib/libiscsi patches
     patches=$(cd "$here" && ls [0-9][0-9][0-9][0-9]-*.patch 2>/dev/null) || patches=
     sha=$(sed -n 's/^sha256=//p' "$here/build.sh" 2>/dev/null)
+    # shellcheck disable=SC2086 # one file name a line, as build.sh does
     want=$( (echo "$sha"; cd "$here" && cat $patches build.sh) 2>/dev/null | sha256sum | cut -d' ' -f1)
     if [ -n "$patches" ] && [ "$(cat "$prefix/.iserfs-build")" = "$want" ]; then
       echo "libiscsi ${ver:-?} + contrib patches $(echo "$patches" | head -1 | cut -c1-4)-$(echo "$patches" | tail -1 | cut -c1-4)"
@@ -348,7 +349,7 @@ libiscsi_probe () {
   pid=$!
   for _ in $(seq 100); do
     lib=$(libiscsi_mapped "$pid")
-    [ -z "$lib" ] && running "$pid" || break
+    if [ -n "$lib" ] || ! running "$pid"; then break; fi
     sleep 0.1   # poll interval
   done
   kill -TERM "$pid" 2>/dev/null || true
