@@ -22,11 +22,10 @@
 # during the run; each read is a getfattr process, a small load of its own.
 #
 # Knobs: REPS (3), SECS (6), LUN_MB (1024), CTL_PORT/ISCSI_PORT (7831/13331),
-# TGTD_TUNABLES, TGTD_MRDSL (tgtd's malloc and data segment size, see
-# bench/lib.sh), PIPE_MAX (fs.pipe-max-size, see bench/lib.sh),
-# FUSE_RING (the fuse module's enable_uring for the run, default Y, see
-# bench/lib.sh), PAGE_REPORTING_ORDER and WARM_MB (the VM's free page
-# reporting, off for the run, see bench/lib.sh).
+# TUNED=1 (apply bench/lib.sh's four tunings for the run; by default the
+# machine is measured as found), the tunings' own knobs TGTD_TUNABLES,
+# FUSE_RING, PAGE_REPORTING_ORDER with WARM_MB, PIPE_MAX, and TGTD_MRDSL
+# (tgtd's data segment size); see bench/lib.sh.
 set -euo pipefail
 export LC_ALL=C   # printf's %f and python's output agree on the decimal point
 
@@ -67,6 +66,7 @@ cleanup () {
 }
 trap cleanup EXIT
 bench_setup
+bench_say_tunings
 trap 'exit 130' INT TERM
 
 bench_target "$CTL_PORT" "$ISCSI_PORT" "$IQN" "$LUN_MB" "$lun" "$work/tgtd.log"

@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""bench/report.py: turn bench/run.sh's runs.tsv into docs/bench/results.md,
+"""bench/report.py: turn bench/run.sh's raw data into docs/bench/results.md,
 the gnuplot data for results.png, and the ratios against the goals
 (docs/bench/README.md, "The goals").
 
 Each cell is the median of the repetitions; min-max shows the spread, so a
 reader can tell a real gap from noise.
 
-usage: report.py RUNS NA META ISERFS_STATS MEMPOOL_BENCH PROFILE OUTDIR
+usage: report.py OUTDIR MEMPOOL_BENCH RUNDIR [RUNDIR]
+       report.py RUNS NA META ISERFS_STATS MEMPOOL_BENCH PROFILE OUTDIR
+
+The first form is bench/run.sh's: one RUNDIR per run, the machine as a user
+finds it first, then (TUNED=1) the tuned one, each holding runs.tsv, na.txt,
+meta.txt, iserfs-stats.txt, profile.txt, libiscsi.txt, tunings.txt and mode
+(see bench/run.sh, run_phase).  The second reads the files of one run as
+bench/run.sh wrote them before it measured both kinds of run.
 """
+import os
 import statistics
 import sys
 
@@ -43,6 +51,8 @@ TARGETS = {"rawio": "tgtd", "iscsiperf": "tgtd", "iserfs": "tgtd",
            "qsd": "tgtd", "nbdfuse": "nbdkit"}
 # bytes per I/O of the workloads counted in I/Os
 IO_BYTES = {"randread32": 4096, "randwrite32": 4096, "randread1": 4096}
+# what a column that runs no libiscsi has instead
+NO_LIBISCSI = {"nbdfuse": "no libiscsi", "nullfuse": "no libiscsi"}
 NOT_RUN = {  # why a cell is empty although its system ran
     "iscsiperf": "— (reads only)",
     "rawio": "— (no page cache)",
@@ -86,6 +96,15 @@ def fmt(x, scale=1):
     return "%.0f" % x if x >= 100 else "%.1f" % x if x >= 10 else "%.2f" % x
 
 
+def cpu_per_io(runs, s, wl):
+    """Median µs of CPU (client + export daemon) per I/O, counted as CPU
+    per GiB is; None for a workload not counted in I/Os."""
+    c = cpu_per_gib(runs, s, wl)
+    if c is None or wl not in IO_BYTES:
+        return None
+    return c * IO_BYTES[wl] / 2**30 * 1e6
+
+
 def cell(runs, na, s, wl, metric, scale):
     if s in na:
         return na[s]
@@ -93,14 +112,31 @@ def cell(runs, na, s, wl, metric, scale):
     if m is None:
         return NOT_RUN.get(s, "—")
     lo, hi = spread(runs, s, wl, metric)
-    return "**%s** (%s–%s)" % (fmt(m, scale), fmt(lo, scale), fmt(hi, scale))
+    c = "**%s** (%s–%s)" % (fmt(m, scale), fmt(lo, scale), fmt(hi, scale))
+    cpu = cpu_per_io(runs, s, wl) if metric == "lat" else None
+    if cpu is not None:
+        c += "<br>CPU %s µs/I/O" % fmt(cpu)
+    return c
 
 
-def table(runs, na):
-    out = ["| workload | " + " | ".join(l for _, l in SYSTEMS) + " |",
-           "|---|" + "---|" * len(SYSTEMS)]
+def header(libiscsi):
+    """The tables' first line: each column's name and the libiscsi its
+    process loaded."""
+    cols = []
+    for s, l in SYSTEMS:
+        lib = libiscsi.get(s, ("libiscsi not recorded", ""))[0] \
+            if s not in NO_LIBISCSI else NO_LIBISCSI[s]
+        cols.append("%s<br>%s" % (l, lib))
+    return ["| workload | " + " | ".join(cols) + " |",
+            "|---|" + "---|" * len(SYSTEMS)]
+
+
+def table(runs, na, libiscsi):
+    out = header(libiscsi)
     for wl, label, metric, unit, scale in WORKLOADS:
         cells = [cell(runs, na, s, wl, metric, scale) for s, _ in SYSTEMS]
+        if metric == "lat":
+            unit += "; CPU per I/O: client + export daemon"
         out.append("| %s (%s) | %s |" % (label, unit, " | ".join(cells)))
     return out
 
@@ -115,9 +151,8 @@ def each_workload():
             yield wl, label.split(":")[0]
 
 
-def cpu_table(runs, na, col="cpu"):
-    out = ["| workload | " + " | ".join(l for _, l in SYSTEMS) + " |",
-           "|---|" + "---|" * len(SYSTEMS)]
+def cpu_table(runs, na, libiscsi, col="cpu"):
+    out = header(libiscsi)
     for wl, label in each_workload():
         cells = []
         for s, _ in SYSTEMS:
@@ -126,6 +161,9 @@ def cpu_table(runs, na, col="cpu"):
                 cells.append("%.2f (%s)" % (c, TARGETS[s]))
             elif col == "target" and s not in TARGETS and s not in na:
                 cells.append("— (no target)")
+            elif c is not None and wl in IO_BYTES:
+                cells.append("%.2f (%s µs/I/O)"
+                             % (c, fmt(c * IO_BYTES[wl] / 2**30 * 1e6)))
             else:
                 cells.append("n/a" if s in na else "—" if c is None else "%.2f" % c)
         out.append("| %s | %s |" % (label, " | ".join(cells)))
@@ -144,9 +182,10 @@ def wait_cell(w):
     return "—" if w is None else "%.0f%% (%.0f–%.0f)" % w
 
 
-def wait_table(runs, na):
-    out = ["| workload | " + " | ".join(l for s, l in SYSTEMS
-                                       if s in TGTD_SYSTEMS) + " |",
+def wait_table(runs, na, libiscsi):
+    out = ["| workload | " + " | ".join(
+        "%s<br>%s" % (l, libiscsi.get(s, ("libiscsi not recorded", ""))[0])
+        for s, l in SYSTEMS if s in TGTD_SYSTEMS) + " |",
            "|---|" + "---|" * len(TGTD_SYSTEMS)]
     for wl, label in each_workload():
         cells = ["n/a" if s in na else wait_cell(waiting(runs, s, wl))
@@ -178,7 +217,7 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def goals(runs, na, cores):
+def goals(runs, na, cores, poll_us=None):
     """(text, met) for every goal; met is None when a peer is missing."""
     g = []
 
@@ -259,13 +298,22 @@ def goals(runs, na, cores):
               [(s, wl) for s in ("rawio", "iscsiperf", "iserfs", "qsd")])
         pinned(what, wl, metric, vs_raw)
         check(what + ", iserfs / qsd", ratio(me, m("qsd", wl, metric)), vs_qsd)
+    def cpu_io(s):
+        c = None if s in na else cpu_per_io(runs, s, "randread1")
+        return "?" if c is None else fmt(c)
+
     lat, raw = m("iserfs", "randread1", "lat"), m("rawio", "randread1", "lat")
     if lat is None or raw is None:
         g.append(("4 KiB random read × 1, median latency: not measured", None))
     else:
-        g.append(("4 KiB random read × 1, median latency: iserfs %.1f µs, raw "
-                  "%.1f µs, raw %s %.1f µs (goal ≤ raw + 20 µs)"
-                  % (lat, raw, "+" if lat >= raw else "−", abs (lat - raw)),
+        g.append(("4 KiB random read × 1, median latency: iserfs %.1f µs "
+                  "(CPU %s µs per I/O), raw %.1f µs (CPU %s µs per I/O), raw "
+                  "%s %.1f µs (goal ≤ raw + 20 µs)%s"
+                  % (lat, cpu_io("iserfs"), raw, cpu_io("rawio"),
+                     "+" if lat >= raw else "−", abs(lat - raw),
+                     "; iserfs polls for up to poll_us=%s µs before it "
+                     "sleeps, raw libiscsi sleeps in poll() at once"
+                     % poll_us if poll_us else ""),
                   lat - raw <= 20))
     # A FUSE file system over iSCSI waits for the target and for the FUSE
     # round trip, one after the other: roughly raw + the floor's latency.
@@ -275,8 +323,10 @@ def goals(runs, na, cores):
                   "measured", "floor"))
     else:
         g.append(("FUSE floor, 4 KiB random read × 1, median latency: %.1f µs "
-                  "vs raw %.1f µs: the FUSE round trip alone takes %.1f µs, so "
-                  "raw + 20 µs is %s" % (fl, raw, fl, reach(fl <= 20)), "floor"))
+                  "(CPU %s µs per I/O) vs raw %.1f µs: the FUSE round trip "
+                  "alone takes %.1f µs, so raw + 20 µs is %s"
+                  % (fl, cpu_io("nullfuse"), raw, fl, reach(fl <= 20)),
+                  "floor"))
     me = m("iserfs", "ddread", "MBps")
     check("dd read, iserfs / qsd", ratio(me, m("qsd", "ddread", "MBps")), 1.0)
     best = [x for x in (m(s, w, "MBps") for s in ("rawio", "iscsiperf")
@@ -311,9 +361,11 @@ def cpu_lines(runs, na):
     return out
 
 
-def plot_data(runs, na, path):
+def plot_data(runs, na, path, libiscsi):
     """Every FUSE column relative to raw libiscsi in the same run (1.0 =
-    raw); latency is inverted so that higher is better everywhere."""
+    raw); latency is inverted so that higher is better everywhere.  The
+    first line holds the bars' titles (gnuplot's columnheader), each with
+    the libiscsi its process loaded."""
     def m(s, wl, metric):
         return None if s in na else med(runs, s, wl, metric)
     best = [x for x in (m(s, w, "MBps") for s in ("rawio", "iscsiperf")
@@ -328,7 +380,15 @@ def plot_data(runs, na, path):
         ("4k-randread×1", "randread1", "lat", m("rawio", "randread1", "lat")),
     ]
     with open(path, "w") as f:
-        f.write("# workload iserfs qsd nbdfuse nullfuse iserfs-pinned\n")
+        def lib(s):
+            return libiscsi.get(s, ("libiscsi not recorded", ""))[0]
+        raw = lib("rawio")
+        f.write('"workload" "%s" "%s" "%s" "%s" "%s"\n' % (
+            "iserfs, %s (raw: %s)" % (lib("iserfs"), raw),
+            "qemu-storage-daemon, " + lib("qsd"),
+            "nbdfuse (nbdkit memory, no iSCSI)",
+            "FUSE floor (null fs, no backend)",
+            "iserfs, tgtd on a core of its own (vs raw, likewise)"))
         for label, wl, metric, raw in rows:
             vals = []
             for s in ("iserfs", "qsd", "nbdfuse", "nullfuse"):
@@ -346,83 +406,193 @@ def plot_data(runs, na, path):
             f.write('"%s" %s\n' % (label, " ".join(vals)))
 
 
-def main():
-    runs_p, na_p, meta_p, stats_p, pool_p, prof_p, outdir = sys.argv[1:8]
-    runs = load(runs_p)
-    na = {}
-    with open(na_p) as f:
-        for line in f:
-            k, _, v = line.rstrip("\n").partition("\t")
+class Run:
+    """One run of bench/run.sh: the machine as found, or tuned."""
+
+    def __init__(self, runs, na, meta, stats, profile, libiscsi=None,
+                 tunings=None, mode=None):
+        self.runs, self.na, self.meta = load(runs), {}, text(meta)
+        self.stats, self.profile = text(stats), text(profile)
+        self.mode, self.tunings, self.libiscsi = mode, tunings or [], {}
+        for line in lines(na):
+            k, _, v = line.partition("\t")
             if k:
-                na[k] = v
+                self.na[k] = v
+        self.from_maps = libiscsi is not None
+        if libiscsi is not None:
+            for line in lines(libiscsi):
+                p = line.split("\t")
+                if len(p) == 3:
+                    self.libiscsi[p[0]] = (p[1], p[2])
+        else:
+            # written before the columns were read from /proc/PID/maps:
+            # "libiscsi loaded: iserfs PATH, rawio PATH", from ldd
+            for line in self.meta.splitlines():
+                if line.startswith("libiscsi loaded: "):
+                    for part in line[len("libiscsi loaded: "):].split(", "):
+                        k, _, path = part.partition(" ")
+                        self.libiscsi[k] = ("%s (ldd)" % path, path)
+        for s_ in ("rawio", "iserfs"):
+            if s_ in self.libiscsi:
+                self.libiscsi[s_ + "-pinned"] = self.libiscsi[s_]
+        self.cores = self.poll_us = None
+        for line in self.meta.splitlines():
+            if line.startswith("machine: "):     # "machine: N cores, ..."
+                self.cores = int(line.split()[1])
+            elif line.startswith("iserfs poll_us: "):
+                self.poll_us = line.split()[2]
 
-    def text(p):
-        with open(p) as f:
-            return f.read().rstrip()
+    @classmethod
+    def from_dir(cls, d):
+        def f(name):
+            return os.path.join(d, name)
+        mode = text(f("mode")) if os.path.exists(f("mode")) else None
+        tunings = [tuple(line.split("\t", 1)) for line in lines(f("tunings.txt"))
+                   if "\t" in line] if os.path.exists(f("tunings.txt")) else None
+        return cls(f("runs.tsv"), f("na.txt"), f("meta.txt"),
+                   f("iserfs-stats.txt"), f("profile.txt"),
+                   f("libiscsi.txt") if os.path.exists(f("libiscsi.txt")) else None,
+                   tunings, mode)
 
-    cores = None
-    with open(meta_p) as f:         # "machine: N cores, ..." (run.sh)
-        for line in f:
-            if line.startswith("machine: "):
-                cores = int(line.split()[1])
-                break
-    g = goals(runs, na, cores)
-    ratio_lines = ["%s %s" % ({True: "MET    ", False: "NOT MET", None: "n/a    ",
-                               "floor": "       "}[ok], t)
-                   for t, ok in g] + cpu_lines(runs, na)
-    md = ["# iserfs benchmark results", "",
-          "Produced by `bench/run.sh` (method: [README.md](README.md)). "
-          "Cells: median of the repetitions, (min–max) after it. "
-          "Only ratios within this one run mean anything.", "",
-          "```", text(meta_p), "```", "", "## Throughput and latency", ""]
-    md += table(runs, na)
-    md += ["", "![iserfs and the FUSE peers relative to raw libiscsi](results.png)",
-           "", "## CPU seconds per GiB moved",
+    def title(self):
+        return {"default": "At the defaults a user gets",
+                "tuned": "Tuned"}.get(self.mode, "Results")
+
+    def intro(self):
+        if self.mode == "default":
+            return ["The machine as a user finds it: tgtd started plainly, "
+                    "the fuse module's `enable_uring`, the VM's free page "
+                    "reporting and `fs.pipe-max-size` left as they were "
+                    "(the lines below say how they were)."
+                    + (" Settings the environment asked for in this run "
+                       "too:" if self.tunings else ""), ""]
+        if self.mode == "tuned":
+            return ["The same measurements in a second run, after the one "
+                    "above, with the target and every export started "
+                    "afresh and these tunings applied (bench/lib.sh; each "
+                    "put back afterwards):", ""]
+        return []
+
+    def goals(self):
+        g = goals(self.runs, self.na, self.cores, self.poll_us)
+        return ["%s %s" % ({True: "MET    ", False: "NOT MET", None: "n/a    ",
+                            "floor": "       "}[ok], t)
+                for t, ok in g] + cpu_lines(self.runs, self.na)
+
+
+def text(p):
+    with open(p) as f:
+        return f.read().rstrip()
+
+
+def lines(p):
+    with open(p) as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def run_md(r, first, level="##"):
+    """The Markdown of one run; FIRST: the plot is of this run."""
+    sub = level + "#"
+    runs, na, lib = r.runs, r.na, r.libiscsi
+    md = [level + " " + r.title(), ""] + r.intro()
+    if r.tunings:
+        md += ["- **%s**: %s" % t for t in r.tunings] + [""]
+    md += ["```", r.meta, "```", "", sub + " Throughput and latency", "",
+           "Each column says, under its name, which libiscsi its process "
+           + ("had mapped (`/proc/PID/maps`)." if r.from_maps else
+              "loaded, as ldd resolved it, where the run recorded it.")
+           + " Beside each latency: the µs of "
+           "CPU per I/O of the client and the export daemon, counted as "
+           "the CPU per GiB below.", ""]
+    md += table(runs, na, lib)
+    if r.poll_us:
+        md += ["", "At one request in flight iserfs's session thread polls "
+               "for up to poll_us (%s µs) before it sleeps, where raw "
+               "libiscsi (rawio, iscsi-perf) sleeps in poll() at once: part "
+               "of its latency is bought with CPU, as the CPU per I/O beside "
+               "it shows." % r.poll_us]
+    if first:
+        md += ["", "![iserfs and the FUSE peers relative to raw libiscsi]"
+               "(results.png)"]
+    md += ["", sub + " CPU seconds per GiB moved",
            "", "Client (fio/dd/rawio/iscsi-perf, user+sys) plus the export "
            "daemon (all threads, user+sys); the target (tgtd, nbdkit) is not "
-           "counted. For 4 KiB workloads a GiB is 262144 I/Os.", ""]
-    md += cpu_table(runs, na)
-    md += ["", "## The target's CPU seconds per GiB", "",
+           "counted. For 4 KiB workloads a GiB is 262144 I/Os, and the µs "
+           "of CPU per I/O follow in brackets.", ""]
+    md += cpu_table(runs, na, lib)
+    md += ["", sub + " The target's CPU seconds per GiB", "",
            "The same runs: CPU seconds (user+sys, all threads) of the process "
            "serving the I/O, over each run, per GiB moved. The target shares "
            "the machine's cores with the client; the \"CPU bound\" lines "
            "below use it.", ""]
-    md += cpu_table(runs, na, "target")
+    md += cpu_table(runs, na, lib, "target")
     if any(waiting(runs, s, wl) for s in TGTD_SYSTEMS
            for wl, _ in each_workload()):
-        md += ["", "## tgtd's event thread waiting for a CPU", "",
+        md += ["", sub + " tgtd's event thread waiting for a CPU", "",
                "The same runs: the share of each run (median, min–max) in "
                "which tgtd's main thread, which reads every command and "
                "sends every answer, was ready to run but waited for a CPU "
                "(`/proc/PID/task/PID/schedstat`). tgtd and the client share "
                "the cores: what the client spends, the target may wait for.",
                ""]
-        md += wait_table(runs, na)
+        md += wait_table(runs, na, lib)
     pt = pinned_table(runs)
     if len(pt) > 2:
-        md += ["", "## With tgtd on a core of its own", "",
+        md += ["", sub + " With tgtd on a core of its own", "",
                "raw libiscsi and iserfs again in every repetition, after the "
                "runs above, with tgtd (all its threads) on one core and the "
                "client (rawio, or fio and iserfs's threads) on the others "
-               "(`taskset`; see README.md, \"The target's core\"). Not one "
+               "(`taskset`; see README.md, \"Method\"). Not one "
                "of the goals, which are measured on shared cores. The "
                "client's CPU is no longer taken from tgtd's, but tgtd has "
                "one core for all its threads, so raw libiscsi may be slower "
                "here than on shared cores: compare both tables.", ""]
         md += pt
-    md += ["", "## Against the goals", "", "```"] + ratio_lines + ["```"]
-    md += ["", "## iserfs `user.iserfs.stats` after the run", "", "```",
-           text(stats_p), "```", "", "## Pool micro-benchmark (tests/mempool_bench)",
+    md += ["", sub + " Against the goals", "", "```"] + r.goals() + ["```"]
+    md += ["", sub + " iserfs `user.iserfs.stats` after the run", "", "```",
+           r.stats, "```"]
+    if r.profile:
+        md += ["", sub + " Where the time goes (4 KiB random read, 32 in "
+               "flight)", "", "```", r.profile, "```"]
+    return md
+
+
+def main():
+    a = sys.argv[1:]
+    if len(a) == 7:
+        runs_p, na_p, meta_p, stats_p, pool_p, prof_p, outdir = a
+        runs = [Run(runs_p, na_p, meta_p, stats_p, prof_p)]
+    elif len(a) in (3, 4):
+        outdir, pool_p = a[:2]
+        runs = [Run.from_dir(d) for d in a[2:]]
+    else:
+        sys.exit(__doc__.split("\n\n")[2])
+    md = ["# iserfs benchmark results", "",
+          "Produced by `bench/run.sh` (method: [README.md](README.md)). "
+          "Cells: median of the repetitions, (min–max) after it. "
+          "Only ratios within one run mean anything."]
+    if len(runs) > 1:
+        md += ["", "Two runs, one after the other: [%s](#%s) first, then "
+               "[%s](#%s), each tuning named above its tables."
+               % (runs[0].title(), runs[0].title().lower().replace(" ", "-"),
+                  runs[1].title(), runs[1].title().lower().replace(" ", "-"))]
+    md.append("")
+    for i, r in enumerate(runs):
+        md += run_md(r, i == 0) + [""]
+    md += ["## Pool micro-benchmark (tests/mempool_bench)",
            "", "```", text(pool_p), "```"]
-    prof = text(prof_p)
-    if prof:
-        md += ["", "## Where the time goes (4 KiB random read, 32 in flight)",
-               "", "```", prof, "```"]
     with open(outdir + "/results.md", "w") as f:
         f.write("\n".join(md) + "\n")
-    plot_data(runs, na, outdir + "/results.dat")
+    plot_data(runs[0].runs, runs[0].na, outdir + "/results.dat",
+              runs[0].libiscsi)
+    out = []
+    for r in runs:
+        out += ["== %s ==" % r.title()] + \
+            ["%s: %s" % t for t in r.tunings] + \
+            [x.replace("<br>", " / ") for x in table(r.runs, r.na, r.libiscsi)] + \
+            [""] + r.goals() + [""]
     with open(outdir + "/ratios.txt", "w") as f:
-        f.write("\n".join(table(runs, na) + [""] + ratio_lines) + "\n")
+        f.write("\n".join(out))
 
 
 if __name__ == "__main__":
