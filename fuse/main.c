@@ -331,8 +331,8 @@ loop_max_threads (const struct fuse_cmdline_opts *cmd)
 
 /* Block the stop signals (SIGTERM, SIGINT, SIGHUP) in the calling thread,
  * the old mask in *old: only the main thread, which waits in libfuse's
- * loop, takes them (libfuse's own workers block every signal), so that
- * the signal wakes the loop. */
+ * loop, takes them (libfuse's own workers block them too), so that the
+ * signal wakes the loop. */
 static void
 block_stop_signals (sigset_t *old)
 {
@@ -420,9 +420,15 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
   if (start_sessions (fs) < 0)
     goto out_stop;
   if (o->metrics_dir) {
-    int e = metrics_start (o->metrics_dir, cmd->mountpoint, o->url,
-                           o->metrics_interval);
+    sigset_t old;
+    int e;
 
+    /* Its writer thread must not take a stop signal either: the loop's
+     * main thread would go on waiting until the next request. */
+    block_stop_signals (&old);
+    e = metrics_start (o->metrics_dir, cmd->mountpoint, o->url,
+                       o->metrics_interval);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
     if (e < 0) {
       log_error ("metrics=%s: cannot start writing: %s", o->metrics_dir,
                  strerror (-e));
