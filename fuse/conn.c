@@ -14,7 +14,9 @@ conn_tune (struct fuse_conn_info *conn, unsigned readahead)
    * requests at once instead of one by one. */
   if (conn->capable & FUSE_CAP_ASYNC_DIO)
     conn->want |= FUSE_CAP_ASYNC_DIO;
-  /* Requests are read into our own buffers (fuse/loop.c), not spliced. */
+  /* Requests are read from /dev/fuse into memory, not spliced into a
+   * pipe: a WRITE's data is copied into a pool buffer either way (fuse/ops.c,
+   * request_for), and libfuse would copy it out of the pipe first. */
   conn->want &= ~FUSE_CAP_SPLICE_READ;
   /* READ replies whose data waits in a pipe (src/splice.h) are spliced
    * into /dev/fuse; every other reply is written from memory as before. */

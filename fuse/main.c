@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,6 @@
 #include "fs.h"
 #include "iobuf.h"
 #include "log.h"
-#include "loop.h"
 #include "mountinfo.h"
 #include "metrics.h"
 #include "readahead.h"
@@ -316,9 +316,10 @@ add_names (struct fuse_args *args, const struct options *o)
   free (opt);
 }
 
-/* Over iSER, fuse/loop.c receives WRITE data into registered pool memory
- * and READ replies go out from it; a ring entry's payload is neither, so
- * fuse_ring=auto leaves iSER mounts to /dev/fuse. */
+/* Over iSER a READ's data arrives by RDMA in registered pool memory and
+ * is written to /dev/fuse from there; a ring entry's payload is not
+ * registered, so it would cost a copy more: fuse_ring=auto leaves iSER
+ * mounts to /dev/fuse. */
 static bool
 any_iser (const struct fs *fs)
 {
@@ -328,22 +329,41 @@ any_iser (const struct fs *fs)
   return false;
 }
 
-/* libfuse's default, which its loop_mt applies when none was given. */
+/* How many threads read /dev/fuse: one with -s, else max_threads, whose
+ * unset value (UINT_MAX) means libfuse's default. */
 static unsigned
 loop_max_threads (const struct fuse_cmdline_opts *cmd)
 {
+  if (cmd->singlethread)
+    return 1;
   return cmd->max_threads == UINT_MAX ? 10 : cmd->max_threads;
 }
 
-/* Session threads never take the stop signals: the thread that waits for
- * them is the main one (see loop.c). */
+/* Block the stop signals (SIGTERM, SIGINT, SIGHUP) in the calling thread,
+ * the old mask in *old: only the main thread, which waits in libfuse's
+ * loop, takes them (libfuse's own workers block them too), so that the
+ * signal wakes the loop. */
+static void
+block_stop_signals (sigset_t *old)
+{
+  sigset_t stop;
+
+  sigemptyset (&stop);
+  sigaddset (&stop, SIGTERM);
+  sigaddset (&stop, SIGINT);
+  sigaddset (&stop, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &stop, old);
+}
+
+/* Session threads never take the stop signals (nor the threads they
+ * create, which inherit the mask). */
 static int
 start_sessions (struct fs *fs)
 {
   sigset_t old;
   int rc = 0;
 
-  loop_block_stop_signals (&old);
+  block_stop_signals (&old);
   for (unsigned i = 0; i < fs->nr_sessions && rc == 0; i++)
     if ((rc = session_start (fs->sessions[i])) < 0)
       log_error ("cannot start a session thread");
@@ -351,8 +371,35 @@ start_sessions (struct fs *fs)
   return rc;
 }
 
-/* Mount, serve until unmounted or stopped by a signal, and stop.  0, or
- * -errno (a failure to mount, to start, or of the request loop). */
+/* Requests that do not come by the ring are read from /dev/fuse by
+ * libfuse's multi-threaded loop (with one thread for -s): a thread is
+ * added when none is idle, so that an fsync waiting for the target does
+ * not hold up the others.  Each thread reads into a buffer of its own, and
+ * a WRITE's data is copied from there into a pool buffer (fuse/ops.c,
+ * request_for).  Reading requests straight into pool buffers instead, so
+ * that a WRITE went out from where the kernel put it, was measured with
+ * bench/ab.sh: no difference in throughput or latency beyond the spread,
+ * less CPU for 1 MiB writes and more for 4 KiB ones, and it had to know
+ * libfuse's private read size.  Returns 0, -errno, or the number of the
+ * signal that stopped it. */
+static int
+run_loop (struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
+{
+  struct fuse_loop_config *cfg = fuse_loop_cfg_create ();
+  int e;
+
+  if (cfg == NULL)
+    return -ENOMEM;
+  fuse_loop_cfg_set_clone_fd (cfg, cmd->clone_fd);
+  fuse_loop_cfg_set_max_threads (cfg, loop_max_threads (cmd));
+  /* Unset, it comes back as UINT_MAX: keep libfuse's default then. */
+  if (cmd->max_idle_threads != UINT_MAX)
+    fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
+  e = fuse_session_loop_mt (se, cfg);
+  fuse_loop_cfg_destroy (cfg);
+  return e;
+}
+
 static int
 serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
        const struct options *o)
@@ -368,7 +415,7 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
     readahead_set (cmd->mountpoint, fs->readahead, fs->readahead_explicit);
   if (fs->ring && fs->nr_sessions) {
     int e = uring_setup (se, fs->sessions[0], fs->ring_depth,
-                         cmd->singlethread ? 1 : loop_max_threads (cmd));
+                         loop_max_threads (cmd));
 
     if (e < 0 && fs->ring_required) {
       log_error ("fuse_ring=on: cannot set up an io_uring: %s", strerror (-e));
@@ -382,8 +429,14 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
   if ((rc = start_sessions (fs)) < 0)
     goto out_stop;
   if (o->metrics_dir) {
+    sigset_t old;
+
+    /* Its writer thread must not take a stop signal either: the loop's
+     * main thread would go on waiting until the next request. */
+    block_stop_signals (&old);
     rc = metrics_start (o->metrics_dir, cmd->mountpoint, o->url,
                         o->metrics_interval);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
     if (rc < 0) {
       log_error ("metrics=%s: cannot start writing: %s", o->metrics_dir,
                  strerror (-rc));
@@ -391,31 +444,12 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
     }
   }
   daemon_ready ();
-  /* The loops return 0, -errno, or (libfuse's) the number of the signal
-   * (SIGTERM, SIGINT, SIGHUP) that asked us to stop: that is a clean exit
-   * too, as systemd and a shell script expect of a daemon told to stop.
-   * Ours reads requests into pool buffers; libfuse's is kept for clone_fd
-   * and for a libfuse whose buffer size we do not know. */
-  if (!cmd->clone_fd && loop_supported ())
-    rc = loop_run (se, cmd->singlethread ? 1 : loop_max_threads (cmd),
-                   cmd->max_idle_threads == UINT_MAX
-                   ? -1 : (int) cmd->max_idle_threads,
-                   fs->nr_sessions ? fs->sessions[0]->alloc : NULL);
-  else if (cmd->singlethread)
-    rc = fuse_session_loop (se);
-  else {
-    struct fuse_loop_config *cfg = fuse_loop_cfg_create ();
-    fuse_loop_cfg_set_clone_fd (cfg, cmd->clone_fd);
-    /* Unset values come back as UINT_MAX; keep libfuse's defaults then. */
-    if (cmd->max_threads != UINT_MAX)
-      fuse_loop_cfg_set_max_threads (cfg, cmd->max_threads);
-    if (cmd->max_idle_threads != UINT_MAX)
-      fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
-    rc = fuse_session_loop_mt (se, cfg);
-    fuse_loop_cfg_destroy (cfg);
-  }
+  /* The loop returns 0, -errno, or the number of the signal (SIGTERM,
+   * SIGINT, SIGHUP) that asked us to stop: that is a clean exit too, as
+   * systemd and a shell script expect of a daemon told to stop. */
+  rc = run_loop (se, cmd);
   if (rc > 0)
-    rc = 0;                     /* a stop signal's number */
+    rc = 0;
  out_stop:
   metrics_stop ();
   uring_quiesce ();

@@ -22,7 +22,6 @@
 #include "fs.h"
 #include "io.h"
 #include "log.h"
-#include "loop.h"
 #include "splice.h"
 #include "stats.h"
 #include "uring.h"
@@ -170,26 +169,6 @@ static bool
 visible (const struct node *n)
 {
   return n->lun == NULL || !lun_gone (n->lun);
-}
-
-/* A READ or WRITE whose data lives in data, a FUSE io_uring entry's
- * payload (NULL: not a ring request), counted as in place.  NULL with
- * *err 0 when the request cannot use it (partial blocks, iSER): then
- * make it the usual way. */
-static struct io_req *
-lend_request (struct lun *l, enum io_op op, uint64_t off, size_t size,
-              void *data, int *err)
-{
-  struct io_req *r;
-
-  *err = 0;
-  if (data == NULL)
-    return NULL;
-  r = io_req_new_lent (l, op, off, size, data, err);
-  if (r)
-    atomic_fetch_add (op == IO_READ ? &stats.read_in_place_bytes
-                      : &stats.write_in_place_bytes, size);
-  return r;
 }
 
 /* Whether the kernel takes replies spliced from a pipe; libfuse would
@@ -413,6 +392,51 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
 }
 
+/* Where a READ's or WRITE's data lives, decided here and nowhere else.
+ * wdata: a WRITE's data as the request brought it; answer_late: a WRITE
+ * answered only once the target has it (O_DIRECT, O_DSYNC).
+ * - A request that came by the FUSE io_uring (fuse/uring.h) lends its
+ *   entry's payload: a READ's data is read straight into it, a WRITE's
+ *   goes out from it (read_in_place_bytes, write_in_place_bytes).  Not a
+ *   write answered early (its entry goes back to the kernel at the answer),
+ *   nor what the engine cannot lend (partial blocks, iSER).
+ * - Otherwise the data is in a pool buffer of the request's own: a WRITE's
+ *   is copied there from libfuse's receive buffer (write_copied_bytes), a
+ *   READ's is read into it, or into a pipe that is spliced into /dev/fuse
+ *   when the kernel takes spliced replies (src/splice.h; a ring reply is
+ *   written into its entry, never spliced). */
+static struct io_req *
+request_for (struct lun *l, enum io_op op, uint64_t off, size_t size,
+             const char *wdata, bool answer_late, int *err)
+{
+  void *entry = uring_payload (size);
+  struct io_req *r;
+
+  *err = 0;
+  if (entry && (op == IO_READ || (answer_late && wdata == entry))) {
+    r = io_req_new_lent (l, op, off, size, entry, err);
+    if (r) {
+      atomic_fetch_add (op == IO_READ ? &stats.read_in_place_bytes
+                        : &stats.write_in_place_bytes, size);
+      return r;
+    }
+    if (*err)
+      return NULL;
+  }
+  r = io_req_new (l, op, off, size, err);
+  if (r == NULL)
+    return NULL;
+  if (op == IO_WRITE) {
+    memcpy (io_req_data (r), wdata, size);
+    atomic_fetch_add (&stats.write_copied_bytes, size);
+  }
+  else
+    r->want_pipe = !uring_serving ()
+                   && atomic_load_explicit (&splice_replies,
+                                            memory_order_relaxed);
+  return r;
+}
+
 static void
 read_done (struct io_req *r)
 {
@@ -451,19 +475,13 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   }
   if (size > end - off)
     size = end - off;
-  /* A ring request's data goes straight into its entry (fuse/uring.h). */
-  r = lend_request (h->lun, IO_READ, off, size, uring_payload (size), &err);
-  if (r == NULL && err == 0)
-    r = io_req_new (h->lun, IO_READ, off, size, &err);
+  r = request_for (h->lun, IO_READ, off, size, NULL, false, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
     return;
   }
   r->done = read_done;
   r->opaque = req;
-  /* A ring request's reply is copied into its entry, never spliced. */
-  r->want_pipe = atomic_load_explicit (&splice_replies, memory_order_relaxed)
-                 && !uring_serving ();
   io_submit (r);
 }
 
@@ -563,42 +581,6 @@ refuse_write (struct io_req *r, int err)
   fuse_reply_err (req, err);
 }
 
-/* The request for a write of buf: whole blocks go out from the buffer they
- * were received into (fuse/loop.c), cut down to what the data needs -- the
- * buffer is sized for the largest request, 2 MiB, and a 4 KiB write in
- * flight should not hold that.  A partial block is merged with the old
- * bytes around it (read-modify-write), which needs a block-aligned buffer
- * of its own: that one is a copy. */
-static struct io_req *
-write_request (struct lun *l, const char *buf, size_t size, off_t off,
-               bool answer_late, int *err)
-{
-  struct io_req *r;
-  struct iobuf rx;
-
-  /* A ring request's data stays in its entry until the answer, which an
-   * O_DIRECT or O_DSYNC write gets only once the target has the data. */
-  if (answer_late && buf == uring_payload (size)) {
-    r = lend_request (l, IO_WRITE, off, size, (void *) buf, err);
-    if (r || *err)
-      return r;
-  }
-  if (io_whole_blocks (l, off, size)
-      && loop_take_request_buffer (buf, size, l->session->alloc, &rx)) {
-    iobuf_trim (l->session->alloc, &rx, (size_t) (buf - (char *) rx.addr) + size);
-    r = io_req_new_in (l, off, size, &rx, (void *) buf, err);
-    if (r)
-      atomic_fetch_add (&stats.write_in_place_bytes, size);
-    return r;
-  }
-  r = io_req_new (l, IO_WRITE, off, size, err);
-  if (r) {
-    memcpy (io_req_data (r), buf, size);
-    atomic_fetch_add (&stats.write_copied_bytes, size);
-  }
-  return r;
-}
-
 static void
 fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
           off_t off, struct fuse_file_info *fi)
@@ -627,8 +609,8 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   if (size > end - off)
     size = end - off;
   /* behind_start() answers these only when the target did. */
-  r = write_request (h->lun, buf, size, off,
-                     (fi->flags & (O_DIRECT | O_DSYNC)) != 0, &err);
+  r = request_for (h->lun, IO_WRITE, off, size, buf,
+                   (fi->flags & (O_DIRECT | O_DSYNC)) != 0, &err);
   if (r == NULL) {
     fuse_reply_err (req, err);
     return;

@@ -10,8 +10,8 @@
  * turn go back in one io_uring_enter, which also fetches the requests
  * that came meanwhile.  Requests that may wait (fsync, flush, release,
  * fallocate, ...) run on a thread of their own, as they would on a
- * worker.  FORGET and INTERRUPT still come through /dev/fuse, which the
- * workers of fuse/loop.c keep reading.  docs/fuse-uring.md has the
+ * worker.  FORGET and INTERRUPT still come through /dev/fuse, which
+ * libfuse's loop keeps reading (fuse/main.c, run_loop).  docs/fuse-uring.md has the
  * kernel's side.
  *
  * An entry is one request slot: a header buffer and a payload buffer the
@@ -651,8 +651,8 @@ uring_quiesce (void)
          && clock_cond_wait (&U.quiet_cond, &U.lock, &until) == 0)
     ;
   pthread_mutex_unlock (&U.lock);
-  /* Requests already on the job threads finish, as on the workers of
-   * fuse/loop.c; those still queued are refused. */
+  /* Requests already on the job threads finish, as on libfuse's
+   * workers; those still queued are refused. */
   until.tv_sec += 25;
   jobs_stop (&until);
 }

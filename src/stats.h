@@ -38,8 +38,8 @@ struct stats {
    * pool regions left unregistered because it was reached. */
   atomic_uint_fast64_t memlock_limit;
   atomic_uint_fast64_t memlock_refused;
-  /* FUSE write data sent from the buffer it was received into, or copied
-   * into a smaller one first (fuse/loop.c). */
+  /* FUSE write data sent from the ring entry it came in, or copied into
+   * a pool buffer first (fuse/ops.c, request_for). */
   atomic_uint_fast64_t write_in_place_bytes;
   atomic_uint_fast64_t write_copied_bytes;
   /* Buffered writes answered before the target had them, and those of
