@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "io.h"
+#include "io-internal.h"
 #include "log.h"
 #include "session.h"
 #include "splice.h"
@@ -42,7 +42,8 @@ commands_needed (struct lun *l, enum io_op op, uint64_t nblocks)
 /* The request record for bytes [off, off+len), with room for its
  * commands; no data buffer yet. */
 static struct io_req *
-req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
+req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len,
+           io_done_fn *done, void *ctx)
 {
   uint64_t lba = off / l->block_size;
   uint64_t nblocks = div_round_up (off + len, l->block_size) - lba;
@@ -50,11 +51,11 @@ req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
   struct io_req *r;
 
   r = calloc (1, sizeof *r + n * sizeof r->scmd[0]);
-  if (r == NULL) {
-    *err = ENOMEM;
+  if (r == NULL)
     return NULL;
-  }
   r->lun = l;
+  r->done = done;
+  r->ctx = ctx;
   r->op = op;
   r->off = off;
   r->len = len;
@@ -65,26 +66,30 @@ req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
   return r;
 }
 
-struct io_req *
-io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
+int
+io_req_new (struct io_req **rp, struct lun *l, enum io_op op, uint64_t off,
+            size_t len, io_done_fn *done, void *ctx)
 {
-  struct io_req *r = req_alloc (l, op, off, len, err);
+  struct io_req *r = req_alloc (l, op, off, len, done, ctx);
 
-  if (r && (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME)) {
+  *rp = NULL;
+  if (r == NULL)
+    return -ENOMEM;
+  if (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME) {
     /* WRITE SAME sends one block, repeated by the target. */
     size_t bytes = (op == IO_WRITESAME ? 1 : r->nblocks) * l->block_size;
     int e = iobuf_alloc (l->session->alloc, bytes, &r->buf);
 
     if (e < 0) {
       free (r);
-      *err = -e;
-      return NULL;
+      return e;
     }
     r->data = r->buf.addr;
     if (op == IO_WRITESAME)
       memset (r->buf.addr, 0, bytes);
   }
-  return r;
+  *rp = r;
+  return 0;
 }
 
 bool
@@ -93,24 +98,27 @@ io_whole_blocks (const struct lun *l, uint64_t off, size_t len)
   return off % l->block_size == 0 && len % l->block_size == 0;
 }
 
-struct io_req *
-io_req_new_in (struct lun *l, uint64_t off, size_t len, struct iobuf *buf,
-               void *data, int *err)
+int
+io_req_new_in (struct io_req **rp, struct lun *l, uint64_t off, size_t len,
+               struct iobuf *buf, void *data, io_done_fn *done, void *ctx)
 {
   struct io_req *r = NULL;
+  int err = -EINVAL;
 
-  if (!io_whole_blocks (l, off, len) || len == 0)
-    *err = EINVAL;
-  else
-    r = req_alloc (l, IO_WRITE, off, len, err);
+  *rp = NULL;
+  if (io_whole_blocks (l, off, len) && len > 0) {
+    r = req_alloc (l, IO_WRITE, off, len, done, ctx);
+    err = -ENOMEM;
+  }
   if (r == NULL) {
     iobuf_free (l->session->alloc, buf);
-    return NULL;
+    return err;
   }
   r->buf = *buf;
   r->data = data;
   buf->addr = NULL;
-  return r;
+  *rp = r;
+  return 0;
 }
 
 /* Lent memory is read and written in whole blocks, over TCP only: an iSER
@@ -121,25 +129,25 @@ can_lend (const struct lun *l, uint64_t off, size_t len)
   return io_whole_blocks (l, off, len) && len > 0 && !l->session->iser;
 }
 
-struct io_req *
-io_req_new_lent (struct lun *l, enum io_op op, uint64_t off, size_t len,
-                 void *data, int *err)
+int
+io_req_new_lent (struct io_req **rp, struct lun *l, enum io_op op,
+                 uint64_t off, size_t len, void *data, io_done_fn *done,
+                 void *ctx)
 {
   struct io_req *r;
 
-  if (op != IO_READ && op != IO_WRITE) {
-    *err = EINVAL;
-    return NULL;
-  }
-  *err = 0;
+  *rp = NULL;
+  if (op != IO_READ && op != IO_WRITE)
+    return -EINVAL;
   if (!can_lend (l, off, len))
-    return NULL;
-  r = req_alloc (l, op, off, len, err);
-  if (r) {
-    r->data = data;
-    r->lent = true;
-  }
-  return r;
+    return 0;
+  r = req_alloc (l, op, off, len, done, ctx);
+  if (r == NULL)
+    return -ENOMEM;
+  r->data = data;
+  r->lent = true;
+  *rp = r;
+  return 0;
 }
 
 /* r is answered early while its commands are out: give it a buffer of its
@@ -177,6 +185,67 @@ io_req_free (struct io_req *r)
 }
 
 void
+io_req_set_done (struct io_req *r, io_done_fn *done, void *ctx)
+{
+  r->done = done;
+  r->ctx = ctx;
+}
+
+void
+io_req_set_tag (struct io_req *r, void *tag)
+{
+  r->tag = tag;
+}
+
+void
+io_req_allow_pipe (struct io_req *r)
+{
+  r->want_pipe = true;
+}
+
+void *
+io_req_tag (const struct io_req *r)
+{
+  return r->tag;
+}
+
+void *
+io_req_ctx (const struct io_req *r)
+{
+  return r->ctx;
+}
+
+void *
+io_req_data (const struct io_req *r)
+{
+  return r->data + r->head;
+}
+
+uint64_t
+io_req_off (const struct io_req *r)
+{
+  return r->off;
+}
+
+size_t
+io_req_len (const struct io_req *r)
+{
+  return r->len;
+}
+
+int
+io_req_err (const struct io_req *r)
+{
+  return r->err;
+}
+
+int
+io_req_pipe_fd (const struct io_req *r)
+{
+  return splice_fd (r);
+}
+
+void
 io_submit (struct io_req *r)
 {
   session_submit (r->lun->session, r);
@@ -192,9 +261,9 @@ struct waiter {
 };
 
 static void
-wake_waiter (struct io_req *r)
+wake_waiter (struct io_req *r, void *ctx)
 {
-  struct waiter *w = r->opaque;
+  struct waiter *w = ctx;
 
   pthread_mutex_lock (&w->lock);
   w->err = r->err;
@@ -208,8 +277,7 @@ io_run_sync (struct io_req *r)
 {
   struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 };
 
-  r->done = wake_waiter;
-  r->opaque = &w;
+  io_req_set_done (r, wake_waiter, &w);
   io_submit (r);
   pthread_mutex_lock (&w.lock);
   while (!w.done)
@@ -397,7 +465,7 @@ rmw_begin (struct io_req *r)
     return false;
   e = iobuf_alloc (r->lun->session->alloc, 2 * bs, &r->edge);
   if (e < 0) {
-    r->err = -e;
+    r->err = e;
     return false;
   }
   atomic_fetch_add (&stats.rmw, 1);
@@ -502,7 +570,8 @@ reply (struct io_req *r)
 {
   if (!r->replied) {
     r->replied = true;
-    r->done (r);
+    if (r->done)
+      r->done (r, r->ctx);
   }
 }
 
@@ -527,7 +596,7 @@ io_expire (struct session *s, time_t now)
     next = r->active_next;
     if (r->replied || (now && (r->deadline == 0 || now < r->deadline)))
       continue;
-    r->err = EIO;
+    r->err = -EIO;
     if (r->lock_waiting) {              /* nothing of it was sent yet */
       finish (r);
       continue;
@@ -569,7 +638,7 @@ io_start (struct io_req *r)
     /* Like a kernel initiator past its replacement timeout: while the
      * session has been down that long, fail at once instead of queueing. */
     if (s->down_since && now - s->down_since >= (time_t) s->timeout) {
-      r->err = EIO;
+      r->err = -EIO;
       finish (r);
       return;
     }
@@ -598,7 +667,7 @@ io_cmd_done (struct scmd *c, int err)
   struct io_req *r = c->req;
 
   /* SYNCHRONIZE CACHE(16) is optional; (10) is what every target has. */
-  if (err == EOPNOTSUPP && c->kind == CMD_SYNC && r->lun->sync16) {
+  if (err == -EOPNOTSUPP && c->kind == CMD_SYNC && r->lun->sync16) {
     r->lun->sync16 = false;
     session_issue (r->lun->session, c);
     return;

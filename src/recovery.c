@@ -33,7 +33,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
-#include "io.h"
+#include "io-internal.h"
 #include "log.h"
 #include "recovery.h"
 #include "session.h"

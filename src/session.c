@@ -17,7 +17,7 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "clock.h"
-#include "io.h"
+#include "io-internal.h"
 #include "log.h"
 #include "login_error.h"
 #include "portal.h"
@@ -404,7 +404,7 @@ fail_waiting (struct session *s)
     s->wait_head = c->next;
     if (s->wait_head == NULL)
       s->wait_tail = NULL;
-    io_cmd_done (c, ECANCELED);
+    io_cmd_done (c, -ECANCELED);
   }
 }
 
@@ -581,7 +581,7 @@ send_or_fail (struct session *s, struct scmd *c)
 {
   /* Its request was already answered (deadline): do not start more of it. */
   if (c->req->replied) {
-    io_cmd_done (c, ECANCELED);
+    io_cmd_done (c, -ECANCELED);
     return;
   }
   s->inflight++;
@@ -593,7 +593,7 @@ send_or_fail (struct session *s, struct scmd *c)
     s->inflight--;
     stats_inflight_dec ();
     stats_command_failed (c->kind, false);
-    io_cmd_done (c, EIO);
+    io_cmd_done (c, -EIO);
   }
 }
 
@@ -718,7 +718,7 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
     if (task)
       scsi_free_scsi_task (task);
     pump_waiting (s);
-    io_cmd_done (c, EIO);
+    io_cmd_done (c, -EIO);
     return;
   }
   recovery_forget (s, c);
@@ -765,5 +765,5 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
   if (task)
     scsi_free_scsi_task (task);
   pump_waiting (s);
-  io_cmd_done (c, err);
+  io_cmd_done (c, -err);
 }

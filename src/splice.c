@@ -10,7 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "io-internal.h"
 #include "log.h"
 #include "session.h"
 #include "splice.h"
@@ -251,7 +251,7 @@ splice_settle (struct io_req *r)
   }
   atomic_fetch_add (&stats.splice_spilled, 1);
   if (spill (r) < 0)
-    r->err = EIO;
+    r->err = -EIO;
 }
 
 int

@@ -22,9 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <iscsi/iscsi.h>
-#include <iscsi/scsi-lowlevel.h>
-
+struct scsi_task;
 struct session;
 struct io_req;
 struct scmd;
