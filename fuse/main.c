@@ -30,6 +30,7 @@
 #include "uring.h"
 #include "options.h"
 #include "session.h"
+#include "stack.h"
 #include "stats_cmd.h"
 
 static char *
@@ -335,7 +336,7 @@ start_sessions (struct fs *fs)
 
   loop_block_stop_signals (&old);
   for (unsigned i = 0; i < fs->nr_sessions && rc == 0; i++)
-    if (session_start (fs->sessions[i]) < 0) {
+    if (stack_start (fs->sessions[i]) < 0) {
       log_error ("cannot start a session thread");
       rc = -1;
     }

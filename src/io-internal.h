@@ -1,44 +1,25 @@
 /* The engine's view of a request (io.h is the caller's): its commands, its
- * place in the range locks, its deadline.  Included only by the files of
- * src/ that must see inside a request.
+ * place in the range locks, its deadline; and the engine of one path.
+ * Included only by io.c, by what puts the layers together (stack.c) and by
+ * the engine's unit test.
  *
  * Ownership: a request belongs to its caller until io_submit(), then to the
- * engine on the LUN's session thread; every field below the caller's part
- * is touched only there. */
+ * engine on its path's thread (the session thread); every field below the
+ * caller's part is touched only there, except next while the request is
+ * on the submit queue (under the engine's lock). */
 #ifndef ISERFS_IO_INTERNAL_H
 #define ISERFS_IO_INTERNAL_H
 
+#include <pthread.h>
 #include <time.h>
 
-#include <iscsi/iscsi.h>
-#include <iscsi/scsi-lowlevel.h>
-
 #include "io.h"
-#include "stats.h"
-
-struct session;
-
-/* One SCSI command of a request. */
-struct tmf;
-
-struct scmd {
-  struct io_req *req;
-  enum cmd_kind kind;
-  uint64_t lba;
-  uint32_t nblocks;
-  struct scsi_iovec iov;        /* must live until completion: libiscsi keeps it */
-  struct unmap_list unmap;
-  struct scsi_task *task;       /* while sent */
-  unsigned retries;
-  struct scmd *next;            /* session's wait queue */
-  /* Past its deadline (recovery.h), on the session thread. */
-  unsigned char eh;             /* enum eh_state */
-  bool eh_reset_sent;           /* a LOGICAL UNIT RESET covers it */
-  struct tmf *eh_tmf;           /* its ABORT TASK, while out */
-};
+#include "path.h"
+#include "splice.h"
 
 struct io_req {
   struct lun *lun;
+  struct engine *eng;
   enum io_op op;
   uint64_t off;                 /* bytes */
   size_t len;
@@ -56,10 +37,7 @@ struct io_req {
   void *tag;
   bool want_pipe;               /* READ: done() can answer from a pipe */
 
-  /* A READ's data spliced into a pipe (splice.h). */
-  struct spipe *pipe;
-  size_t piped;                 /* bytes of the data in it, from the start */
-  unsigned char pipe_state;
+  struct splice_sink sink;      /* a READ's data spliced into a pipe */
 
   /* Engine state. */
   unsigned pending;
@@ -77,12 +55,23 @@ struct io_req {
   struct scmd scmd[];
 };
 
-/* Called by the session thread. */
-void io_start (struct io_req *r);
-/* c is back; err is 0 or -errno. */
-void io_cmd_done (struct scmd *c, int err);
-/* Reply EIO to every request past its deadline (all of them if now is 0);
- * now is clock_mono_s(). */
-void io_expire (struct session *s, time_t now);
+/* The engine above one path: the requests handed to it, and those it
+ * carries.  Made before the path's thread starts; freed by the path's
+ * closed() call. */
+struct engine {
+  struct path *path;
+
+  /* Hand-off from any thread. */
+  pthread_mutex_t lock;
+  struct io_req *submit_head, *submit_tail;
+
+  /* The path's thread only. */
+  struct io_req *active;        /* submitted, not yet freed */
+  struct spipe *pipes;          /* free pipes for spliced READs */
+};
+
+/* An engine above p; it sets p->client.  NULL when out of memory.  The
+ * LUNs it serves point to it (lun->engine). */
+struct engine *io_engine_new (struct path *p);
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef ISERFS_SENSE_H
 #define ISERFS_SENSE_H
 
+#include <stdbool.h>
+
 struct scsi_task;
 
 /* The errno a failed task means for the caller (0 for GOOD). */
@@ -14,5 +16,12 @@ void task_log_failure (const char *what, int status,
 /* True if the task failed because the target does not implement the
  * command (ILLEGAL REQUEST / INVALID OPERATION CODE or INVALID FIELD IN CDB). */
 int task_unsupported (int status, const struct scsi_task *task);
+
+/* Whether a command that failed so, already sent again retries times,
+ * should be sent once more: the transient conditions a kernel initiator
+ * retries (a UNIT ATTENTION after a target restart or a capacity change,
+ * NOT READY short of no medium, BUSY, TASK SET FULL), five times at most. */
+bool task_worth_retrying (int status, const struct scsi_task *task,
+                          unsigned retries);
 
 #endif
