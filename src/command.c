@@ -312,18 +312,18 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
     }
     err = task_errno (status, task);
     if (err == 0)
-      err = EIO;
+      err = -EIO;
     /* An unsupported optional command is the caller's to handle quietly;
      * so is WRITE SAME, which some targets (tgtd's file store among them)
      * fail with nonsense: the caller falls back to plain writes. */
     if (c->kind != CMD_READ && c->kind != CMD_WRITE
         && task_unsupported (status, task))
-      err = EOPNOTSUPP;
+      err = -EOPNOTSUPP;
     else if (c->kind == CMD_WRITESAME)
       log_debug ("WRITE SAME(16) failed with status 0x%x", status);
     else
       task_log_failure (kind_what[c->kind], status, task);
-    stats_command_failed (c->kind, err == EOPNOTSUPP);
+    stats_command_failed (c->kind, err == -EOPNOTSUPP);
   }
   else if (c->kind == CMD_READ)
     atomic_fetch_add (&stats.bytes_read, c->iov.iov_len);
@@ -332,7 +332,7 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
   if (task)
     scsi_free_scsi_task (task);
   pump_waiting (q);
-  finished (q, c, -err);
+  finished (q, c, err);
 }
 
 /* ---- the session's client calls (session.h) ---- */

@@ -52,21 +52,21 @@ task_errno (int status, const struct scsi_task *task)
   case SCSI_STATUS_CONDITION_MET:
     return 0;
   case SCSI_STATUS_CHECK_CONDITION:
-    return task ? sense_errno (&task->sense) : EIO;
+    return task ? -sense_errno (&task->sense) : -EIO;
   case SCSI_STATUS_BUSY:
   case SCSI_STATUS_TASK_SET_FULL:
   case SCSI_STATUS_RESERVATION_CONFLICT:
-    return EBUSY;
+    return -EBUSY;
   case SCSI_STATUS_TIMEOUT:
-    return ETIMEDOUT;
+    return -ETIMEDOUT;
   case SCSI_STATUS_CANCELLED:
-    return ECANCELED;
+    return -ECANCELED;
   default:
-    return EIO;
+    return -EIO;
   }
 }
 
-int
+bool
 task_unsupported (int status, const struct scsi_task *task)
 {
   return status == SCSI_STATUS_CHECK_CONDITION && task

@@ -6,7 +6,7 @@
 
 struct scsi_task;
 
-/* The errno a failed task means for the caller (0 for GOOD). */
+/* The error a failed task means for the caller: 0 for GOOD, else -errno. */
 int task_errno (int status, const struct scsi_task *task);
 
 /* Log a failed command once, with sense key, ASC/ASCQ in words. */
@@ -15,7 +15,7 @@ void task_log_failure (const char *what, int status,
 
 /* True if the task failed because the target does not implement the
  * command (ILLEGAL REQUEST / INVALID OPERATION CODE or INVALID FIELD IN CDB). */
-int task_unsupported (int status, const struct scsi_task *task);
+bool task_unsupported (int status, const struct scsi_task *task);
 
 /* Whether a command that failed so, already sent again retries times,
  * should be sent once more: the transient conditions a kernel initiator

@@ -129,7 +129,8 @@ on_done (struct io_req *r, void *ctx)
 
   res->calls++;
   res->err = io_req_err (r);
-  if (res->err == 0 && io_req_len (r) <= sizeof res->data)
+  if (res->err == 0 && io_req_len (r) > 0
+      && io_req_len (r) <= sizeof res->data)
     memcpy (res->data, io_req_data (r), io_req_len (r));
 }
 
