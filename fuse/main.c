@@ -28,6 +28,7 @@
 #include "uring.h"
 #include "options.h"
 #include "session.h"
+#include "stack.h"
 #include "stats_cmd.h"
 #include "version.h"
 
@@ -365,7 +366,7 @@ start_sessions (struct fs *fs)
 
   block_stop_signals (&old);
   for (unsigned i = 0; i < fs->nr_sessions && rc == 0; i++)
-    if ((rc = session_start (fs->sessions[i])) < 0)
+    if ((rc = stack_start (fs->sessions[i])) < 0)
       log_error ("cannot start a session thread");
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   return rc;

@@ -22,7 +22,6 @@
 #include "fs.h"
 #include "io.h"
 #include "log.h"
-#include "splice.h"
 #include "stats.h"
 #include "uring.h"
 #include "written.h"
@@ -136,12 +135,6 @@ fill_stat (struct fs *fs, fuse_ino_t ino, struct stat *st)
 /* A resize on the target should be seen within a second or two. */
 #define ATTR_TIMEOUT 1.0
 
-static void
-capacity_refreshed (struct io_req *r)
-{
-  (void) r;                     /* the session thread already updated it */
-}
-
 /* Ask the target for the capacity again, at most once a second, without
  * making stat(2) wait for the network: the answer updates the LUN and the
  * next stat sees it. */
@@ -151,17 +144,14 @@ refresh_capacity (struct lun *l)
   time_t now = clock_mono_s ();
   time_t last = __atomic_load_n (&l->capacity_checked, __ATOMIC_RELAXED);
   struct io_req *r;
-  int err;
 
   if (now - last < 1
       || !__atomic_compare_exchange_n (&l->capacity_checked, &last, now, false,
                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
-  r = io_req_new (l, IO_CAPACITY, 0, 0, &err);
-  if (r == NULL)
-    return;
-  r->done = capacity_refreshed;
-  io_submit (r);
+  /* No completion callback: the session thread updates the LUN itself. */
+  if (io_req_new (&r, l, IO_CAPACITY, 0, 0, NULL, NULL) == 0)
+    io_submit (r);
 }
 
 /* A LUN the target deleted disappears from the directory. */
@@ -405,56 +395,56 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  *   READ's is read into it, or into a pipe that is spliced into /dev/fuse
  *   when the kernel takes spliced replies (src/splice.h; a ring reply is
  *   written into its entry, never spliced). */
-static struct io_req *
-request_for (struct lun *l, enum io_op op, uint64_t off, size_t size,
-             const char *wdata, bool answer_late, int *err)
+static int
+request_for (struct io_req **rp, struct lun *l, enum io_op op, uint64_t off,
+             size_t size, const char *wdata, bool answer_late,
+             io_done_fn *done, void *ctx)
 {
   void *entry = uring_payload (size);
-  struct io_req *r;
+  int err;
 
-  *err = 0;
+  *rp = NULL;
   if (entry && (op == IO_READ || (answer_late && wdata == entry))) {
-    r = io_req_new_lent (l, op, off, size, entry, err);
-    if (r) {
+    err = io_req_new_lent (rp, l, op, off, size, entry, done, ctx);
+    if (err < 0)
+      return err;
+    if (*rp) {
       atomic_fetch_add (op == IO_READ ? &stats.read_in_place_bytes
                         : &stats.write_in_place_bytes, size);
-      return r;
+      return 0;
     }
-    if (*err)
-      return NULL;
   }
-  r = io_req_new (l, op, off, size, err);
-  if (r == NULL)
-    return NULL;
+  err = io_req_new (rp, l, op, off, size, done, ctx);
+  if (err < 0)
+    return err;
   if (op == IO_WRITE) {
-    memcpy (io_req_data (r), wdata, size);
+    memcpy (io_req_data (*rp), wdata, size);
     atomic_fetch_add (&stats.write_copied_bytes, size);
   }
-  else
-    r->want_pipe = !uring_serving ()
-                   && atomic_load_explicit (&splice_replies,
-                                            memory_order_relaxed);
-  return r;
+  else if (!uring_serving ()
+           && atomic_load_explicit (&splice_replies, memory_order_relaxed))
+    io_req_allow_pipe (*rp);
+  return 0;
 }
 
 static void
-read_done (struct io_req *r)
+read_done (struct io_req *r, void *ctx)
 {
-  fuse_req_t req = r->opaque;
-  int fd = splice_fd (r);
+  fuse_req_t req = ctx;
+  int fd = io_req_pipe_fd (r);
 
-  if (r->err)
-    fuse_reply_err (req, r->err);
+  if (io_req_err (r))
+    fuse_reply_err (req, -io_req_err (r));
   else if (fd >= 0) {
     /* The data is in a pipe (src/splice.h): libfuse splices it on. */
-    struct fuse_bufvec data = FUSE_BUFVEC_INIT (r->len);
+    struct fuse_bufvec data = FUSE_BUFVEC_INIT (io_req_len (r));
 
     data.buf[0].flags = FUSE_BUF_IS_FD;
     data.buf[0].fd = fd;
     fuse_reply_data (req, &data, 0);
   }
   else
-    fuse_reply_buf (req, io_req_data (r), r->len);
+    fuse_reply_buf (req, io_req_data (r), io_req_len (r));
 }
 
 static void
@@ -475,13 +465,12 @@ fs_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   }
   if (size > end - off)
     size = end - off;
-  r = request_for (h->lun, IO_READ, off, size, NULL, false, &err);
-  if (r == NULL) {
-    fuse_reply_err (req, err);
+  err = request_for (&r, h->lun, IO_READ, off, size, NULL, false, read_done,
+                     req);
+  if (err < 0) {
+    fuse_reply_err (req, -err);
     return;
   }
-  r->done = read_done;
-  r->opaque = req;
   io_submit (r);
 }
 
@@ -512,30 +501,31 @@ write_finished (struct handle *h, bool ok)
   pthread_mutex_unlock (&h->lock);
 }
 
+/* r's tag is its handle (fs_write). */
 static void
-write_done (struct io_req *r)
+write_done (struct io_req *r, void *ctx)
 {
-  fuse_req_t req = r->opaque;
+  fuse_req_t req = ctx;
 
-  write_finished (r->opaque2, r->err == 0);
-  if (r->err)
-    fuse_reply_err (req, r->err);
+  write_finished (io_req_tag (r), io_req_err (r) == 0);
+  if (io_req_err (r))
+    fuse_reply_err (req, -io_req_err (r));
   else
-    fuse_reply_write (req, r->len);
+    fuse_reply_write (req, io_req_len (r));
 }
 
 /* The target answered a write that fs_write answered already: what went
  * wrong is for the next fsync or close (fuse/behind.h). */
 static void
-write_behind_done (struct io_req *r)
+write_behind_done (struct io_req *r, void *ctx)
 {
-  struct handle *h = r->opaque2;
+  struct handle *h = io_req_tag (r);
   struct behind *b = h->behind;
   int lun = h->lun->lun;
 
   /* h may be freed once write_finished let go of it; b and lun live on. */
-  write_finished (h, r->err == 0);
-  behind_done (b, r->opaque, lun, r->err);
+  write_finished (h, io_req_err (r) == 0);
+  behind_done (b, ctx, lun, -io_req_err (r));
 }
 
 /* Let a write r of h, [off, off + len), be submitted: every O_TRUNC
@@ -569,14 +559,12 @@ admit_write (struct handle *h, struct io_req *r, uint64_t off, size_t len,
   return err < 0 ? err : held;
 }
 
-/* Fail a write that admit_write refused, never submitted (r->opaque is its
- * FUSE request: a write that may be held is not answered early). */
+/* Fail a write that admit_write refused, never submitted (its context is
+ * its FUSE request: a write that may be held is not answered early). */
 static void
-refuse_write (struct io_req *r, int err)
+refuse_write (struct io_req *r, fuse_req_t req, int err)
 {
-  fuse_req_t req = r->opaque;
-
-  write_finished (r->opaque2, false);
+  write_finished (io_req_tag (r), false);
   io_req_free (r);
   fuse_reply_err (req, err);
 }
@@ -609,22 +597,20 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
   if (size > end - off)
     size = end - off;
   /* behind_start() answers these only when the target did. */
-  r = request_for (h->lun, IO_WRITE, off, size, buf,
-                   (fi->flags & (O_DIRECT | O_DSYNC)) != 0, &err);
-  if (r == NULL) {
-    fuse_reply_err (req, err);
+  err = request_for (&r, h->lun, IO_WRITE, off, size, buf,
+                     (fi->flags & (O_DIRECT | O_DSYNC)) != 0, write_done, req);
+  if (err < 0) {
+    fuse_reply_err (req, -err);
     return;
   }
-  r->opaque2 = h;
-  r->done = write_done;
-  r->opaque = req;
+  io_req_set_tag (r, h);
   pthread_mutex_lock (&h->lock);
   h->writes++;
   pthread_mutex_unlock (&h->lock);
   held = admit_write (h, r, off, size, NULL);
   if (held < 0) {
     /* Unrecorded, its range would be zeroed at close. */
-    refuse_write (r, -held);
+    refuse_write (r, req, -held);
     return;
   }
   if (held) {
@@ -634,10 +620,8 @@ fs_write (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     return;
   }
   w = behind_start (h->behind, fi->flags, off, size);
-  if (w) {
-    r->done = write_behind_done;
-    r->opaque = w;
-  }
+  if (w)
+    io_req_set_done (r, write_behind_done, w);
   /* Answer only once it is queued: whatever the caller sends after the
    * answer is queued behind it, and the engine orders overlapping requests
    * by that queue (src/io.h). */
@@ -660,15 +644,15 @@ zero_by_writes (struct lun *l, uint64_t start, uint64_t end)
 {
   while (start < end) {
     size_t n = end - start < ZERO_PIECE ? end - start : ZERO_PIECE;
-    int err;
-    struct io_req *r = io_req_new (l, IO_WRITE, start, n, &err);
+    struct io_req *r;
+    int err = io_req_new (&r, l, IO_WRITE, start, n, NULL, NULL);
 
-    if (r == NULL)
-      return err;
+    if (err < 0)
+      return -err;
     memset (io_req_data (r), 0, n);
     err = io_run_sync (r);
-    if (err)
-      return err;
+    if (err < 0)
+      return -err;
     start += n;
   }
   return 0;
@@ -681,12 +665,12 @@ zero_by_write_same (struct lun *l, uint64_t start, uint64_t end)
 {
   while (start < end) {
     uint64_t n = end - start < ZERO_SAME_PIECE ? end - start : ZERO_SAME_PIECE;
-    int err;
-    struct io_req *r = io_req_new (l, IO_WRITESAME, start, n, &err);
+    struct io_req *r;
+    int err = io_req_new (&r, l, IO_WRITESAME, start, n, NULL, NULL);
 
-    if (r == NULL)
-      return err;
-    err = io_run_sync (r);
+    if (err < 0)
+      return -err;
+    err = -io_run_sync (r);
     if (err) {
       /* Plain writes are the reference: if they fail too, that is real. */
       if (__atomic_exchange_n (&l->write_same, false, __ATOMIC_RELAXED))
@@ -733,12 +717,13 @@ release_held (struct handle *h)
       return;
     for (size_t i = 0; i < n; i++) {
       struct io_req *r = held[i];
-      int err = admit_write (r->opaque2, r, r->off, r->len, h);
+      int err = admit_write (io_req_tag (r), r, io_req_off (r),
+                             io_req_len (r), h);
 
       if (err == 0)
         io_submit (r);
       else if (err < 0)
-        refuse_write (r, -err);
+        refuse_write (r, io_req_ctx (r), -err);
     }
     free (held);
   }
@@ -775,12 +760,12 @@ zero_unwritten (struct handle *h)
 static int
 sync_lun (struct lun *l)
 {
-  int err;
-  struct io_req *r = io_req_new (l, IO_SYNC, 0, 0, &err);
+  struct io_req *r;
+  int err = io_req_new (&r, l, IO_SYNC, 0, 0, NULL, NULL);
 
-  if (r == NULL)
-    return err;
-  return io_run_sync (r);
+  if (err < 0)
+    return -err;
+  return -io_run_sync (r);
 }
 
 /* Zero what an O_TRUNC handle owes and sync what it wrote. */
@@ -916,10 +901,11 @@ unmap_range (struct lun *l, uint64_t off, uint64_t len)
     return zero_range (&z, off, off + len);
   if ((err = zero_range (&z, off, first)) || (err = zero_range (&z, last, off + len)))
     return err;
-  struct io_req *r = io_req_new (l, IO_UNMAP, first, last - first, &err);
-  if (r == NULL)
-    return err;
-  return io_run_sync (r);
+  struct io_req *r;
+  err = io_req_new (&r, l, IO_UNMAP, first, last - first, NULL, NULL);
+  if (err < 0)
+    return -err;
+  return -io_run_sync (r);
 }
 
 static void

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "session.h"
+#include "session_config.h"
 
 struct target_info {
   char *name;

@@ -1,6 +1,9 @@
 /* The I/O engine.  See io.h for the model; this file holds the stages of a
- * request (split, read-modify-write, write) and the range lock that keeps
- * overlapping writes from working on stale blocks. */
+ * request (split, read-modify-write, write), the range lock that keeps
+ * overlapping writes from working on stale blocks, deadlines, and the
+ * hand-off of requests to the path's thread.  Below it is a path
+ * (path.h): the engine sends commands down and hears of their end through
+ * the path's client calls, never the other way round. */
 #include <config.h>
 
 #include <errno.h>
@@ -9,10 +12,8 @@
 #include <string.h>
 
 #include "clock.h"
-#include "io.h"
+#include "io-internal.h"
 #include "log.h"
-#include "session.h"
-#include "splice.h"
 
 static inline uint64_t
 div_round_up (uint64_t a, uint64_t b)
@@ -42,7 +43,8 @@ commands_needed (struct lun *l, enum io_op op, uint64_t nblocks)
 /* The request record for bytes [off, off+len), with room for its
  * commands; no data buffer yet. */
 static struct io_req *
-req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
+req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len,
+           io_done_fn *done, void *ctx)
 {
   uint64_t lba = off / l->block_size;
   uint64_t nblocks = div_round_up (off + len, l->block_size) - lba;
@@ -50,11 +52,12 @@ req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
   struct io_req *r;
 
   r = calloc (1, sizeof *r + n * sizeof r->scmd[0]);
-  if (r == NULL) {
-    *err = ENOMEM;
+  if (r == NULL)
     return NULL;
-  }
   r->lun = l;
+  r->eng = l->engine;
+  r->done = done;
+  r->ctx = ctx;
   r->op = op;
   r->off = off;
   r->len = len;
@@ -65,81 +68,67 @@ req_alloc (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
   return r;
 }
 
-struct io_req *
-io_req_new (struct lun *l, enum io_op op, uint64_t off, size_t len, int *err)
+int
+io_req_new (struct io_req **rp, struct lun *l, enum io_op op, uint64_t off,
+            size_t len, io_done_fn *done, void *ctx)
 {
-  struct io_req *r = req_alloc (l, op, off, len, err);
+  struct io_req *r = req_alloc (l, op, off, len, done, ctx);
 
-  if (r && (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME)) {
+  *rp = NULL;
+  if (r == NULL)
+    return -ENOMEM;
+  if (op == IO_READ || op == IO_WRITE || op == IO_WRITESAME) {
     /* WRITE SAME sends one block, repeated by the target. */
     size_t bytes = (op == IO_WRITESAME ? 1 : r->nblocks) * l->block_size;
-    int e = iobuf_alloc (l->session->alloc, bytes, &r->buf);
+    int e = iobuf_alloc (l->engine->path->alloc, bytes, &r->buf);
 
     if (e < 0) {
       free (r);
-      *err = -e;
-      return NULL;
+      return e;
     }
     r->data = r->buf.addr;
     if (op == IO_WRITESAME)
       memset (r->buf.addr, 0, bytes);
   }
-  return r;
+  *rp = r;
+  return 0;
 }
 
-bool
+/* Whether [off, off+len) is whole blocks of l. */
+static bool
 io_whole_blocks (const struct lun *l, uint64_t off, size_t len)
 {
   return off % l->block_size == 0 && len % l->block_size == 0;
 }
 
-struct io_req *
-io_req_new_in (struct lun *l, uint64_t off, size_t len, struct iobuf *buf,
-               void *data, int *err)
-{
-  struct io_req *r = NULL;
-
-  if (!io_whole_blocks (l, off, len) || len == 0)
-    *err = EINVAL;
-  else
-    r = req_alloc (l, IO_WRITE, off, len, err);
-  if (r == NULL) {
-    iobuf_free (l->session->alloc, buf);
-    return NULL;
-  }
-  r->buf = *buf;
-  r->data = data;
-  buf->addr = NULL;
-  return r;
-}
-
-/* Lent memory is read and written in whole blocks, over TCP only: an iSER
- * transport sends from registered memory, which a lender's is not. */
+/* Lent memory is read and written in whole blocks, and only where the
+ * path takes any memory (TCP; an iSER transport sends from registered
+ * memory, which a lender's is not). */
 static bool
 can_lend (const struct lun *l, uint64_t off, size_t len)
 {
-  return io_whole_blocks (l, off, len) && len > 0 && !l->session->iser;
+  return io_whole_blocks (l, off, len) && len > 0 && l->engine->path->can_lend;
 }
 
-struct io_req *
-io_req_new_lent (struct lun *l, enum io_op op, uint64_t off, size_t len,
-                 void *data, int *err)
+int
+io_req_new_lent (struct io_req **rp, struct lun *l, enum io_op op,
+                 uint64_t off, size_t len, void *data, io_done_fn *done,
+                 void *ctx)
 {
   struct io_req *r;
 
-  if (op != IO_READ && op != IO_WRITE) {
-    *err = EINVAL;
-    return NULL;
-  }
-  *err = 0;
+  *rp = NULL;
+  if (op != IO_READ && op != IO_WRITE)
+    return -EINVAL;
   if (!can_lend (l, off, len))
-    return NULL;
-  r = req_alloc (l, op, off, len, err);
-  if (r) {
-    r->data = data;
-    r->lent = true;
-  }
-  return r;
+    return 0;
+  r = req_alloc (l, op, off, len, done, ctx);
+  if (r == NULL)
+    return -ENOMEM;
+  r->data = data;
+  r->lent = true;
+  *rp = r;
+  return 0;
 }
 
 /* r is answered early while its commands are out: give it a buffer of its
@@ -151,7 +140,7 @@ unlend (struct io_req *r)
 {
   size_t bytes = (size_t) r->nblocks * r->lun->block_size;
 
-  if (iobuf_alloc (r->lun->session->alloc, bytes, &r->buf) < 0)
+  if (iobuf_alloc (r->eng->path->alloc, bytes, &r->buf) < 0)
     return -ENOMEM;
   memcpy (r->buf.addr, r->data, bytes);
   for (unsigned i = 0; i < r->nr_scmd; i++) {
@@ -170,16 +159,93 @@ io_req_free (struct io_req *r)
 {
   if (r == NULL)
     return;
-  splice_detach (r);
-  iobuf_free (r->lun->session->alloc, &r->buf);
-  iobuf_free (r->lun->session->alloc, &r->edge);
+  splice_detach (&r->eng->pipes, &r->sink);
+  iobuf_free (r->eng->path->alloc, &r->buf);
+  iobuf_free (r->eng->path->alloc, &r->edge);
   free (r);
 }
 
 void
+io_req_set_done (struct io_req *r, io_done_fn *done, void *ctx)
+{
+  r->done = done;
+  r->ctx = ctx;
+}
+
+void
+io_req_set_tag (struct io_req *r, void *tag)
+{
+  r->tag = tag;
+}
+
+void
+io_req_allow_pipe (struct io_req *r)
+{
+  r->want_pipe = true;
+}
+
+void *
+io_req_tag (const struct io_req *r)
+{
+  return r->tag;
+}
+
+void *
+io_req_ctx (const struct io_req *r)
+{
+  return r->ctx;
+}
+
+void *
+io_req_data (const struct io_req *r)
+{
+  return r->data + r->head;
+}
+
+uint64_t
+io_req_off (const struct io_req *r)
+{
+  return r->off;
+}
+
+size_t
+io_req_len (const struct io_req *r)
+{
+  return r->len;
+}
+
+int
+io_req_err (const struct io_req *r)
+{
+  return r->err;
+}
+
+int
+io_req_pipe_fd (const struct io_req *r)
+{
+  return splice_fd (&r->sink);
+}
+
+/* The path's thread takes the request from the submit queue (take) and
+ * starts it there: all engine state belongs to that thread. */
+void
 io_submit (struct io_req *r)
 {
-  session_submit (r->lun->session, r);
+  struct engine *e = r->eng;
+  struct path *p = e->path;
+
+  r->next = NULL;
+  pthread_mutex_lock (&e->lock);
+  if (e->submit_tail)
+    e->submit_tail->next = r;
+  else
+    e->submit_head = r;
+  e->submit_tail = r;
+  pthread_mutex_unlock (&e->lock);
+  /* The path's thread itself (a request from a FUSE io_uring) looks at
+   * the queue before it sleeps again. */
+  if (!p->ops->on_thread (p))
+    p->ops->wake (p);
 }
 
 /* ---- synchronous wrapper ---- */
@@ -192,9 +258,9 @@ struct waiter {
 };
 
 static void
-wake_waiter (struct io_req *r)
+wake_waiter (struct io_req *r, void *ctx)
 {
-  struct waiter *w = r->opaque;
+  struct waiter *w = ctx;
 
   pthread_mutex_lock (&w->lock);
   w->err = r->err;
@@ -208,8 +274,7 @@ io_run_sync (struct io_req *r)
 {
   struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 };
 
-  r->done = wake_waiter;
-  r->opaque = &w;
+  io_req_set_done (r, wake_waiter, &w);
   io_submit (r);
   pthread_mutex_lock (&w.lock);
   while (!w.done)
@@ -338,7 +403,11 @@ new_command (struct io_req *r, enum cmd_kind kind, uint64_t lba,
   struct scmd *c = &r->scmd[r->nr_scmd++];
 
   memset (c, 0, sizeof *c);
-  c->req = r;
+  c->owner = r;
+  c->lun = r->lun;
+  c->abandoned = r->replied;
+  if (kind == CMD_READ && r->sink.pipe)
+    c->sink = &r->sink;
   c->kind = kind;
   c->lba = lba;
   c->nblocks = nblocks;
@@ -356,7 +425,7 @@ static void finish (struct io_req *r);
 static void
 issue_split (struct io_req *r, enum cmd_kind kind, uint32_t max)
 {
-  struct session *s = r->lun->session;
+  struct path *p = r->eng->path;
   uint64_t done = 0;
 
   r->nr_scmd = 0;
@@ -366,7 +435,7 @@ issue_split (struct io_req *r, enum cmd_kind kind, uint32_t max)
     void *data = r->data && kind != CMD_WRITESAME
       ? r->data + done * r->lun->block_size : r->data;
 
-    session_issue (s, new_command (r, kind, r->lba + done, n, data));
+    p->ops->send (p, new_command (r, kind, r->lba + done, n, data));
     done += n;
   }
   piece_finished (r);
@@ -388,26 +457,26 @@ tail_partial (const struct io_req *r)
 static bool
 rmw_begin (struct io_req *r)
 {
-  struct session *s = r->lun->session;
+  struct path *p = r->eng->path;
   uint32_t bs = r->lun->block_size;
   bool head = head_partial (r), tail = tail_partial (r);
   int e;
 
   if (!head && !tail)
     return false;
-  e = iobuf_alloc (r->lun->session->alloc, 2 * bs, &r->edge);
+  e = iobuf_alloc (p->alloc, 2 * bs, &r->edge);
   if (e < 0) {
-    r->err = -e;
+    r->err = e;
     return false;
   }
   atomic_fetch_add (&stats.rmw, 1);
   r->nr_scmd = 0;
   r->pending = 1;
   if (head)
-    session_issue (s, new_command (r, CMD_READ, r->lba, 1, r->edge.addr));
+    p->ops->send (p, new_command (r, CMD_READ, r->lba, 1, r->edge.addr));
   if (tail && (r->nblocks > 1 || !head))
-    session_issue (s, new_command (r, CMD_READ, r->lba + r->nblocks - 1, 1,
-                                   (char *) r->edge.addr + bs));
+    p->ops->send (p, new_command (r, CMD_READ, r->lba + r->nblocks - 1, 1,
+                                  (char *) r->edge.addr + bs));
   piece_finished (r);
   return true;
 }
@@ -437,7 +506,7 @@ rmw_merge (struct io_req *r)
 static bool
 wants_pipe (const struct io_req *r)
 {
-  return r->want_pipe && r->lun->session->splice
+  return r->want_pipe && r->eng->path->splice
     && !head_partial (r) && !tail_partial (r)
     && r->nblocks <= r->lun->max_xfer_blocks && r->len >= SPLICE_MIN_BYTES;
 }
@@ -448,7 +517,7 @@ begin (struct io_req *r)
 {
   if (r->op == IO_READ) {
     if (wants_pipe (r))
-      splice_attach (r->lun->session, r);
+      splice_attach (&r->eng->pipes, &r->sink, r->len);
     issue_split (r, CMD_READ, r->lun->max_xfer_blocks);
     return;
   }
@@ -476,33 +545,39 @@ begin (struct io_req *r)
 /* ---- lifetime ---- */
 
 static void
-active_add (struct session *s, struct io_req *r)
+active_add (struct engine *e, struct io_req *r)
 {
   r->active_prev = NULL;
-  r->active_next = s->active;
-  if (s->active)
-    s->active->active_prev = r;
-  s->active = r;
+  r->active_next = e->active;
+  if (e->active)
+    e->active->active_prev = r;
+  e->active = r;
 }
 
 static void
-active_remove (struct session *s, struct io_req *r)
+active_remove (struct engine *e, struct io_req *r)
 {
   if (r->active_prev)
     r->active_prev->active_next = r->active_next;
-  else if (s->active == r)
-    s->active = r->active_next;
+  else if (e->active == r)
+    e->active = r->active_next;
   if (r->active_next)
     r->active_next->active_prev = r->active_prev;
   r->active_prev = r->active_next = NULL;
 }
 
+/* Once answered, nothing more of r is sent or retried, and the path may
+ * let go of what it holds of r once the target can no longer act on it
+ * (recovery.h). */
 static void
 reply (struct io_req *r)
 {
   if (!r->replied) {
     r->replied = true;
-    r->done (r);
+    for (unsigned i = 0; i < r->nr_scmd; i++)
+      r->scmd[i].abandoned = true;
+    if (r->done)
+      r->done (r, r->ctx);
   }
 }
 
@@ -511,23 +586,25 @@ reply (struct io_req *r)
 static void
 finish (struct io_req *r)
 {
-  splice_settle (r);
+  if (r->sink.pipe && r->err == 0 && splice_settle (&r->sink, r->data) < 0)
+    r->err = -EIO;
   lock_release (r);
-  active_remove (r->lun->session, r);
+  active_remove (r->eng, r);
   reply (r);
   io_req_free (r);
 }
 
-void
-io_expire (struct session *s, time_t now)
+static void
+expire (void *opaque, time_t now)
 {
+  struct engine *e = opaque;
   struct io_req *r, *next;
 
-  for (r = s->active; r; r = next) {
+  for (r = e->active; r; r = next) {
     next = r->active_next;
     if (r->replied || (now && (r->deadline == 0 || now < r->deadline)))
       continue;
-    r->err = EIO;
+    r->err = -EIO;
     if (r->lock_waiting) {              /* nothing of it was sent yet */
       finish (r);
       continue;
@@ -557,19 +634,19 @@ piece_finished (struct io_req *r)
   finish (r);
 }
 
-void
-io_start (struct io_req *r)
+static void
+start (struct io_req *r)
 {
-  struct session *s = r->lun->session;
+  struct path *p = r->eng->path;
   time_t now = clock_mono_s ();
 
-  active_add (s, r);
-  if (s->timeout) {
-    r->deadline = now + s->timeout;
+  active_add (r->eng, r);
+  if (p->timeout) {
+    r->deadline = now + p->timeout;
     /* Like a kernel initiator past its replacement timeout: while the
-     * session has been down that long, fail at once instead of queueing. */
-    if (s->down_since && now - s->down_since >= (time_t) s->timeout) {
-      r->err = EIO;
+     * path has been down that long, fail at once instead of queueing. */
+    if (p->down_since && now - p->down_since >= (time_t) p->timeout) {
+      r->err = -EIO;
       finish (r);
       return;
     }
@@ -586,24 +663,82 @@ io_start (struct io_req *r)
   case IO_CAPACITY:
     r->nr_scmd = 0;
     r->pending = 0;
-    session_issue (s, new_command (r, r->op == IO_SYNC ? CMD_SYNC
-                                   : CMD_CAPACITY, 0, 0, NULL));
+    p->ops->send (p, new_command (r, r->op == IO_SYNC ? CMD_SYNC
+                                  : CMD_CAPACITY, 0, 0, NULL));
     break;
   }
 }
 
-void
-io_cmd_done (struct scmd *c, int err)
+static void
+command_done (struct scmd *c, int err)
 {
-  struct io_req *r = c->req;
+  struct io_req *r = c->owner;
 
   /* SYNCHRONIZE CACHE(16) is optional; (10) is what every target has. */
-  if (err == EOPNOTSUPP && c->kind == CMD_SYNC && r->lun->sync16) {
+  if (err == -EOPNOTSUPP && c->kind == CMD_SYNC && r->lun->sync16) {
     r->lun->sync16 = false;
-    session_issue (r->lun->session, c);
+    r->eng->path->ops->send (r->eng->path, c);
     return;
   }
   if (err && r->err == 0)
     r->err = err;
   piece_finished (r);
+}
+
+/* ---- the path's client calls ---- */
+
+/* Start what was handed over, in submission order. */
+static void
+take (void *opaque)
+{
+  struct engine *e = opaque;
+  struct io_req *r;
+
+  pthread_mutex_lock (&e->lock);
+  r = e->submit_head;
+  e->submit_head = e->submit_tail = NULL;
+  pthread_mutex_unlock (&e->lock);
+  while (r) {
+    struct io_req *next = r->next;
+    start (r);
+    r = next;
+  }
+}
+
+static bool
+idle (void *opaque)
+{
+  struct engine *e = opaque;
+  bool yes;
+
+  pthread_mutex_lock (&e->lock);
+  yes = e->submit_head == NULL;
+  pthread_mutex_unlock (&e->lock);
+  return yes && e->active == NULL;
+}
+
+static void
+closed (void *opaque)
+{
+  struct engine *e = opaque;
+
+  splice_pool_free (&e->pipes);
+  pthread_mutex_destroy (&e->lock);
+  free (e);
+}
+
+struct engine *
+io_engine_new (struct path *p)
+{
+  struct engine *e = calloc (1, sizeof *e);
+
+  if (e == NULL)
+    return NULL;
+  e->path = p;
+  pthread_mutex_init (&e->lock, NULL);
+  p->client = (struct path_client) {
+    .done = command_done, .take = take, .expire = expire, .idle = idle,
+    .closed = closed, .eng = e,
+  };
+  return e;
 }

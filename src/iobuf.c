@@ -43,14 +43,6 @@ iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf)
 }
 
 void
-iobuf_trim (const struct iobuf_allocator *a, struct iobuf *buf, size_t keep)
-{
-  a = resolve (a);
-  if (buf->addr && a->trim && keep > 0 && keep < buf->len)
-    a->trim (a->ctx, buf, keep);
-}
-
-void
 iobuf_stats (FILE *fp)
 {
   if (default_allocator.stats)

@@ -20,8 +20,6 @@ struct iobuf {
 struct iobuf_allocator {
   int (*alloc) (void *ctx, size_t len, struct iobuf *buf);   /* 0 or -errno */
   void (*free) (void *ctx, struct iobuf *buf);
-  /* Give back all but the first keep bytes of buf (may be NULL). */
-  void (*trim) (void *ctx, struct iobuf *buf, size_t keep);
   /* Print key=value counter lines (may be NULL). */
   void (*stats) (void *ctx, FILE *fp);
   void *ctx;
@@ -33,10 +31,6 @@ void iobuf_set_default (const struct iobuf_allocator *a);
 int iobuf_alloc (const struct iobuf_allocator *a, size_t len,
                  struct iobuf *buf);
 void iobuf_free (const struct iobuf_allocator *a, struct iobuf *buf);
-/* Shrink buf to what holds its first keep bytes, where the allocator can;
- * buf->len tells what is left. */
-void iobuf_trim (const struct iobuf_allocator *a, struct iobuf *buf,
-                 size_t keep);
 /* The default allocator's counters. */
 void iobuf_stats (FILE *fp);
 

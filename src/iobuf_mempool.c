@@ -36,18 +36,6 @@ pool_free (void *ctx, struct iobuf *buf)
 }
 
 static void
-pool_trim (void *ctx, struct iobuf *buf, size_t keep)
-{
-  size_t len;
-
-  if (mempool_trim (ctx, buf->addr, keep, &len) == 0)
-    buf->len = len;
-  else
-    log_error ("internal error: buffer %p was not a live pool segment",
-               buf->addr);
-}
-
-static void
 pool_stats (void *ctx, FILE *fp)
 {
   struct mempool_stats st;
@@ -70,7 +58,6 @@ iobuf_allocator_for_pool (struct mempool *p, struct iobuf_allocator *a)
 {
   a->alloc = pool_alloc;
   a->free = pool_free;
-  a->trim = pool_trim;
   a->stats = pool_stats;
   a->ctx = p;
 }

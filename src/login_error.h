@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "session.h"
+#include "session_config.h"
 
 /* The iSCSI login status (RFC 7143, 11.13.5: class << 8 | detail) that
  * libiscsi put at the end of its error text, "...Status: WORDS(N)";

@@ -1,5 +1,6 @@
 /* A logical unit as the engine sees it: geometry and capabilities learned at
- * discovery, and the session whose event loop carries its commands. */
+ * discovery, the session it was found on, and the engine that carries its
+ * requests (io.h). */
 #ifndef ISERFS_LUN_H
 #define ISERFS_LUN_H
 
@@ -7,11 +8,12 @@
 #include <stdint.h>
 #include <time.h>
 
+struct engine;
 struct session;
-struct lockrange;
 
 struct lun {
-  struct session *session;
+  struct session *session;      /* found on (discover.c) */
+  struct engine *engine;        /* carries its requests (stack.c) */
   int lun;                      /* LUN number */
   uint32_t block_size;          /* logical block size in bytes */
   uint64_t nr_blocks;           /* session thread only after the mount */

@@ -1,7 +1,7 @@
 /* Error recovery: see recovery.h for the model.
  *
  * Why each step lets go of what it does:
- * - A command the target answered is done (session.c, command_cb).
+ * - A command the target answered is done (command.c, command_cb).
  * - ABORT TASK answered "function complete": the target has no such task
  *   any more.  A READ, SYNCHRONIZE CACHE and the like are then cancelled in
  *   libiscsi and released.  A WRITE is not: libiscsi may still hold DATA-OUT
@@ -33,8 +33,9 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
-#include "io.h"
 #include "log.h"
+#include "lun.h"
+#include "path.h"
 #include "recovery.h"
 #include "session.h"
 #include "stats.h"
@@ -42,47 +43,58 @@
 /* One task management request out; freed by its callback, which libiscsi
  * calls for an answer, a cancel on reconnect and a context destroyed. */
 struct tmf {
-  struct tmf *prev, *next;      /* s->eh.tmfs */
-  struct session *s;
+  struct tmf *prev, *next;      /* q->tmfs */
+  struct recovery *q;
   struct scmd *c;               /* ABORT TASK: the command, NULL once back */
   struct lun *lun;              /* LOGICAL UNIT RESET: the LUN */
 };
 
 static bool
-tmf_usable (const struct session *s)
+tmf_usable (const struct recovery *q)
 {
 #ifdef HAVE_LIBISCSI_1_20
-  (void) s;
+  (void) q;
   return true;
 #else
-  return !s->iser;
+  return !q->s->iser;
 #endif
 }
 
 static bool
-drop_usable (const struct session *s)
+drop_usable (const struct recovery *q)
 {
-  return tmf_usable (s);
+  return tmf_usable (q);
 }
 
 /* A command past its deadline that libiscsi still holds. */
 static bool
 expired (const struct scmd *c)
 {
-  return c->task != NULL && c->req->replied;
+  return c->task != NULL && c->abandoned;
 }
 
-/* The first command of s for which pick() holds, or NULL.  Searched afresh
- * each time: releasing a command can free requests and start others. */
+/* The first command libiscsi holds for which pick() holds, or NULL.
+ * Searched afresh each time: releasing a command can free requests and
+ * start others. */
 static struct scmd *
-find (struct session *s, bool (*pick) (const struct scmd *c, const void *arg),
+find (struct recovery *q, bool (*pick) (const struct scmd *c, const void *arg),
       const void *arg)
 {
-  for (struct io_req *r = s->active; r; r = r->active_next)
-    for (unsigned i = 0; i < r->nr_scmd; i++)
-      if (r->scmd[i].task && pick (&r->scmd[i], arg))
-        return &r->scmd[i];
+  for (struct scmd *c = *q->sent; c; c = c->sent_next)
+    if (c->task && pick (c, arg))
+      return c;
   return NULL;
+}
+
+/* Every command of q, sent or waiting to be. */
+static void
+for_each (struct recovery *q, void (*fn) (struct scmd *c, const void *arg),
+          const void *arg)
+{
+  for (struct scmd *c = *q->sent; c; c = c->sent_next)
+    fn (c, arg);
+  for (struct scmd *c = *q->waiting; c; c = c->next)
+    fn (c, arg);
 }
 
 static bool
@@ -92,19 +104,19 @@ pick_state (const struct scmd *c, const void *arg)
 }
 
 static bool
-any_in_state (struct session *s, enum eh_state st)
+any_in_state (struct recovery *q, enum eh_state st)
 {
-  return find (s, pick_state, &st) != NULL;
+  return find (q, pick_state, &st) != NULL;
 }
 
 /* The target can no longer act on c: hand it back through libiscsi's
- * cancel, which calls command_cb (session.c) with SCSI_STATUS_CANCELLED. */
+ * cancel, which calls command_cb (command.c) with SCSI_STATUS_CANCELLED. */
 static void
-release (struct session *s, struct scmd *c)
+release (struct recovery *q, struct scmd *c)
 {
   c->eh = EH_RELEASING;
   atomic_fetch_add (&stats.eh_released, 1);
-  if (iscsi_scsi_cancel_task (s->iscsi, c->task) != 0) {
+  if (iscsi_scsi_cancel_task (q->s->iscsi, c->task) != 0) {
     /* libiscsi does not know it: it cannot answer it either.  Leave it
      * held rather than free memory libiscsi might still use. */
     log_error ("recovery: libiscsi has no record of a command to release");
@@ -115,7 +127,7 @@ release (struct session *s, struct scmd *c)
 /* ---- ABORT TASK ---- */
 
 static void
-abort_answered (struct session *s, struct scmd *c, int status,
+abort_answered (struct recovery *q, struct scmd *c, int status,
                 uint32_t response)
 {
   c->eh_tmf = NULL;
@@ -123,7 +135,7 @@ abort_answered (struct session *s, struct scmd *c, int status,
     if (c->kind == CMD_WRITE)
       c->eh = EH_NEEDS_DROP;
     else
-      release (s, c);
+      release (q, c);
     return;
   }
   /* "Task does not exist" for a command still waiting for its answer:
@@ -131,20 +143,20 @@ abort_answered (struct session *s, struct scmd *c, int status,
   c->eh = EH_ABORT_FAILED;
 }
 
-static void reset_answered (struct session *s, struct lun *l, int status,
+static void reset_answered (struct recovery *q, struct lun *l, int status,
                             uint32_t response);
 
 static struct tmf *
-tmf_new (struct session *s)
+tmf_new (struct recovery *q)
 {
   struct tmf *t = calloc (1, sizeof *t);
 
   if (t) {
-    t->s = s;
-    t->next = s->eh.tmfs;
+    t->q = q;
+    t->next = q->tmfs;
     if (t->next)
       t->next->prev = t;
-    s->eh.tmfs = t;
+    q->tmfs = t;
   }
   return t;
 }
@@ -157,7 +169,7 @@ tmf_free (struct tmf *t)
   if (t->prev)
     t->prev->next = t->next;
   else
-    t->s->eh.tmfs = t->next;
+    t->q->tmfs = t->next;
   if (t->next)
     t->next->prev = t->prev;
   if (t->c)
@@ -180,23 +192,23 @@ tmf_cb (struct iscsi_context *iscsi, int status, void *command_data,
       && response == ISCSI_TMR_FUNC_COMPLETE)
     atomic_fetch_add (&stats.eh_aborts_done, 1);
   if (t->lun)
-    reset_answered (t->s, t->lun, status, response);
+    reset_answered (t->q, t->lun, status, response);
   else if (t->c) {
     struct scmd *c = t->c;
 
     t->c = NULL;
-    abort_answered (t->s, c, status, response);
+    abort_answered (t->q, c, status, response);
   }
   tmf_free (t);
 }
 
 static void
-send_abort (struct session *s, struct scmd *c)
+send_abort (struct recovery *q, struct scmd *c)
 {
-  struct tmf *t = tmf_new (s);
+  struct tmf *t = tmf_new (q);
 
   if (t == NULL
-      || iscsi_task_mgmt_abort_task_async (s->iscsi, c->task, tmf_cb, t) != 0) {
+      || iscsi_task_mgmt_abort_task_async (q->s->iscsi, c->task, tmf_cb, t) != 0) {
     tmf_free (t);
     c->eh = EH_ABORT_FAILED;
     return;
@@ -212,7 +224,7 @@ send_abort (struct session *s, struct scmd *c)
 static bool
 pick_lun (const struct scmd *c, const void *arg)
 {
-  return c->req->lun == arg && c->eh != EH_RELEASING;
+  return c->lun == arg && c->eh != EH_RELEASING;
 }
 
 static bool
@@ -222,27 +234,27 @@ pick_lun_releasable (const struct scmd *c, const void *arg)
 }
 
 static void
-reset_answered (struct session *s, struct lun *l, int status,
+reset_answered (struct recovery *q, struct lun *l, int status,
                 uint32_t response)
 {
   struct scmd *c;
 
-  s->eh.resets_out--;
+  q->resets_out--;
   if (status == SCSI_STATUS_CANCELLED)
     return;                     /* the connection was dropped meanwhile */
   if (status != SCSI_STATUS_GOOD || response != ISCSI_TMR_FUNC_COMPLETE) {
     log_error ("recovery: LOGICAL UNIT RESET of lun%d of %s failed "
-               "(status 0x%x, response %u)", l->lun, s->target, status,
+               "(status 0x%x, response %u)", l->lun, q->s->target, status,
                (unsigned) response);
-    s->eh.want_drop = true;
+    q->want_drop = true;
     return;
   }
   atomic_fetch_add (&stats.eh_lun_resets_done, 1);
-  while ((c = find (s, pick_lun_releasable, l)) != NULL)
-    release (s, c);
+  while ((c = find (q, pick_lun_releasable, l)) != NULL)
+    release (q, c);
   /* What is left of the LUN the target has forgotten too. */
-  if (find (s, pick_lun, l))
-    s->eh.want_drop = true;
+  if (find (q, pick_lun, l))
+    q->want_drop = true;
 }
 
 static bool
@@ -253,32 +265,36 @@ pick_stuck (const struct scmd *c, const void *arg)
     && !c->eh_reset_sent;
 }
 
+static void
+mark_reset_sent (struct scmd *c, const void *arg)
+{
+  if (c->lun == arg)
+    c->eh_reset_sent = true;
+}
+
 /* One LOGICAL UNIT RESET for each LUN with a command the abort did not
  * settle. */
 static bool
-send_resets (struct session *s)
+send_resets (struct recovery *q)
 {
   struct scmd *c;
 
-  while ((c = find (s, pick_stuck, NULL)) != NULL) {
-    struct lun *l = c->req->lun;
-    struct tmf *t = tmf_new (s);
+  while ((c = find (q, pick_stuck, NULL)) != NULL) {
+    struct lun *l = c->lun;
+    struct tmf *t = tmf_new (q);
 
-    for (struct io_req *r = s->active; r; r = r->active_next)
-      for (unsigned i = 0; i < r->nr_scmd; i++)
-        if (r->lun == l)
-          r->scmd[i].eh_reset_sent = true;
+    for_each (q, mark_reset_sent, l);
     if (t == NULL
-        || iscsi_task_mgmt_async (s->iscsi, l->lun, ISCSI_TM_LUN_RESET,
+        || iscsi_task_mgmt_async (q->s->iscsi, l->lun, ISCSI_TM_LUN_RESET,
                                   0xffffffff, 0, tmf_cb, t) != 0) {
       tmf_free (t);
       return false;
     }
     t->lun = l;
-    s->eh.resets_out++;
+    q->resets_out++;
     atomic_fetch_add (&stats.eh_lun_resets, 1);
     log_error ("recovery: ABORT TASK did not settle the commands of lun%d "
-               "of %s; LOGICAL UNIT RESET", l->lun, s->target);
+               "of %s; LOGICAL UNIT RESET", l->lun, q->s->target);
   }
   return true;
 }
@@ -286,8 +302,10 @@ send_resets (struct session *s)
 /* ---- dropping the connection ---- */
 
 static void
-drop (struct session *s, const char *why)
+drop (struct recovery *q, const char *why)
 {
+  struct session *s = q->s;
+
   atomic_fetch_add (&stats.eh_drops, 1);
   log_error ("recovery: %s; dropping the connection to %s at %s and "
              "logging in again", why, s->target, s->portal);
@@ -306,8 +324,8 @@ drop (struct session *s, const char *why)
     if (fd >= 0)
       shutdown (fd, SHUT_RDWR);
   }
-  s->eh.want_drop = false;
-  s->eh.step = EH_STEP_DROPPED;
+  q->want_drop = false;
+  q->step = EH_STEP_DROPPED;
 }
 
 static bool
@@ -324,68 +342,72 @@ pick_unaborted (const struct scmd *c, const void *arg)
   return expired (c) && c->eh == EH_NONE;
 }
 
-void
-recovery_tick (struct session *s, time_t now)
+static void
+start_over (struct scmd *c, const void *arg)
 {
-  struct recovery *e = &s->eh;
-  unsigned step_time = s->timeout ? s->timeout : 30;   /* (no deadlines at 0) */
+  (void) arg;
+  c->eh = EH_NONE;
+  c->eh_reset_sent = false;
+}
+
+void
+recovery_tick (struct recovery *q, time_t now)
+{
+  struct recovery *e = q;
+  unsigned step_time = q->s->timeout ? q->s->timeout : 30;   /* (no deadlines at 0) */
   struct scmd *c;
 
-  if (!iscsi_is_logged_in (s->iscsi)) {
+  if (!iscsi_is_logged_in (q->s->iscsi)) {
     /* The connection is gone already: libiscsi is logging in again and
      * will send what it holds once more. */
     e->want_drop = false;
-    if (e->step != EH_STEP_DROPPED && find (s, pick_any_expired, NULL))
+    if (e->step != EH_STEP_DROPPED && find (q, pick_any_expired, NULL))
       e->step = EH_STEP_DROPPED;
     return;
   }
   if (e->step == EH_STEP_DROPPED) {
     /* Logged in again: whatever is left starts over. */
     e->step = EH_IDLE;
-    for (struct io_req *r = s->active; r; r = r->active_next)
-      for (unsigned i = 0; i < r->nr_scmd; i++) {
-        r->scmd[i].eh = EH_NONE;
-        r->scmd[i].eh_reset_sent = false;
-      }
+    for_each (q, start_over, NULL);
   }
-  if (!find (s, pick_any_expired, NULL) && !e->want_drop) {
+  if (!find (q, pick_any_expired, NULL) && !e->want_drop) {
     e->step = EH_IDLE;
     return;
   }
-  if (!tmf_usable (s))
+  if (!tmf_usable (q))
     return;
-  if (e->want_drop || (any_in_state (s, EH_NEEDS_DROP)
-                       && !any_in_state (s, EH_ABORTING)
+  if (e->want_drop || (any_in_state (q, EH_NEEDS_DROP)
+                       && !any_in_state (q, EH_ABORTING)
                        && e->resets_out == 0)) {
-    if (drop_usable (s))
-      drop (s, "commands the target has let go are still queued");
+    if (drop_usable (q))
+      drop (q, "commands the target has let go are still queued");
     return;
   }
   /* Every command newly past its deadline gets its ABORT TASK. */
-  while ((c = find (s, pick_unaborted, NULL)) != NULL)
-    send_abort (s, c);
+  while ((c = find (q, pick_unaborted, NULL)) != NULL)
+    send_abort (q, c);
   switch (e->step) {
   case EH_IDLE:
-    if (any_in_state (s, EH_ABORTING) || any_in_state (s, EH_ABORT_FAILED)) {
+    if (any_in_state (q, EH_ABORTING) || any_in_state (q, EH_ABORT_FAILED)) {
       log_error ("recovery: commands to %s at %s past the deadline; "
-                 "ABORT TASK", s->target, s->portal);
+                 "ABORT TASK", q->s->target, q->s->portal);
       e->step = EH_STEP_ABORT;
       e->step_deadline = now + step_time;
     }
     break;
   case EH_STEP_ABORT:
-    if (any_in_state (s, EH_ABORT_FAILED)
-        || (now >= e->step_deadline && any_in_state (s, EH_ABORTING))) {
+    if (any_in_state (q, EH_ABORT_FAILED)
+        || (now >= e->step_deadline && any_in_state (q, EH_ABORTING))) {
       e->step = EH_STEP_RESET;
       e->step_deadline = now + step_time;
-      if (!send_resets (s))
-        drop (s, "cannot send LOGICAL UNIT RESET");
+      if (!send_resets (q))
+        drop (q, "cannot send LOGICAL UNIT RESET");
     }
     break;
   case EH_STEP_RESET:
     if (e->resets_out && now >= e->step_deadline)
-      drop (s, "LOGICAL UNIT RESET not answered");
-    else if (e->resets_out == 0 && find (s, pick_stuck, NULL)) {
+      drop (q, "LOGICAL UNIT RESET not answered");
+    else if (e->resets_out == 0 && find (q, pick_stuck, NULL)) {
       /* Commands that expired after the reset went out. */
       e->step = EH_STEP_ABORT;
       e->step_deadline = now + step_time;
@@ -403,9 +425,9 @@ recovery_releasing (const struct scmd *c)
 }
 
 void
-recovery_forget (struct session *s, struct scmd *c)
+recovery_forget (struct recovery *q, struct scmd *c)
 {
-  (void) s;
+  (void) q;
   if (c->eh_tmf)
     c->eh_tmf->c = NULL;
   c->eh_tmf = NULL;
@@ -414,8 +436,8 @@ recovery_forget (struct session *s, struct scmd *c)
 }
 
 void
-recovery_close (struct session *s)
+recovery_close (struct recovery *q)
 {
-  while (s->eh.tmfs)
-    tmf_free (s->eh.tmfs);
+  while (q->tmfs)
+    tmf_free (q->tmfs);
 }

@@ -3,7 +3,7 @@
  * is not answered, LOGICAL UNIT RESET; if that fails too, drop the
  * connection and log in again.
  *
- * The engine answers a request EIO at its deadline (io.c, io_expire), but
+ * The engine answers a request EIO at its deadline (io.c, expire), but
  * a command of it that went to the target stays the engine's -- buffer,
  * range lock and all -- until the target can no longer act on it: it
  * answered the command, or an ABORT TASK or LOGICAL UNIT RESET covering it
@@ -12,9 +12,12 @@
  * then a newer write to the same blocks waits behind it and cannot be
  * overtaken by it.  libiscsi's own command timeout is off in full-feature
  * phase (session.c): it would drop a command without telling the target.
+ * Part of the command layer (command.h); the engine marks a command
+ * abandoned when it answers its request at the deadline.
  *
- * Ownership: the state lives in struct session (session.h) and in each
- * struct scmd (io.h); all of it, and every function here, belongs to the
+ * Ownership: the state lives in struct recovery, inside the command
+ * layer's struct cmdq (command.h), and in each
+ * struct scmd (path.h); all of it, and every function here, belongs to the
  * session thread. */
 #ifndef ISERFS_RECOVERY_H
 #define ISERFS_RECOVERY_H
@@ -22,8 +25,8 @@
 #include <stdbool.h>
 #include <time.h>
 
-struct session;
 struct scmd;
+struct session;
 struct tmf;
 
 /* Where a command past its deadline is in the escalation (scmd.eh). */
@@ -35,8 +38,13 @@ enum eh_state {
   EH_RELEASING,         /* recovery is cancelling it in libiscsi now */
 };
 
-/* The escalation's state for one session. */
+/* The escalation's state for one session, and where it finds the
+ * commands (the command layer's lists, set up by it). */
 struct recovery {
+  struct session *s;
+  struct scmd **sent;           /* libiscsi holds them, through sent_next */
+  struct scmd **waiting;        /* not sent yet, through next */
+
   enum { EH_IDLE, EH_STEP_ABORT, EH_STEP_RESET, EH_STEP_DROPPED } step;
   time_t step_deadline;         /* escalate past this (clock.h seconds) */
   unsigned resets_out;          /* LOGICAL UNIT RESETs not answered yet */
@@ -46,7 +54,7 @@ struct recovery {
 
 /* Look at the commands past their deadline and take the next step for
  * them; called about once a second.  now is clock_mono_s(). */
-void recovery_tick (struct session *s, time_t now);
+void recovery_tick (struct recovery *e, time_t now);
 
 /* Whether a CANCELLED completion of c is recovery's own release of it
  * (the target can no longer act on it), as opposed to libiscsi giving up
@@ -54,11 +62,11 @@ void recovery_tick (struct session *s, time_t now);
 bool recovery_releasing (const struct scmd *c);
 
 /* c is back from libiscsi (answered or cancelled): forget it. */
-void recovery_forget (struct session *s, struct scmd *c);
+void recovery_forget (struct recovery *e, struct scmd *c);
 
 /* Free what is left of the recovery, once the libiscsi context is gone
  * (no callback can come any more): libiscsi's iSER transport can drop a
  * task management PDU of a torn-down connection without calling back. */
-void recovery_close (struct session *s);
+void recovery_close (struct recovery *e);
 
 #endif

@@ -117,3 +117,17 @@ task_log_failure (const char *what, int status, const struct scsi_task *task)
     log_error ("%s failed: SCSI status 0x%x (%s)", what, status,
                strerror (-task_error (status, task)));
 }
+
+bool
+task_worth_retrying (int status, const struct scsi_task *task,
+                     unsigned retries)
+{
+  if (retries >= 5)
+    return false;
+  if (status == SCSI_STATUS_BUSY || status == SCSI_STATUS_TASK_SET_FULL)
+    return true;
+  return status == SCSI_STATUS_CHECK_CONDITION && task
+    && (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
+        || (task->sense.key == SCSI_SENSE_NOT_READY
+            && task->sense.ascq != SCSI_SENSE_ASCQ_MEDIUM_NOT_PRESENT));
+}

@@ -21,4 +21,11 @@ void task_log_failure (const char *what, int status,
  * command (ILLEGAL REQUEST / INVALID OPERATION CODE or INVALID FIELD IN CDB). */
 bool task_unsupported (int status, const struct scsi_task *task);
 
+/* Whether a command that failed so, already sent again retries times,
+ * should be sent once more: the transient conditions a kernel initiator
+ * retries (a UNIT ATTENTION after a target restart or a capacity change,
+ * NOT READY short of no medium, BUSY, TASK SET FULL), five times at most. */
+bool task_worth_retrying (int status, const struct scsi_task *task,
+                          unsigned retries);
+
 #endif

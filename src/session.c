@@ -1,5 +1,6 @@
-/* Sessions: login, the per-session event loop, and the hand-off of requests
- * from FUSE threads to that loop. */
+/* Sessions: login, the per-session event loop, and waking that loop from
+ * other threads.  What the loop does with commands is the client's
+ * (session.h; command.c). */
 #include <config.h>
 
 #include <errno.h>
@@ -17,12 +18,10 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "clock.h"
-#include "io.h"
 #include "log.h"
 #include "login_error.h"
 #include "portal.h"
 #include "rdma_pool.h"
-#include "sense.h"
 #include "session.h"
 #include "splice.h"
 #include "stats.h"
@@ -158,7 +157,6 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   s->portal = strdup (cfg->portal);
   s->target = cfg->target ? strdup (cfg->target) : NULL;
   s->iscsi = iscsi_create_context (cfg->initiator_name);
-  pthread_mutex_init (&s->lock, NULL);
   if (s->iscsi == NULL || s->portal == NULL || (cfg->target && !s->target)) {
     snprintf (err, errlen, "cannot create an iSCSI context (initiator name '%s')",
               cfg->initiator_name);
@@ -236,12 +234,11 @@ session_close (struct session *s)
       iscsi_logout_sync (s->iscsi);
     iscsi_destroy_context (s->iscsi);
   }
-  recovery_close (s);
+  if (s->client.closed)
+    s->client.closed (s->client.opaque);
   rdma_pool_free (s->rdma);     /* after libiscsi gave every buffer back */
-  splice_pool_free (s);
   if (s->wake_fd >= 0)
     close (s->wake_fd);
-  pthread_mutex_destroy (&s->lock);
   free (s->luns);
   free (s->portal);
   free (s->target);
@@ -255,23 +252,6 @@ session_close (struct session *s)
 #else
 #define LIBISCSI_1_19 1
 #endif
-
-void
-session_submit (struct session *s, struct io_req *r)
-{
-  r->next = NULL;
-  pthread_mutex_lock (&s->lock);
-  if (s->submit_tail)
-    s->submit_tail->next = r;
-  else
-    s->submit_head = r;
-  s->submit_tail = r;
-  pthread_mutex_unlock (&s->lock);
-  /* The session thread itself (a request from s->ext) looks at the list
-   * before it sleeps again. */
-  if (!session_on_thread (s))
-    session_wake (s);
-}
 
 void
 session_wake (struct session *s)
@@ -300,48 +280,26 @@ session_attach (struct session *s, const struct session_ext *ext)
   s->ext = *ext;
 }
 
-static void
-start_submissions (struct session *s)
+void
+session_set_client (struct session *s, const struct session_client *c)
 {
-  struct io_req *r;
-
-  pthread_mutex_lock (&s->lock);
-  r = s->submit_head;
-  s->submit_head = s->submit_tail = NULL;
-  pthread_mutex_unlock (&s->lock);
-  while (r) {
-    struct io_req *next = r->next;
-    io_start (r);
-    r = next;
-  }
+  s->client = *c;
 }
 
+/* Reset the eventfd: what was handed over is taken next. */
 static void
-take_submissions (struct session *s)
+drain_wake (struct session *s)
 {
   uint64_t n;
 
   if (read (s->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
     log_error ("session wake-up read failed: %m");
-  start_submissions (s);
 }
-
-static bool
-has_submissions (struct session *s)
-{
-  bool yes;
-
-  pthread_mutex_lock (&s->lock);
-  yes = s->submit_head != NULL;
-  pthread_mutex_unlock (&s->lock);
-  return yes;
-}
-
-static void pump_waiting (struct session *s);
 
 /* libiscsi reconnects by itself; we only watch the login state, to count
- * reconnects and to fail new I/O fast while the target stays away. */
-static void
+ * reconnects and to fail new I/O fast while the target stays away.
+ * Returns whether the login came back. */
+static bool
 watch_connection (struct session *s, time_t now)
 {
   bool up = iscsi_is_logged_in (s->iscsi);
@@ -353,10 +311,11 @@ watch_connection (struct session *s, time_t now)
   }
   else if (up && s->down_since) {
     s->down_since = 0;
-    pump_waiting (s);
     atomic_fetch_add (&stats.reconnects, 1);
     log_info ("session to %s at %s is back", s->target, s->portal);
+    return true;
   }
+  return false;
 }
 
 /* Look for an event without sleeping, for up to poll_ns, while at most one
@@ -394,21 +353,6 @@ poll_briefly (struct session *s, struct pollfd *pfd)
   return 0;
 }
 
-/* At the end nothing will send the commands still waiting for a slot or
- * a login: fail them, so that their requests are freed. */
-static void
-fail_waiting (struct session *s)
-{
-  while (s->wait_head) {
-    struct scmd *c = s->wait_head;
-
-    s->wait_head = c->next;
-    if (s->wait_head == NULL)
-      s->wait_tail = NULL;
-    io_cmd_done (c, ECANCELED);
-  }
-}
-
 static void *
 session_loop (void *arg)
 {
@@ -429,20 +373,20 @@ session_loop (void *arg)
     };
     short revents;
     int n;
+    bool back, second;
     time_t now = clock_mono_s ();
 
     if (atomic_load (&s->stopping)) {
       if (stop_deadline == 0)
         stop_deadline = now + (s->timeout ? s->timeout : 30);
-      if (s->active == NULL && !has_submissions (s))
+      if (s->client.idle (s->client.opaque))
         break;
       /* Nothing will come back from a session that is down: do not keep
        * the unmount waiting for it. */
       if (now > stop_deadline || s->down_since) {
         /* Answer everything while FUSE is still there to hear it. */
-        take_submissions (s);
-        io_expire (s, 0);
-        fail_waiting (s);
+        drain_wake (s);
+        s->client.cancel_all (s->client.opaque);
         break;
       }
     }
@@ -472,21 +416,20 @@ session_loop (void *arg)
     if (pfd[2].revents & POLLIN)
       s->ext.ready (s->ext.opaque);
     if (pfd[0].revents & POLLIN)
-      take_submissions (s);
-    else if (pfd[2].revents & POLLIN)
-      start_submissions (s);
+      drain_wake (s);
+    if ((pfd[0].revents | pfd[2].revents) & POLLIN)
+      s->client.take (s->client.opaque);
     now = clock_mono_s ();
     /* Every turn, not once a second: libiscsi can lose and re-establish a
      * connection within one second, and a reconnect seen only by its
      * effects would go uncounted. */
-    watch_connection (s, now);
-    if (now != s->last_scan) {
+    back = watch_connection (s, now);
+    second = now != s->last_scan;
+    if (second) {
       s->last_scan = now;
       s->error_wakeups = 0;
-      io_expire (s, now);
-      recovery_tick (s, now);
-      pump_waiting (s);
     }
+    s->client.tick (s->client.opaque, now, back, second);
   }
   /* What the last turn answered goes out too. */
   if (s->ext.turn)
@@ -499,7 +442,9 @@ session_start (struct session *s)
 {
   int r;
 
-  /* From here on every command has our own deadline (io.c, io_expire),
+  if (s->client.take == NULL)
+    return -EINVAL;
+  /* From here on every command has our own deadline (io.c, expire),
    * answered with EIO between timeout and timeout+1 seconds, as iserfs(8)
    * says, and a command past it is recovered (recovery.h).  libiscsi's
    * own timeout is off: it would drop a command from its queues without
@@ -529,242 +474,4 @@ session_stop (struct session *s)
     log_error ("cannot wake session thread: %m");
   pthread_join (s->thread, NULL);
   s->running = false;
-}
-
-/* ---- commands ---- */
-
-static void command_cb (struct iscsi_context *iscsi, int status,
-                        void *command_data, void *private_data);
-
-static struct scsi_task *
-send_command (struct session *s, struct scmd *c)
-{
-  struct lun *l = c->req->lun;
-  size_t bytes = (size_t) c->nblocks * l->block_size;
-  struct scsi_task *task;
-
-  switch (c->kind) {
-  case CMD_READ:
-    task = iscsi_read16_iov_task (s->iscsi, l->lun, c->lba, bytes,
-                                  l->block_size, 0, 0, 0, 0, 0,
-                                  command_cb, c, &c->iov, 1);
-    if (task && c->req->pipe)
-      splice_arm (c, task);
-    return task;
-  case CMD_WRITE:
-    return iscsi_write16_iov_task (s->iscsi, l->lun, c->lba, NULL, bytes,
-                                   l->block_size, 0, 0, 0, 0, 0,
-                                   command_cb, c, &c->iov, 1);
-  case CMD_SYNC:
-    if (l->sync16)
-      return iscsi_synchronizecache16_task (s->iscsi, l->lun, 0, 0, 0, 0,
-                                            command_cb, c);
-    return iscsi_synchronizecache10_task (s->iscsi, l->lun, 0, 0, 0, 0,
-                                          command_cb, c);
-  case CMD_UNMAP:
-    c->unmap.lba = c->lba;
-    c->unmap.num = c->nblocks;
-    return iscsi_unmap_task (s->iscsi, l->lun, 0, 0, &c->unmap, 1,
-                             command_cb, c);
-  case CMD_WRITESAME:
-    return iscsi_writesame16_iov_task (s->iscsi, l->lun, c->lba, NULL,
-                                       l->block_size, c->nblocks, 0, 0, 0, 0,
-                                       command_cb, c, &c->iov, 1);
-  case CMD_CAPACITY:
-    return iscsi_readcapacity16_task (s->iscsi, l->lun, command_cb, c);
-  default:
-    return NULL;
-  }
-}
-
-static void
-send_or_fail (struct session *s, struct scmd *c)
-{
-  /* Its request was already answered (deadline): do not start more of it. */
-  if (c->req->replied) {
-    io_cmd_done (c, ECANCELED);
-    return;
-  }
-  s->inflight++;
-  stats_inflight_inc ();
-  atomic_fetch_add (&stats.sent[c->kind], 1);
-  c->task = send_command (s, c);
-  if (c->task == NULL) {
-    log_error ("cannot queue a command: %s", iscsi_get_error (s->iscsi));
-    s->inflight--;
-    stats_inflight_dec ();
-    stats_command_failed (c->kind, false);
-    io_cmd_done (c, EIO);
-  }
-}
-
-/* Whether a command can go to libiscsi now.  While an iSER session logs
- * in again, libiscsi would post it on the old connection, torn down by
- * then, and on that failure leave the freed PDU on its wait queue: keep
- * it here until the login is back.  Over TCP libiscsi queues it for the
- * new connection itself. */
-static bool
-can_send (struct session *s)
-{
-  return !s->iser || iscsi_is_logged_in (s->iscsi);
-}
-
-void
-session_issue (struct session *s, struct scmd *c)
-{
-  c->next = NULL;
-  if (s->inflight >= s->queue_depth || s->wait_head || !can_send (s)) {
-    if (s->wait_tail)
-      s->wait_tail->next = c;
-    else
-      s->wait_head = c;
-    s->wait_tail = c;
-    return;
-  }
-  send_or_fail (s, c);
-}
-
-static void
-pump_waiting (struct session *s)
-{
-  while (s->wait_head && s->inflight < s->queue_depth && can_send (s)) {
-    struct scmd *c = s->wait_head;
-
-    s->wait_head = c->next;
-    if (s->wait_head == NULL)
-      s->wait_tail = NULL;
-    send_or_fail (s, c);
-  }
-}
-
-/* Transient conditions a kernel initiator retries: a UNIT ATTENTION after a
- * target restart or a capacity change, BUSY, TASK SET FULL. */
-static bool
-worth_retrying (int status, struct scsi_task *task, unsigned retries)
-{
-  if (retries >= 5)
-    return false;
-  if (status == SCSI_STATUS_BUSY || status == SCSI_STATUS_TASK_SET_FULL)
-    return true;
-  return status == SCSI_STATUS_CHECK_CONDITION && task
-    && (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
-        || (task->sense.key == SCSI_SENSE_NOT_READY
-            && task->sense.ascq != SCSI_SENSE_ASCQ_MEDIUM_NOT_PRESENT));
-}
-
-static const char *const kind_what[CMD_NR] = {
-  [CMD_READ] = "READ(16)", [CMD_WRITE] = "WRITE(16)",
-  [CMD_SYNC] = "SYNCHRONIZE CACHE", [CMD_UNMAP] = "UNMAP",
-  [CMD_WRITESAME] = "WRITE SAME(16)", [CMD_CAPACITY] = "READ CAPACITY(16)",
-};
-
-/* A resize reaches us as new READ CAPACITY data; a LUN deleted on the
- * target as LOGICAL UNIT NOT SUPPORTED. */
-static void
-note_capacity (struct lun *l, struct scsi_task *task)
-{
-  struct scsi_readcapacity16 *rc = scsi_datain_unmarshall (task);
-
-  if (rc == NULL || rc->block_length != l->block_size)
-    return;
-  if (rc->returned_lba + 1 != l->nr_blocks) {
-    log_info ("lun%d of %s changed size: %" PRIu64 " -> %" PRIu64 " bytes",
-              l->lun, l->session->target, l->nr_blocks * l->block_size,
-              (rc->returned_lba + 1) * l->block_size);
-    l->nr_blocks = rc->returned_lba + 1;
-    __atomic_store_n (&l->size, l->nr_blocks * l->block_size, __ATOMIC_RELAXED);
-  }
-  if (lun_gone (l)) {
-    log_info ("lun%d of %s is back", l->lun, l->session->target);
-    __atomic_store_n (&l->gone, false, __ATOMIC_RELAXED);
-  }
-}
-
-static void
-note_sense (struct lun *l, struct scsi_task *task)
-{
-  if (task == NULL)
-    return;
-  if (task->sense.key == SCSI_SENSE_ILLEGAL_REQUEST
-      && task->sense.ascq == SCSI_SENSE_ASCQ_LOGICAL_UNIT_NOT_SUPPORTED
-      && !lun_gone (l)) {
-    log_error ("lun%d of %s is gone from the target", l->lun,
-               l->session->target);
-    __atomic_store_n (&l->gone, true, __ATOMIC_RELAXED);
-  }
-  if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
-      && task->sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED)
-    __atomic_store_n (&l->capacity_checked, 0, __ATOMIC_RELAXED);
-}
-
-static void
-command_cb (struct iscsi_context *iscsi, int status, void *command_data,
-            void *private_data)
-{
-  struct scmd *c = private_data;
-  /* A cancelled command comes back without its task; it is still ours. */
-  struct scsi_task *task = command_data ? command_data : c->task;
-  struct session *s = c->req->lun->session;
-  int err = 0;
-
-  (void) iscsi;
-  /* Recovery let it go: the target can no longer act on it, and its
-   * request was answered at the deadline. */
-  if (status == SCSI_STATUS_CANCELLED && recovery_releasing (c)) {
-    recovery_forget (s, c);
-    c->task = NULL;
-    s->inflight--;
-    stats_inflight_dec ();
-    atomic_fetch_add (&stats.failed[c->kind], 1);
-    if (task)
-      scsi_free_scsi_task (task);
-    pump_waiting (s);
-    io_cmd_done (c, EIO);
-    return;
-  }
-  recovery_forget (s, c);
-  c->task = NULL;
-  s->inflight--;
-  stats_inflight_dec ();
-  if (status == SCSI_STATUS_CHECK_CONDITION)
-    note_sense (c->req->lun, task);
-  if (status == SCSI_STATUS_GOOD && c->kind == CMD_CAPACITY && task)
-    note_capacity (c->req->lun, task);
-  if (status != SCSI_STATUS_GOOD) {
-    if (!c->req->replied && worth_retrying (status, task, c->retries)) {
-      c->retries++;
-      atomic_fetch_add (&stats.retries, 1);
-      if (task)
-        scsi_free_scsi_task (task);
-      /* Behind any commands that wait for a slot, and then the slot this
-       * one freed goes to the first of them: without the pump, a retry
-       * with nothing else in flight left the queue waiting for a
-       * completion that would never come. */
-      session_issue (s, c);
-      pump_waiting (s);
-      return;
-    }
-    err = -task_error (status, task);   /* the engine keeps errno positive */
-    if (err == 0)
-      err = EIO;
-    /* An unsupported optional command is the caller's to handle quietly;
-     * so is WRITE SAME, which some targets (tgtd's file store among them)
-     * fail with nonsense: the caller falls back to plain writes. */
-    if (c->kind != CMD_READ && c->kind != CMD_WRITE
-        && task_unsupported (status, task))
-      err = EOPNOTSUPP;
-    else if (c->kind == CMD_WRITESAME)
-      log_debug ("WRITE SAME(16) failed with status 0x%x", status);
-    else
-      task_log_failure (kind_what[c->kind], status, task);
-    stats_command_failed (c->kind, err == EOPNOTSUPP);
-  }
-  else if (c->kind == CMD_READ)
-    atomic_fetch_add (&stats.bytes_read, c->iov.iov_len);
-  else if (c->kind == CMD_WRITE)
-    atomic_fetch_add (&stats.bytes_written, c->iov.iov_len);
-  if (task)
-    scsi_free_scsi_task (task);
-  pump_waiting (s);
-  io_cmd_done (c, err);
 }

@@ -1,7 +1,12 @@
-/* A session: one iSCSI login to one target, and the thread that runs its
- * event loop.  libiscsi contexts are not thread safe, so every libiscsi call
- * on a running session happens on that session's thread; other threads hand
- * it work through session_submit(). */
+/* A session: one iSCSI login to one target (with what libiscsi 1.19 needs
+ * worked around), and the thread that runs its event loop.  libiscsi
+ * contexts are not thread safe, so every libiscsi call on a running session
+ * happens on that session's thread; other threads hand work to the layer
+ * above and wake the thread with session_wake().
+ *
+ * The session knows nothing of commands or requests: the layer above (the
+ * command layer, command.h) is its client, which the loop calls at the
+ * points listed in struct session_client.  Calls go down only. */
 #ifndef ISERFS_SESSION_H
 #define ISERFS_SESSION_H
 
@@ -14,10 +19,7 @@
 
 #include "iobuf.h"
 #include "lun.h"
-#include "recovery.h"
-
-struct io_req;
-struct scmd;
+#include "session_config.h"
 
 /* Another source of events served by the session thread, so that work
  * arriving there needs no hand-off between threads (fuse/uring.c: FUSE
@@ -30,18 +32,22 @@ struct session_ext {
   void *opaque;
 };
 
-struct session_config {
-  const char *portal;           /* host[:port] */
-  const char *target;           /* target IQN; NULL for a discovery session */
-  bool iser;                    /* transport: iSER instead of TCP */
-  const char *initiator_name;
-  const char *user, *password;                  /* CHAP, may be NULL */
-  const char *target_user, *target_password;    /* mutual CHAP, may be NULL */
-  bool header_digest;           /* CRC32C header digest */
-  unsigned timeout;             /* seconds; 0 = none */
-  unsigned queue_depth;         /* commands in flight at most */
-  unsigned poll_us;             /* poll this long before sleeping; 0 = never */
-  bool splice;                  /* splice READ data when it can (TCP) */
+/* The layer above, as the session thread calls it (all on that thread,
+ * except closed()). */
+struct session_client {
+  /* Work was handed over (session_wake, or the ext source was ready). */
+  void (*take) (void *opaque);
+  /* After every turn.  back: the login came back this turn; second: a new
+   * second began (now is clock_mono_s()). */
+  void (*tick) (void *opaque, time_t now, bool back, bool second);
+  /* Whether nothing is left to do: a stopping session may end. */
+  bool (*idle) (void *opaque);
+  /* Stopping, and out of time or the target gone: answer everything. */
+  void (*cancel_all) (void *opaque);
+  /* The libiscsi context is destroyed (session_close, main thread): no
+   * callback can come any more; free what the client keeps. */
+  void (*closed) (void *opaque);
+  void *opaque;
 };
 
 struct session {
@@ -60,24 +66,21 @@ struct session {
   struct lun *luns;
   unsigned nr_luns;
 
-  /* Cross-thread hand-off. */
+  struct session_client client;  /* the layer above; set before the start */
+
+  /* Cross-thread. */
   pthread_t thread;
   bool running;
   int wake_fd;
   atomic_bool stopping;
-  pthread_mutex_t lock;
-  struct io_req *submit_head, *submit_tail;
 
   /* Owned by the session thread. */
-  unsigned inflight;
-  struct scmd *wait_head, *wait_tail;
-  struct io_req *active;        /* submitted, not yet freed */
+  unsigned inflight;            /* commands with libiscsi: kept by the
+                                 * command layer, read to decide on polling */
   time_t down_since;            /* when the session was lost; 0 while up */
   time_t last_scan;             /* both clock_mono_s() */
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
-  struct spipe *pipes;          /* splice.c's free pipes */
   struct session_ext ext;       /* another event source; fd -1: none */
-  struct recovery eh;           /* commands past their deadline */
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */
@@ -90,16 +93,17 @@ struct session *session_open (const struct session_config *cfg,
 int session_probe_luns (struct session *s, int only_lun, unsigned max_xfer,
                         char *err, size_t errlen);
 
-/* Start and stop the event-loop thread.  session_stop waits (bounded by the
- * session timeout) for commands in flight to finish. */
+/* The layer above (before session_start). */
+void session_set_client (struct session *s, const struct session_client *c);
+
+/* Start and stop the event-loop thread (a client must be set): 0 or
+ * -errno.  session_stop waits (bounded by the session timeout) until the
+ * client is idle. */
 int session_start (struct session *s);
 void session_stop (struct session *s);
 
 /* Log out and free everything. */
 void session_close (struct session *s);
-
-/* Hand a request to the session thread (any thread). */
-void session_submit (struct session *s, struct io_req *r);
 
 /* Serve ext on the session thread too; before session_start. */
 void session_attach (struct session *s, const struct session_ext *ext);
@@ -109,8 +113,5 @@ void session_wake (struct session *s);
 
 /* Whether the caller is s's session thread. */
 bool session_on_thread (const struct session *s);
-
-/* Engine hooks, called on the session thread (io.c). */
-void session_issue (struct session *s, struct scmd *c);
 
 #endif

@@ -10,9 +10,10 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "io.h"
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
 #include "log.h"
-#include "session.h"
 #include "splice.h"
 #include "stats.h"
 
@@ -135,43 +136,44 @@ splice_supported (size_t max_request, const char **why)
 }
 
 bool
-splice_attach (struct session *s, struct io_req *r)
+splice_attach (struct spipe **pool, struct splice_sink *sk, size_t len)
 {
-  struct spipe *p = s->pipes;
+  struct spipe *p = *pool;
 
-  if (r->len > splice_max)
+  if (len > splice_max)
     return false;
   if (p)
-    s->pipes = p->next;
+    *pool = p->next;
   else if ((p = pipe_new ()) == NULL)
     return false;
-  r->pipe = p;
-  r->piped = 0;
-  r->pipe_state = PIPE_FILLING;
+  sk->pipe = p;
+  sk->len = len;
+  sk->piped = 0;
+  sk->state = PIPE_FILLING;
   return true;
 }
 
 #ifdef LIBISCSI_FEATURE_DATA_IN_SINK
 /* libiscsi's DATA-IN sink: take count bytes, which belong at offset of
- * the request's data, off the socket into the pipe -- or decline (0), and
+ * the READ's data, off the socket into the pipe -- or decline (0), and
  * libiscsi reads them into the buffer. */
 static ssize_t
 sink (int fd, uint32_t offset, size_t count, void *opaque)
 {
-  struct io_req *r = opaque;
+  struct splice_sink *r = opaque;
   ssize_t n;
   int avail;
 
   /* Data from the start again: the command went out again (a reconnect,
    * a retry), and what the pipe holds is from the first time. */
-  if (offset < r->piped && r->pipe_state != PIPE_STALE)
-    r->pipe_state = PIPE_STALE;
-  if (r->pipe_state != PIPE_FILLING)
+  if (offset < r->piped && r->state != PIPE_STALE)
+    r->state = PIPE_STALE;
+  if (r->state != PIPE_FILLING)
     return 0;
   /* More data than the READ asked for: leave it to libiscsi, whose
    * buffer bounds refuse it (the connection is made again). */
   if (offset > r->len || count > r->len - offset) {
-    r->pipe_state = PIPE_SPILLED;
+    r->state = PIPE_SPILLED;
     return 0;
   }
   if (offset > r->piped) {
@@ -195,33 +197,33 @@ sink (int fd, uint32_t offset, size_t count, void *opaque)
   }
   /* A full pipe, the end of the stream, an error: the buffer takes the
    * rest, and libiscsi's own read sees the end or the error. */
-  r->pipe_state = PIPE_SPILLED;
+  r->state = PIPE_SPILLED;
   return 0;
 }
 #endif
 
 void
-splice_arm (struct scmd *c, struct scsi_task *task)
+splice_arm (struct splice_sink *sk, struct scsi_task *task)
 {
 #ifdef LIBISCSI_FEATURE_DATA_IN_SINK
-  scsi_task_set_data_in_sink (task, sink, c->req);
+  scsi_task_set_data_in_sink (task, sink, sk);
 #else
-  (void) c;
+  (void) sk;
   (void) task;
 #endif
 }
 
 /* Move what the pipe holds, the first r->piped bytes of the data, into
- * the buffer. */
+ * the buffer at data. */
 static int
-spill (struct io_req *r)
+spill (struct splice_sink *r, char *data)
 {
   size_t got = 0;
 
   if (r->piped > r->len)
     return -1;
   while (got < r->piped) {
-    ssize_t n = read (r->pipe->rd, r->data + got, r->piped - got);
+    ssize_t n = read (r->pipe->rd, data + got, r->piped - got);
 
     if (n <= 0) {
       log_error ("cannot read back spliced READ data: %s",
@@ -234,36 +236,34 @@ spill (struct io_req *r)
   return 0;
 }
 
-void
-splice_settle (struct io_req *r)
+int
+splice_settle (struct splice_sink *r, void *data)
 {
-  if (r->pipe == NULL || r->err)
-    return;
-  if (r->pipe_state == PIPE_FILLING && r->piped == r->len) {
-    r->pipe_state = PIPE_READY;
+  if (r->pipe == NULL)
+    return 0;
+  if (r->state == PIPE_FILLING && r->piped == r->len) {
+    r->state = PIPE_READY;
     atomic_fetch_add (&stats.spliced_read_bytes, r->len);
-    return;
+    return 0;
   }
   /* Stale data stays in the pipe, which is closed with it. */
-  if (r->pipe_state == PIPE_STALE) {
+  if (r->state == PIPE_STALE) {
     atomic_fetch_add (&stats.splice_resent, 1);
-    return;
+    return 0;
   }
   atomic_fetch_add (&stats.splice_spilled, 1);
-  if (spill (r) < 0)
-    r->err = EIO;
+  return spill (r, data) < 0 ? -EIO : 0;
 }
 
 int
-splice_fd (const struct io_req *r)
+splice_fd (const struct splice_sink *r)
 {
-  return r->pipe && r->pipe_state == PIPE_READY ? r->pipe->rd : -1;
+  return r->pipe && r->state == PIPE_READY ? r->pipe->rd : -1;
 }
 
 void
-splice_detach (struct io_req *r)
+splice_detach (struct spipe **pool, struct splice_sink *r)
 {
-  struct session *s = r->lun->session;
   struct spipe *p = r->pipe;
   int left = 0;
 
@@ -274,17 +274,17 @@ splice_detach (struct io_req *r)
     pipe_close (p);
     return;
   }
-  p->next = s->pipes;
-  s->pipes = p;
+  p->next = *pool;
+  *pool = p;
 }
 
 void
-splice_pool_free (struct session *s)
+splice_pool_free (struct spipe **pool)
 {
-  while (s->pipes) {
-    struct spipe *p = s->pipes;
+  while (*pool) {
+    struct spipe *p = *pool;
 
-    s->pipes = p->next;
+    *pool = p->next;
     pipe_close (p);
   }
 }

@@ -22,21 +22,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <iscsi/iscsi.h>
-#include <iscsi/scsi-lowlevel.h>
-
-struct session;
-struct io_req;
-struct scmd;
+struct scsi_task;
 
 /* Smaller READs are copied: libfuse copies a reply under two pages even
  * from a pipe, and a small copy costs less than the splices. */
 #define SPLICE_MIN_BYTES (64 * 1024)
 
-/* A pipe of the session's pool. */
+/* A pipe; kept for reuse in a pool (a list through next) owned by the
+ * engine of one session thread. */
 struct spipe {
   int rd, wr;
-  struct spipe *next;           /* in the session's free list */
+  struct spipe *next;
+};
+
+/* A READ's data on its way through a pipe; part of the request, touched
+ * on the session thread only. */
+struct splice_sink {
+  struct spipe *pipe;           /* NULL: the data goes to the buffer */
+  size_t len;                   /* bytes the READ asked for */
+  size_t piped;                 /* bytes of the data in the pipe, from the start */
+  unsigned char state;
 };
 
 /* Whether this build and machine can splice reads at all: libiscsi has
@@ -46,25 +51,27 @@ struct spipe {
  * reason when not. */
 bool splice_supported (size_t max_request, const char **why);
 
-/* Give r (a whole-block READ sent as one command) a pipe from s's pool.
- * Returns false when none can be had; r then reads into its buffer. */
-bool splice_attach (struct session *s, struct io_req *r);
+/* Give sk (a whole-block READ of len bytes sent as one command) a pipe
+ * from *pool.  Returns false when none can be had; the READ then reads
+ * into its buffer. */
+bool splice_attach (struct spipe **pool, struct splice_sink *sk, size_t len);
 
-/* Point the task of c, a READ just sent, at its request's pipe. */
-void splice_arm (struct scmd *c, struct scsi_task *task);
+/* Point task, a READ just sent, at sk's pipe (the command layer). */
+void splice_arm (struct splice_sink *sk, struct scsi_task *task);
 
-/* The last command of r is back: leave the data whole in the pipe (the
- * reply splices it out) or whole in the buffer. */
-void splice_settle (struct io_req *r);
+/* The last command of the READ is back: leave the data whole in the pipe
+ * (the reply splices it out) or whole in the buffer at data.  Returns 0,
+ * or -EIO when what the pipe held could not be moved to the buffer. */
+int splice_settle (struct splice_sink *sk, void *data);
 
-/* The pipe holding all of r's data, or -1 if the data is in r's buffer. */
-int splice_fd (const struct io_req *r);
+/* The pipe holding all of the data, or -1 if the data is in the buffer. */
+int splice_fd (const struct splice_sink *sk);
 
-/* r is being freed: its pipe goes back to the pool (or is closed, if data
- * is left in it). */
-void splice_detach (struct io_req *r);
+/* The READ is being freed: its pipe goes back to *pool (or is closed, if
+ * data is left in it). */
+void splice_detach (struct spipe **pool, struct splice_sink *sk);
 
-/* Close every pipe of s's pool. */
-void splice_pool_free (struct session *s);
+/* Close every pipe of *pool. */
+void splice_pool_free (struct spipe **pool);
 
 #endif

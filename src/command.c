@@ -1,0 +1,435 @@
+/* The command layer: see command.h.  Everything here runs on the session
+ * thread, except command_path_new (main thread, before the start) and
+ * the path's wake/on_thread (any thread). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
+#include "command.h"
+#include "log.h"
+#include "lun.h"
+#include "recovery.h"
+#include "sense.h"
+#include "session.h"
+#include "splice.h"
+#include "stats.h"
+
+/* libiscsi reads and writes a command's data through the iovec the engine
+ * filled in (path.h): its struct scsi_iovec is laid out as struct iovec,
+ * which libiscsi itself relies on when it hands them to readv/writev. */
+_Static_assert (sizeof (struct scsi_iovec) == sizeof (struct iovec)
+                && offsetof (struct scsi_iovec, iov_base)
+                   == offsetof (struct iovec, iov_base)
+                && offsetof (struct scsi_iovec, iov_len)
+                   == offsetof (struct iovec, iov_len),
+                "struct scsi_iovec is not struct iovec");
+
+static struct scsi_iovec *
+wire_iov (struct scmd *c)
+{
+  return (struct scsi_iovec *) (void *) &c->iov;
+}
+
+static struct cmdq *
+cmdq_of (const struct path *p)
+{
+  return (struct cmdq *) ((char *) p - offsetof (struct cmdq, path));
+}
+
+static void
+inflight_inc (struct cmdq *q)
+{
+  q->inflight++;
+  q->s->inflight = q->inflight;
+  stats_inflight_inc ();
+}
+
+static void
+inflight_dec (struct cmdq *q)
+{
+  q->inflight--;
+  q->s->inflight = q->inflight;
+  stats_inflight_dec ();
+}
+
+/* The commands libiscsi holds, for recovery (recovery.c walks them). */
+static void
+sent_add (struct cmdq *q, struct scmd *c)
+{
+  c->sent_prev = NULL;
+  c->sent_next = q->sent;
+  if (q->sent)
+    q->sent->sent_prev = c;
+  q->sent = c;
+}
+
+static void
+sent_remove (struct cmdq *q, struct scmd *c)
+{
+  if (c->sent_prev)
+    c->sent_prev->sent_next = c->sent_next;
+  else if (q->sent == c)
+    q->sent = c->sent_next;
+  if (c->sent_next)
+    c->sent_next->sent_prev = c->sent_prev;
+  c->sent_prev = c->sent_next = NULL;
+}
+
+/* Tell the engine: c's end.  Last, since it may free c. */
+static void
+finished (struct cmdq *q, struct scmd *c, int err)
+{
+  q->path.client.done (c, err);
+}
+
+/* ---- sending ---- */
+
+static void command_cb (struct iscsi_context *iscsi, int status,
+                        void *command_data, void *private_data);
+
+static struct scsi_task *
+send_command (struct session *s, struct scmd *c)
+{
+  struct lun *l = c->lun;
+  size_t bytes = (size_t) c->nblocks * l->block_size;
+  struct scsi_task *task;
+
+  switch (c->kind) {
+  case CMD_READ:
+    task = iscsi_read16_iov_task (s->iscsi, l->lun, c->lba, bytes,
+                                  l->block_size, 0, 0, 0, 0, 0,
+                                  command_cb, c, wire_iov (c), 1);
+    if (task && c->sink)
+      splice_arm (c->sink, task);
+    return task;
+  case CMD_WRITE:
+    return iscsi_write16_iov_task (s->iscsi, l->lun, c->lba, NULL, bytes,
+                                   l->block_size, 0, 0, 0, 0, 0,
+                                   command_cb, c, wire_iov (c), 1);
+  case CMD_SYNC:
+    if (l->sync16)
+      return iscsi_synchronizecache16_task (s->iscsi, l->lun, 0, 0, 0, 0,
+                                            command_cb, c);
+    return iscsi_synchronizecache10_task (s->iscsi, l->lun, 0, 0, 0, 0,
+                                          command_cb, c);
+  case CMD_UNMAP: {
+    /* Copied into the command's data when it is built. */
+    struct unmap_list unmap = { .lba = c->lba, .num = c->nblocks };
+
+    return iscsi_unmap_task (s->iscsi, l->lun, 0, 0, &unmap, 1,
+                             command_cb, c);
+  }
+  case CMD_WRITESAME:
+    return iscsi_writesame16_iov_task (s->iscsi, l->lun, c->lba, NULL,
+                                       l->block_size, c->nblocks, 0, 0, 0, 0,
+                                       command_cb, c, wire_iov (c), 1);
+  case CMD_CAPACITY:
+    return iscsi_readcapacity16_task (s->iscsi, l->lun, command_cb, c);
+  default:
+    return NULL;
+  }
+}
+
+static void
+send_or_fail (struct cmdq *q, struct scmd *c)
+{
+  struct session *s = q->s;
+
+  /* Its request was already answered (deadline): do not start more of it. */
+  if (c->abandoned) {
+    finished (q, c, -ECANCELED);
+    return;
+  }
+  inflight_inc (q);
+  atomic_fetch_add (&stats.sent[c->kind], 1);
+  c->task = send_command (s, c);
+  if (c->task == NULL) {
+    log_error ("cannot queue a command: %s", iscsi_get_error (s->iscsi));
+    inflight_dec (q);
+    stats_command_failed (c->kind, false);
+    finished (q, c, -EIO);
+    return;
+  }
+  sent_add (q, c);
+}
+
+/* Whether a command can go to libiscsi now.  While an iSER session logs
+ * in again, libiscsi would post it on the old connection, torn down by
+ * then, and on that failure leave the freed PDU on its wait queue: keep
+ * it here until the login is back.  Over TCP libiscsi queues it for the
+ * new connection itself. */
+static bool
+can_send (struct session *s)
+{
+  return !s->iser || iscsi_is_logged_in (s->iscsi);
+}
+
+/* The path's send (path.h). */
+static void
+issue (struct path *p, struct scmd *c)
+{
+  struct cmdq *q = cmdq_of (p);
+
+  c->path = p;
+  c->next = NULL;
+  if (q->inflight >= q->queue_depth || q->wait_head || !can_send (q->s)) {
+    if (q->wait_tail)
+      q->wait_tail->next = c;
+    else
+      q->wait_head = c;
+    q->wait_tail = c;
+    return;
+  }
+  send_or_fail (q, c);
+}
+
+static void
+pump_waiting (struct cmdq *q)
+{
+  while (q->wait_head && q->inflight < q->queue_depth && can_send (q->s)) {
+    struct scmd *c = q->wait_head;
+
+    q->wait_head = c->next;
+    if (q->wait_head == NULL)
+      q->wait_tail = NULL;
+    send_or_fail (q, c);
+  }
+}
+
+/* At the end nothing will send the commands still waiting for a slot or
+ * a login: fail them, so that their requests are freed. */
+static void
+fail_waiting (struct cmdq *q)
+{
+  while (q->wait_head) {
+    struct scmd *c = q->wait_head;
+
+    q->wait_head = c->next;
+    if (q->wait_head == NULL)
+      q->wait_tail = NULL;
+    finished (q, c, -ECANCELED);
+  }
+}
+
+/* ---- answers ---- */
+
+static const char *const kind_what[CMD_NR] = {
+  [CMD_READ] = "READ(16)", [CMD_WRITE] = "WRITE(16)",
+  [CMD_SYNC] = "SYNCHRONIZE CACHE", [CMD_UNMAP] = "UNMAP",
+  [CMD_WRITESAME] = "WRITE SAME(16)", [CMD_CAPACITY] = "READ CAPACITY(16)",
+};
+
+/* A resize reaches us as new READ CAPACITY data; a LUN deleted on the
+ * target as LOGICAL UNIT NOT SUPPORTED. */
+static void
+note_capacity (struct lun *l, struct scsi_task *task)
+{
+  struct scsi_readcapacity16 *rc = scsi_datain_unmarshall (task);
+
+  if (rc == NULL || rc->block_length != l->block_size)
+    return;
+  if (rc->returned_lba + 1 != l->nr_blocks) {
+    log_info ("lun%d of %s changed size: %" PRIu64 " -> %" PRIu64 " bytes",
+              l->lun, l->session->target, l->nr_blocks * l->block_size,
+              (rc->returned_lba + 1) * l->block_size);
+    l->nr_blocks = rc->returned_lba + 1;
+    __atomic_store_n (&l->size, l->nr_blocks * l->block_size, __ATOMIC_RELAXED);
+  }
+  if (lun_gone (l)) {
+    log_info ("lun%d of %s is back", l->lun, l->session->target);
+    __atomic_store_n (&l->gone, false, __ATOMIC_RELAXED);
+  }
+}
+
+static void
+note_sense (struct lun *l, struct scsi_task *task)
+{
+  if (task == NULL)
+    return;
+  if (task->sense.key == SCSI_SENSE_ILLEGAL_REQUEST
+      && task->sense.ascq == SCSI_SENSE_ASCQ_LOGICAL_UNIT_NOT_SUPPORTED
+      && !lun_gone (l)) {
+    log_error ("lun%d of %s is gone from the target", l->lun,
+               l->session->target);
+    __atomic_store_n (&l->gone, true, __ATOMIC_RELAXED);
+  }
+  if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
+      && task->sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED)
+    __atomic_store_n (&l->capacity_checked, 0, __ATOMIC_RELAXED);
+}
+
+static void
+command_cb (struct iscsi_context *iscsi, int status, void *command_data,
+            void *private_data)
+{
+  struct scmd *c = private_data;
+  /* A cancelled command comes back without its task; it is still ours. */
+  struct scsi_task *task = command_data ? command_data : c->task;
+  struct cmdq *q = cmdq_of (c->path);
+  int err = 0;
+
+  (void) iscsi;
+  sent_remove (q, c);
+  /* Recovery let it go: the target can no longer act on it, and its
+   * request was answered at the deadline. */
+  if (status == SCSI_STATUS_CANCELLED && recovery_releasing (c)) {
+    recovery_forget (&q->eh, c);
+    c->task = NULL;
+    inflight_dec (q);
+    atomic_fetch_add (&stats.failed[c->kind], 1);
+    if (task)
+      scsi_free_scsi_task (task);
+    pump_waiting (q);
+    finished (q, c, -EIO);
+    return;
+  }
+  recovery_forget (&q->eh, c);
+  c->task = NULL;
+  inflight_dec (q);
+  if (status == SCSI_STATUS_CHECK_CONDITION)
+    note_sense (c->lun, task);
+  if (status == SCSI_STATUS_GOOD && c->kind == CMD_CAPACITY && task)
+    note_capacity (c->lun, task);
+  if (status != SCSI_STATUS_GOOD) {
+    if (!c->abandoned && task_worth_retrying (status, task, c->retries)) {
+      c->retries++;
+      atomic_fetch_add (&stats.retries, 1);
+      if (task)
+        scsi_free_scsi_task (task);
+      /* Behind any commands that wait for a slot, and then the slot this
+       * one freed goes to the first of them: without the pump, a retry
+       * with nothing else in flight left the queue waiting for a
+       * completion that would never come. */
+      issue (&q->path, c);
+      pump_waiting (q);
+      return;
+    }
+    err = task_error (status, task);
+    if (err == 0)
+      err = -EIO;
+    /* An unsupported optional command is the caller's to handle quietly;
+     * so is WRITE SAME, which some targets (tgtd's file store among them)
+     * fail with nonsense: the caller falls back to plain writes. */
+    if (c->kind != CMD_READ && c->kind != CMD_WRITE
+        && task_unsupported (status, task))
+      err = -EOPNOTSUPP;
+    else if (c->kind == CMD_WRITESAME)
+      log_debug ("WRITE SAME(16) failed with status 0x%x", status);
+    else
+      task_log_failure (kind_what[c->kind], status, task);
+    stats_command_failed (c->kind, err == -EOPNOTSUPP);
+  }
+  else if (c->kind == CMD_READ)
+    atomic_fetch_add (&stats.bytes_read, c->iov.iov_len);
+  else if (c->kind == CMD_WRITE)
+    atomic_fetch_add (&stats.bytes_written, c->iov.iov_len);
+  if (task)
+    scsi_free_scsi_task (task);
+  pump_waiting (q);
+  finished (q, c, err);
+}
+
+/* ---- the session's client calls (session.h) ---- */
+
+static void
+take (void *opaque)
+{
+  struct cmdq *q = opaque;
+
+  q->path.client.take (q->path.client.eng);
+}
+
+static void
+tick (void *opaque, time_t now, bool back, bool second)
+{
+  struct cmdq *q = opaque;
+
+  q->path.down_since = q->s->down_since;
+  if (back)
+    pump_waiting (q);
+  if (second) {
+    q->path.client.expire (q->path.client.eng, now);
+    recovery_tick (&q->eh, now);
+    pump_waiting (q);
+  }
+}
+
+static bool
+idle (void *opaque)
+{
+  struct cmdq *q = opaque;
+
+  return q->path.client.idle (q->path.client.eng);
+}
+
+/* Stopping, out of time: answer everything while FUSE is still there to
+ * hear it. */
+static void
+cancel_all (void *opaque)
+{
+  struct cmdq *q = opaque;
+
+  q->path.client.take (q->path.client.eng);
+  q->path.client.expire (q->path.client.eng, 0);
+  fail_waiting (q);
+}
+
+/* The libiscsi context is gone: no callback can come any more. */
+static void
+closed (void *opaque)
+{
+  struct cmdq *q = opaque;
+
+  recovery_close (&q->eh);
+  if (q->path.client.closed)
+    q->path.client.closed (q->path.client.eng);
+  free (q);
+}
+
+/* ---- the path's other calls ---- */
+
+static void
+wake (struct path *p)
+{
+  session_wake (cmdq_of (p)->s);
+}
+
+static bool
+on_thread (const struct path *p)
+{
+  return session_on_thread (cmdq_of (p)->s);
+}
+
+static const struct path_ops ops = {
+  .send = issue, .wake = wake, .on_thread = on_thread,
+};
+
+struct path *
+command_path_new (struct session *s)
+{
+  struct cmdq *q = calloc (1, sizeof *q);
+
+  if (q == NULL)
+    return NULL;
+  q->s = s;
+  q->queue_depth = s->queue_depth;
+  q->eh.s = s;
+  q->eh.sent = &q->sent;
+  q->eh.waiting = &q->wait_head;
+  q->path.ops = &ops;
+  q->path.alloc = s->alloc;
+  q->path.timeout = s->timeout;
+  q->path.can_lend = !s->iser;
+  q->path.splice = s->splice;
+  session_set_client (s, &(struct session_client) {
+    .take = take, .tick = tick, .idle = idle, .cancel_all = cancel_all,
+    .closed = closed, .opaque = q,
+  });
+  return &q->path;
+}

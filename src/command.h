@@ -1,0 +1,37 @@
+/* The command layer: a path (path.h) over one iSCSI session.  It sends the
+ * engine's commands with libiscsi, at most queue_depth at a time (the rest
+ * wait in a FIFO), retries transient conditions, maps SCSI status to
+ * errno, notes what answers say about the LUN (a new capacity, a LUN gone
+ * or back), and recovers commands past their deadline (recovery.h).
+ *
+ * It sits between the engine above (which it calls only through the
+ * path's client) and the session below (login, thread, hand-off), whose
+ * client it is: the session thread calls it through struct
+ * session_client.
+ *
+ * Ownership: struct cmdq is made before the session thread starts and
+ * freed when the session closes (its closed() call); everything in it
+ * after the start belongs to the session thread. */
+#ifndef ISERFS_COMMAND_H
+#define ISERFS_COMMAND_H
+
+#include "path.h"
+#include "recovery.h"
+
+struct session;
+
+struct cmdq {
+  struct path path;             /* what the engine sees */
+  struct session *s;
+  unsigned queue_depth;         /* commands with libiscsi at most */
+  unsigned inflight;            /* commands with libiscsi now */
+  struct scmd *wait_head, *wait_tail;   /* waiting for a slot or a login */
+  struct scmd *sent;            /* with libiscsi, newest first */
+  struct recovery eh;           /* commands past their deadline */
+};
+
+/* The path over s (before session_start): it becomes s's client.  NULL
+ * when out of memory. */
+struct path *command_path_new (struct session *s);
+
+#endif

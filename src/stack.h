@@ -1,0 +1,13 @@
+/* One session's layers put together: the command layer (command.h) on the
+ * session, the engine (io.h) on that path, and the session's LUNs pointed
+ * at the engine.  Main thread, after the LUNs were probed. */
+#ifndef ISERFS_STACK_H
+#define ISERFS_STACK_H
+
+struct session;
+
+/* Build the layers above s and start its thread.  Returns 0 or -errno.
+ * Whatever it made is freed by session_close(). */
+int stack_start (struct session *s);
+
+#endif
