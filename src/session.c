@@ -55,6 +55,8 @@ init_iser_transport (struct iscsi_context *iscsi)
   return r;
 }
 
+/* Settings of a context before its login.  0, or -errno with the reason
+ * in err. */
 static int
 configure_context (struct iscsi_context *iscsi, const struct session_config *cfg,
                    char *err, size_t errlen)
@@ -65,13 +67,13 @@ configure_context (struct iscsi_context *iscsi, const struct session_config *cfg
   if (cfg->iser && cfg->password) {
     snprintf (err, errlen, "CHAP over iSER needs libiscsi 1.20 or newer "
               "(this iserfs is built with %s)", LIBISCSI_VERSION);
-    return -1;
+    return -ENOTSUP;
   }
 #endif
   if (cfg->iser && init_iser_transport (iscsi) != 0) {
     snprintf (err, errlen, "cannot use the iSER transport: %s",
               iscsi_get_error (iscsi));
-    return -1;
+    return -EINVAL;
   }
   /* libiscsi 1.19's small-allocation cache and its iSER transport do not
    * agree on buffer sizes: a cached 32-byte block comes back as a
@@ -84,7 +86,7 @@ configure_context (struct iscsi_context *iscsi, const struct session_config *cfg
                                               : ISCSI_SESSION_DISCOVERY);
   if (cfg->target && iscsi_set_targetname (iscsi, cfg->target) != 0) {
     snprintf (err, errlen, "invalid target name '%s'", cfg->target);
-    return -1;
+    return -EINVAL;
   }
   iscsi_set_header_digest (iscsi, cfg->header_digest
                            ? ISCSI_HEADER_DIGEST_CRC32C
@@ -92,13 +94,13 @@ configure_context (struct iscsi_context *iscsi, const struct session_config *cfg
   if (cfg->user && cfg->password
       && iscsi_set_initiator_username_pwd (iscsi, cfg->user, cfg->password)) {
     snprintf (err, errlen, "cannot set CHAP credentials");
-    return -1;
+    return -EINVAL;
   }
   if (cfg->target_user && cfg->target_password
       && iscsi_set_target_username_pwd (iscsi, cfg->target_user,
                                         cfg->target_password)) {
     snprintf (err, errlen, "cannot set mutual CHAP credentials");
-    return -1;
+    return -EINVAL;
   }
   if (log_debug_enabled ()) {
     iscsi_set_log_level (iscsi, 3);

@@ -214,21 +214,21 @@ splice_arm (struct splice_sink *sk, struct scsi_task *task)
 }
 
 /* Move what the pipe holds, the first r->piped bytes of the data, into
- * the buffer at data. */
+ * the buffer at data.  0 or -EIO. */
 static int
 spill (struct splice_sink *r, char *data)
 {
   size_t got = 0;
 
   if (r->piped > r->len)
-    return -1;
+    return -EIO;
   while (got < r->piped) {
     ssize_t n = read (r->pipe->rd, data + got, r->piped - got);
 
     if (n <= 0) {
       log_error ("cannot read back spliced READ data: %s",
                  n < 0 ? strerror (errno) : "pipe empty");
-      return -1;
+      return -EIO;
     }
     got += n;
   }
@@ -252,7 +252,7 @@ splice_settle (struct splice_sink *r, void *data)
     return 0;
   }
   atomic_fetch_add (&stats.splice_spilled, 1);
-  return spill (r, data) < 0 ? -EIO : 0;
+  return spill (r, data);
 }
 
 int
