@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "discover.h"
 #include "fs.h"
+#include "identity.h"
 #include "iobuf.h"
 #include "log.h"
 #include "mountinfo.h"
@@ -170,8 +171,10 @@ list_targets (const struct options *o)
     }
     for (unsigned j = 0; j < s->nr_luns; j++) {
       struct lun *l = &s->luns[j];
-      printf ("  lun%d size=%" PRIu64 " block=%u %s\n", l->lun, l->size,
-              l->block_size, l->read_only ? "ro" : "rw");
+      char id[IDENTITY_NAME_MAX];
+      printf ("  lun%d size=%" PRIu64 " block=%u %s id=%s\n", l->lun,
+              l->size, l->block_size, l->read_only ? "ro" : "rw",
+              identity_name (&l->id, id, sizeof id));
     }
     session_close (s);
   }

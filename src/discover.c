@@ -13,6 +13,7 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "discover.h"
+#include "identity.h"
 #include "log.h"
 #include "session.h"
 
@@ -288,6 +289,33 @@ write_protected (struct session *s, struct lun *l)
   return wp;
 }
 
+/* The LUN's identity (identity.h), so that the same LUN behind two
+ * portals can be told from two LUNs that only look alike.  A target
+ * without these pages, or with a malformed one, leaves the LUN without an
+ * identity: it is still mounted, it just never matches another. */
+static void
+read_identity (struct session *s, struct lun *l)
+{
+  static const int pages[] = {
+    SCSI_INQUIRY_PAGECODE_DEVICE_IDENTIFICATION,
+    SCSI_INQUIRY_PAGECODE_UNIT_SERIAL_NUMBER,
+  };
+  char name[IDENTITY_NAME_MAX];
+
+  for (unsigned i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+    struct scsi_task *task = query (s, Q_VPD, l->lun, pages[i]);
+
+    if (task && task->status == SCSI_STATUS_GOOD
+        && identity_from_task (&l->id, task) == -EPROTO)
+      log_info ("%s lun %d: malformed VPD page 0x%02x ignored", s->target,
+                l->lun, pages[i]);
+    if (task)
+      scsi_free_scsi_task (task);
+  }
+  log_debug ("%s lun %d: id %s", s->target, l->lun,
+             identity_name (&l->id, name, sizeof name));
+}
+
 static int
 probe_lun (struct session *s, struct lun *l, int lun, unsigned max_xfer,
            char *err, size_t errlen)
@@ -310,6 +338,7 @@ probe_lun (struct session *s, struct lun *l, int lun, unsigned max_xfer,
   l->max_ws_blocks = 1u << 16;
   read_block_limits (s, l);
   l->read_only = write_protected (s, l);
+  read_identity (s, l);
   log_debug ("%s lun %d: %" PRIu64 " blocks of %u, max xfer %u blocks%s%s",
              s->target, lun, l->nr_blocks, l->block_size, l->max_xfer_blocks,
              l->read_only ? ", write protected" : "",

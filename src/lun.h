@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "identity.h"
+
 struct engine;
 struct session;
 
@@ -28,6 +30,7 @@ struct lun {
   uint32_t max_unmap_blocks;    /* per UNMAP descriptor */
   uint32_t max_ws_blocks;       /* per WRITE SAME */
   bool sync16;                  /* SYNCHRONIZE CACHE(16) works */
+  struct lun_identity id;       /* VPD 0x83/0x80, set at discovery */
 
   /* Engine state, touched only by the session's thread. */
   struct io_req *locked;        /* writes holding their block range */
