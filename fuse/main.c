@@ -402,6 +402,12 @@ run_loop (struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
     fuse_loop_cfg_set_idle_threads (cfg, cmd->max_idle_threads);
   e = fuse_session_loop_mt (se, cfg);
   fuse_loop_cfg_destroy (cfg);
+  /* The kernel shut the connection down while a thread was taking a
+   * request (an unmount, lazy or not, racing with the read, or an abort in
+   * /sys/fs/fuse/connections): the end, as ENODEV is, not a failure.
+   * libfuse has printed "reading device" for it already. */
+  if (e == -ECONNABORTED)
+    e = 0;
   return e;
 }
 
