@@ -22,7 +22,6 @@
 #include "fs.h"
 #include "io.h"
 #include "log.h"
-#include "lunwatch.h"
 #include "stats.h"
 #include "uring.h"
 #include "written.h"
@@ -107,7 +106,7 @@ get_fs (fuse_req_t req)
 static struct node *
 get_node (struct fs *fs, fuse_ino_t ino)
 {
-  return ino >= 1 && ino <= fs_nr_nodes (fs) ? &fs->nodes[ino - 1] : NULL;
+  return ino >= 1 && ino <= fs->nr_nodes ? &fs->nodes[ino - 1] : NULL;
 }
 
 static void
@@ -139,8 +138,8 @@ fill_stat (struct fs *fs, fuse_ino_t ino, struct stat *st)
 /* Ask the target for the capacity again, at most once a second, without
  * making stat(2) wait for the network: the answer updates the LUN and the
  * next stat sees it. */
-void
-fs_refresh_capacity (struct lun *l)
+static void
+refresh_capacity (struct lun *l)
 {
   time_t now = clock_mono_s ();
   time_t last = __atomic_load_n (&l->capacity_checked, __ATOMIC_RELAXED);
@@ -181,9 +180,8 @@ fs_lookup (fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   struct fs *fs = get_fs (req);
   struct fuse_entry_param e;
-  unsigned nr = fs_nr_nodes (fs);
 
-  for (unsigned i = 1; i < nr; i++) {
+  for (unsigned i = 1; i < fs->nr_nodes; i++) {
     if (fs->nodes[i].parent == parent && strcmp (fs->nodes[i].name, name) == 0
         && visible (&fs->nodes[i])) {
       memset (&e, 0, sizeof e);
@@ -195,8 +193,6 @@ fs_lookup (fuse_req_t req, fuse_ino_t parent, const char *name)
       return;
     }
   }
-  /* Perhaps a LUN added on the target since: look (not waiting). */
-  lunwatch_kick ();
   fuse_reply_err (req, ENOENT);
 }
 
@@ -214,7 +210,7 @@ fs_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   if (n->lun)
-    fs_refresh_capacity (n->lun);
+    refresh_capacity (n->lun);
   fill_stat (fs, ino, &st);
   fuse_reply_attr (req, &st, ATTR_TIMEOUT);
 }
@@ -272,7 +268,7 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   struct node *dir = get_node (fs, ino);
   char *buf;
   size_t used = 0;
-  unsigned nr = fs_nr_nodes (fs);
+  off_t pos = 0;
 
   (void) fi;
   if (dir == NULL || dir->lun) {
@@ -284,26 +280,23 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_err (req, ENOMEM);
     return;
   }
-  /* A listing is when LUNs added or removed on the target show. */
-  if (off == 0)
-    lunwatch_kick ();
-  /* ".", "..", then the children; entry i has offset i+1, and node k
-   * (inode k+1) is entry k+1: offsets stay put while LUNs come and go. */
-  for (unsigned i = 0; i <= nr; i++) {
+  /* Entry k of the listing has offset k+1: ".", "..", then the children. */
+  for (unsigned i = 0; i <= fs->nr_nodes + 1; i++) {
     const char *name;
     struct stat st = { 0 };
     size_t need;
-    off_t pos = (off_t) i + 1;
 
-    if (pos <= off)
-      continue;
     if (i == 0)
       name = ".", st.st_ino = ino;
     else if (i == 1)
       name = "..", st.st_ino = dir->parent;
-    else if (fs->nodes[i - 1].parent == ino && visible (&fs->nodes[i - 1]))
+    else if (i - 1 < fs->nr_nodes && fs->nodes[i - 1].parent == ino && i - 1 > 0
+             && visible (&fs->nodes[i - 1]))
       name = fs->nodes[i - 1].name, st.st_ino = i;
     else
+      continue;
+    pos++;
+    if (pos <= off)
       continue;
     st.st_mode = get_node (fs, st.st_ino)->lun ? S_IFREG : S_IFDIR;
     need = fuse_add_direntry (req, buf + used, size - used, name, &st, pos);
@@ -353,10 +346,6 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
   if (n == NULL || n->lun == NULL) {
     fuse_reply_err (req, n ? EISDIR : ENOENT);
-    return;
-  }
-  if (lun_removed (n->lun)) {
-    fuse_reply_err (req, ENOENT);
     return;
   }
   if (writing && (fs->ro || n->lun->read_only)) {
@@ -972,17 +961,16 @@ fs_statfs (fuse_req_t req, fuse_ino_t ino)
   struct fs *fs = get_fs (req);
   struct statvfs sv;
   uint64_t bytes = 0;
-  unsigned nr = fs_nr_nodes (fs);
 
   (void) ino;
-  for (unsigned i = 0; i < nr; i++)
-    if (fs->nodes[i].lun && !lun_removed (fs->nodes[i].lun))
+  for (unsigned i = 0; i < fs->nr_nodes; i++)
+    if (fs->nodes[i].lun)
       bytes += lun_size (fs->nodes[i].lun);
   memset (&sv, 0, sizeof sv);
   sv.f_bsize = 4096;
   sv.f_frsize = 512;
   sv.f_blocks = bytes / sv.f_frsize;
-  sv.f_files = nr;
+  sv.f_files = fs->nr_nodes;
   sv.f_namemax = 255;
   fuse_reply_statfs (req, &sv);
 }
