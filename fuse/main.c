@@ -23,6 +23,7 @@
 #include "identity.h"
 #include "iobuf.h"
 #include "log.h"
+#include "lunwatch.h"
 #include "mountinfo.h"
 #include "metrics.h"
 #include "readahead.h"
@@ -438,6 +439,18 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
   }
   if ((rc = start_sessions (fs)) < 0)
     goto out_stop;
+  {
+    sigset_t old;
+
+    fs->se = se;
+    block_stop_signals (&old);
+    rc = lunwatch_start (fs);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    if (rc < 0) {
+      log_error ("cannot start the LUN scanner: %s", strerror (-rc));
+      goto out_stop;
+    }
+  }
   if (o->metrics_dir) {
     sigset_t old;
 
@@ -461,6 +474,8 @@ serve (struct fuse_session *se, struct fuse_cmdline_opts *cmd, struct fs *fs,
   if (rc > 0)
     rc = 0;
  out_stop:
+  /* Before the sessions stop: it may be waiting for one of them. */
+  lunwatch_stop ();
   metrics_stop ();
   uring_quiesce ();
   /* Files still open (stopped by a signal): sync what they wrote while
@@ -567,6 +582,8 @@ main (int argc, char *argv[])
   if (open_sessions (&o, &fs) < 0)
     goto out;
   fs.ro = o.ro;
+  fs.only_lun = o.lun;
+  fs.max_xfer = o.max_xfer;
   fs.readahead = o.readahead;
   fs.readahead_explicit = o.readahead_s != NULL;
   fs.ring = (o.fuse_ring == RING_ON

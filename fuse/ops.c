@@ -22,6 +22,7 @@
 #include "fs.h"
 #include "io.h"
 #include "log.h"
+#include "lunwatch.h"
 #include "stats.h"
 #include "uring.h"
 #include "written.h"
@@ -106,7 +107,7 @@ get_fs (fuse_req_t req)
 static struct node *
 get_node (struct fs *fs, fuse_ino_t ino)
 {
-  return ino >= 1 && ino <= fs->nr_nodes ? &fs->nodes[ino - 1] : NULL;
+  return ino >= 1 && ino <= fs_nr_nodes (fs) ? &fs->nodes[ino - 1] : NULL;
 }
 
 static void
@@ -138,8 +139,8 @@ fill_stat (struct fs *fs, fuse_ino_t ino, struct stat *st)
 /* Ask the target for the capacity again, at most once a second, without
  * making stat(2) wait for the network: the answer updates the LUN and the
  * next stat sees it. */
-static void
-refresh_capacity (struct lun *l)
+void
+fs_refresh_capacity (struct lun *l)
 {
   time_t now = clock_mono_s ();
   time_t last = __atomic_load_n (&l->capacity_checked, __ATOMIC_RELAXED);
@@ -180,8 +181,9 @@ fs_lookup (fuse_req_t req, fuse_ino_t parent, const char *name)
 {
   struct fs *fs = get_fs (req);
   struct fuse_entry_param e;
+  unsigned nr = fs_nr_nodes (fs);
 
-  for (unsigned i = 1; i < fs->nr_nodes; i++) {
+  for (unsigned i = 1; i < nr; i++) {
     if (fs->nodes[i].parent == parent && strcmp (fs->nodes[i].name, name) == 0
         && visible (&fs->nodes[i])) {
       memset (&e, 0, sizeof e);
@@ -193,6 +195,8 @@ fs_lookup (fuse_req_t req, fuse_ino_t parent, const char *name)
       return;
     }
   }
+  /* Perhaps a LUN added on the target since: look (not waiting). */
+  lunwatch_kick ();
   fuse_reply_err (req, ENOENT);
 }
 
@@ -210,7 +214,7 @@ fs_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   if (n->lun)
-    refresh_capacity (n->lun);
+    fs_refresh_capacity (n->lun);
   fill_stat (fs, ino, &st);
   fuse_reply_attr (req, &st, ATTR_TIMEOUT);
 }
@@ -268,7 +272,7 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   struct node *dir = get_node (fs, ino);
   char *buf;
   size_t used = 0;
-  off_t pos = 0;
+  unsigned nr = fs_nr_nodes (fs);
 
   (void) fi;
   if (dir == NULL || dir->lun) {
@@ -280,23 +284,26 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_err (req, ENOMEM);
     return;
   }
-  /* Entry k of the listing has offset k+1: ".", "..", then the children. */
-  for (unsigned i = 0; i <= fs->nr_nodes + 1; i++) {
+  /* A listing is when LUNs added or removed on the target show. */
+  if (off == 0)
+    lunwatch_kick ();
+  /* ".", "..", then the children; entry i has offset i+1, and node k
+   * (inode k+1) is entry k+1: offsets stay put while LUNs come and go. */
+  for (unsigned i = 0; i <= nr; i++) {
     const char *name;
     struct stat st = { 0 };
     size_t need;
+    off_t pos = (off_t) i + 1;
 
+    if (pos <= off)
+      continue;
     if (i == 0)
       name = ".", st.st_ino = ino;
     else if (i == 1)
       name = "..", st.st_ino = dir->parent;
-    else if (i - 1 < fs->nr_nodes && fs->nodes[i - 1].parent == ino && i - 1 > 0
-             && visible (&fs->nodes[i - 1]))
+    else if (fs->nodes[i - 1].parent == ino && visible (&fs->nodes[i - 1]))
       name = fs->nodes[i - 1].name, st.st_ino = i;
     else
-      continue;
-    pos++;
-    if (pos <= off)
       continue;
     st.st_mode = get_node (fs, st.st_ino)->lun ? S_IFREG : S_IFDIR;
     need = fuse_add_direntry (req, buf + used, size - used, name, &st, pos);
@@ -346,6 +353,10 @@ fs_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
   if (n == NULL || n->lun == NULL) {
     fuse_reply_err (req, n ? EISDIR : ENOENT);
+    return;
+  }
+  if (lun_removed (n->lun)) {
+    fuse_reply_err (req, ENOENT);
     return;
   }
   if (writing && (fs->ro || n->lun->read_only)) {
@@ -961,16 +972,17 @@ fs_statfs (fuse_req_t req, fuse_ino_t ino)
   struct fs *fs = get_fs (req);
   struct statvfs sv;
   uint64_t bytes = 0;
+  unsigned nr = fs_nr_nodes (fs);
 
   (void) ino;
-  for (unsigned i = 0; i < fs->nr_nodes; i++)
-    if (fs->nodes[i].lun)
+  for (unsigned i = 0; i < nr; i++)
+    if (fs->nodes[i].lun && !lun_removed (fs->nodes[i].lun))
       bytes += lun_size (fs->nodes[i].lun);
   memset (&sv, 0, sizeof sv);
   sv.f_bsize = 4096;
   sv.f_frsize = 512;
   sv.f_blocks = bytes / sv.f_frsize;
-  sv.f_files = fs->nr_nodes;
+  sv.f_files = nr;
   sv.f_namemax = 255;
   fuse_reply_statfs (req, &sv);
 }

@@ -7,11 +7,13 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
 #include "command.h"
+#include "io.h"
 #include "log.h"
 #include "lun.h"
 #include "recovery.h"
@@ -93,6 +95,30 @@ finished (struct cmdq *q, struct scmd *c, int err)
 static void command_cb (struct iscsi_context *iscsi, int status,
                         void *command_data, void *private_data);
 
+/* A query: libiscsi receives the answer, command_cb copies it to c->iov. */
+static struct scsi_task *
+send_query (struct session *s, struct scmd *c)
+{
+  int lun = c->lun->lun, len = (int) c->iov.iov_len;
+
+  switch (c->query) {
+  case QUERY_REPORT_LUNS:
+    return iscsi_reportluns_task (s->iscsi, 0, len, command_cb, c);
+  case QUERY_INQUIRY:
+    return iscsi_inquiry_task (s->iscsi, lun, 0, 0, len, command_cb, c);
+  case QUERY_VPD:
+    return iscsi_inquiry_task (s->iscsi, lun, 1, c->page, len, command_cb, c);
+  case QUERY_CAPACITY:
+    return iscsi_readcapacity16_task (s->iscsi, lun, command_cb, c);
+  case QUERY_MODE_SENSE:
+    return iscsi_modesense6_task (s->iscsi, lun, 1, SCSI_MODESENSE_PC_CURRENT,
+                                  SCSI_MODEPAGE_RETURN_ALL_PAGES, 0,
+                                  len > 255 ? 255 : len, command_cb, c);
+  default:
+    return NULL;
+  }
+}
+
 static struct scsi_task *
 send_command (struct session *s, struct scmd *c)
 {
@@ -131,6 +157,8 @@ send_command (struct session *s, struct scmd *c)
                                        command_cb, c, wire_iov (c), 1);
   case CMD_CAPACITY:
     return iscsi_readcapacity16_task (s->iscsi, l->lun, command_cb, c);
+  case CMD_QUERY:
+    return send_query (s, c);
   default:
     return NULL;
   }
@@ -219,10 +247,14 @@ fail_waiting (struct cmdq *q)
 
 /* ---- answers ---- */
 
+/* Not named in libiscsi's scsi-lowlevel.h. */
+#define ASCQ_REPORTED_LUNS_DATA_HAS_CHANGED 0x3f0e
+
 static const char *const kind_what[CMD_NR] = {
   [CMD_READ] = "READ(16)", [CMD_WRITE] = "WRITE(16)",
   [CMD_SYNC] = "SYNCHRONIZE CACHE", [CMD_UNMAP] = "UNMAP",
   [CMD_WRITESAME] = "WRITE SAME(16)", [CMD_CAPACITY] = "READ CAPACITY(16)",
+  [CMD_QUERY] = "query (INQUIRY, REPORT LUNS, ...)",
 };
 
 /* A resize reaches us as new READ CAPACITY data; a LUN deleted on the
@@ -241,7 +273,7 @@ note_capacity (struct lun *l, struct scsi_task *task)
     l->nr_blocks = rc->returned_lba + 1;
     __atomic_store_n (&l->size, l->nr_blocks * l->block_size, __ATOMIC_RELAXED);
   }
-  if (lun_gone (l)) {
+  if (__atomic_load_n (&l->gone, __ATOMIC_RELAXED)) {
     log_info ("lun%d of %s is back", l->lun, l->session->target);
     __atomic_store_n (&l->gone, false, __ATOMIC_RELAXED);
   }
@@ -254,7 +286,7 @@ note_sense (struct lun *l, struct scsi_task *task)
     return;
   if (task->sense.key == SCSI_SENSE_ILLEGAL_REQUEST
       && task->sense.ascq == SCSI_SENSE_ASCQ_LOGICAL_UNIT_NOT_SUPPORTED
-      && !lun_gone (l)) {
+      && !__atomic_load_n (&l->gone, __ATOMIC_RELAXED)) {
     log_error ("lun%d of %s is gone from the target", l->lun,
                l->session->target);
     __atomic_store_n (&l->gone, true, __ATOMIC_RELAXED);
@@ -262,6 +294,25 @@ note_sense (struct lun *l, struct scsi_task *task)
   if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
       && task->sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED)
     __atomic_store_n (&l->capacity_checked, 0, __ATOMIC_RELAXED);
+  /* LUNs were added or removed: the FUSE side scans the target again. */
+  if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
+      && task->sense.ascq == ASCQ_REPORTED_LUNS_DATA_HAS_CHANGED)
+    atomic_store (&l->session->luns_changed, true);
+}
+
+/* An answer to a query: its bytes go where the engine asked (c->iov). */
+static void
+copy_answer (struct scmd *c, struct scsi_task *task)
+{
+  size_t n = 0;
+
+  if (task && task->datain.data && task->datain.size > 0) {
+    n = (size_t) task->datain.size;
+    if (n > c->iov.iov_len)
+      n = c->iov.iov_len;
+    memcpy (c->iov.iov_base, task->datain.data, n);
+  }
+  c->datain = n;
 }
 
 static void
@@ -296,6 +347,8 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
     note_sense (c->lun, task);
   if (status == SCSI_STATUS_GOOD && c->kind == CMD_CAPACITY && task)
     note_capacity (c->lun, task);
+  if (status == SCSI_STATUS_GOOD && c->kind == CMD_QUERY)
+    copy_answer (c, task);
   if (status != SCSI_STATUS_GOOD) {
     if (!c->abandoned && task_worth_retrying (status, task, c->retries)) {
       c->retries++;

@@ -94,6 +94,38 @@ io_req_new (struct io_req **rp, struct lun *l, enum io_op op, uint64_t off,
   return 0;
 }
 
+int
+io_req_new_query (struct io_req **rp, struct lun *l, enum io_query q,
+                  unsigned page, size_t alloc, io_done_fn *done, void *ctx)
+{
+  struct io_req *r;
+
+  *rp = NULL;
+  if (alloc == 0 || alloc > 65535)
+    return -EINVAL;
+  r = calloc (1, sizeof *r + sizeof r->scmd[0]);
+  if (r == NULL)
+    return -ENOMEM;
+  /* Plain memory, not the pool: libiscsi receives the answer into a
+   * buffer of its own, and the command layer copies it here. */
+  r->data = calloc (1, alloc);
+  if (r->data == NULL) {
+    free (r);
+    return -ENOMEM;
+  }
+  r->lun = l;
+  r->eng = l->engine;
+  r->done = done;
+  r->ctx = ctx;
+  r->op = IO_QUERY;
+  r->len = alloc;
+  r->max_scmd = 1;
+  r->scmd[0].query = q;
+  r->scmd[0].page = page;
+  *rp = r;
+  return 0;
+}
+
 /* Whether [off, off+len) is whole blocks of l. */
 static bool
 io_whole_blocks (const struct lun *l, uint64_t off, size_t len)
@@ -160,6 +192,8 @@ io_req_free (struct io_req *r)
   if (r == NULL)
     return;
   splice_detach (&r->eng->pipes, &r->sink);
+  if (r->op == IO_QUERY)
+    free (r->data);
   iobuf_free (r->eng->path->alloc, &r->buf);
   iobuf_free (r->eng->path->alloc, &r->edge);
   free (r);
@@ -641,6 +675,13 @@ start (struct io_req *r)
   time_t now = clock_mono_s ();
 
   active_add (r->eng, r);
+  /* The target no longer has this LUN, or has another one under its
+   * number: nothing may reach it through the old one. */
+  if (lun_removed (r->lun)) {
+    r->err = -EIO;
+    finish (r);
+    return;
+  }
   if (p->timeout) {
     r->deadline = now + p->timeout;
     /* Like a kernel initiator past its replacement timeout: while the
@@ -666,6 +707,19 @@ start (struct io_req *r)
     p->ops->send (p, new_command (r, r->op == IO_SYNC ? CMD_SYNC
                                   : CMD_CAPACITY, 0, 0, NULL));
     break;
+  case IO_QUERY: {
+    unsigned char q = r->scmd[0].query, page = r->scmd[0].page;
+    struct scmd *c;
+
+    r->nr_scmd = 0;
+    r->pending = 0;
+    c = new_command (r, CMD_QUERY, 0, 0, r->data);
+    c->query = q;
+    c->page = page;
+    c->iov.iov_len = r->len;
+    p->ops->send (p, c);
+    break;
+  }
   }
 }
 
@@ -682,6 +736,8 @@ command_done (struct scmd *c, int err)
   }
   if (err && r->err == 0)
     r->err = err;
+  if (c->kind == CMD_QUERY && err == 0)
+    r->len = c->datain;
   piece_finished (r);
 }
 

@@ -29,6 +29,16 @@ enum io_op {
   IO_READ, IO_WRITE, IO_SYNC, IO_UNMAP,
   IO_WRITESAME,                 /* zero whole blocks with WRITE SAME(16) */
   IO_CAPACITY,                  /* refresh the LUN's capacity */
+  IO_QUERY,                     /* a query whose answer comes back */
+};
+
+/* What an IO_QUERY asks (io_req_new_query). */
+enum io_query {
+  QUERY_REPORT_LUNS,            /* of the LUN's target */
+  QUERY_INQUIRY,                /* standard INQUIRY data */
+  QUERY_VPD,                    /* a VPD page */
+  QUERY_CAPACITY,               /* READ CAPACITY(16) */
+  QUERY_MODE_SENSE,             /* MODE SENSE(6), all pages */
 };
 
 struct io_req;
@@ -60,6 +70,13 @@ int io_req_new (struct io_req **rp, struct lun *lun, enum io_op op,
 int io_req_new_lent (struct io_req **rp, struct lun *lun, enum io_op op,
                      uint64_t off, size_t len, void *data,
                      io_done_fn *done, void *ctx);
+/* Create a query of l (its number; for REPORT LUNS any LUN of the
+ * target will do) with room for `alloc` bytes of answer, at most 65535.
+ * In done(), io_req_data() holds the answer's bytes as the target sent
+ * them and io_req_len() their number.  Returns 0 or -errno. */
+int io_req_new_query (struct io_req **rp, struct lun *l, enum io_query q,
+                      unsigned page, size_t alloc, io_done_fn *done,
+                      void *ctx);
 /* Free a request that was never submitted. */
 void io_req_free (struct io_req *r);
 

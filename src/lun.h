@@ -22,6 +22,9 @@ struct lun {
   uint64_t size;                /* bytes; read with lun_size(), may change */
   bool read_only;               /* write protected by the target */
   bool gone;                    /* the target no longer has this LUN */
+  bool removed;                 /* nor will again: REPORT LUNS left it out,
+                                 * or another LUN took its number (set
+                                 * once, by the FUSE side's scan) */
   time_t capacity_checked;      /* last READ CAPACITY sent (FUSE side),
                                  * clock_mono_s() */
   bool unmap;                   /* UNMAP supported (LBPU) and reads zero after */
@@ -46,9 +49,15 @@ lun_size (const struct lun *l)
 }
 
 static inline bool
+lun_removed (const struct lun *l)
+{
+  return __atomic_load_n (&l->removed, __ATOMIC_ACQUIRE);
+}
+
+static inline bool
 lun_gone (const struct lun *l)
 {
-  return __atomic_load_n (&l->gone, __ATOMIC_RELAXED);
+  return __atomic_load_n (&l->gone, __ATOMIC_RELAXED) || lun_removed (l);
 }
 
 #endif

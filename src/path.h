@@ -45,6 +45,8 @@ struct scmd {
   bool abandoned;               /* its request was answered (deadline): do
                                  * not send it, retry it or wait for it */
   void *owner;                  /* the engine's (its request) */
+  unsigned char query;          /* CMD_QUERY: enum io_query (io.h) */
+  unsigned char page;           /* CMD_QUERY of a VPD page: its code */
 
   /* The path's, from send() to done(). */
   struct path *path;
@@ -55,6 +57,8 @@ struct scmd {
   unsigned char eh;             /* enum eh_state (recovery.h) */
   bool eh_reset_sent;           /* a LOGICAL UNIT RESET covers it */
   struct tmf *eh_tmf;           /* its ABORT TASK, while out */
+  size_t datain;                /* CMD_QUERY: bytes of the answer copied to
+                                 * iov, set before done() */
 };
 
 /* What a path calls in the engine above it (set by the engine). */

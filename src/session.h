@@ -67,6 +67,11 @@ struct session {
   unsigned nr_luns;
 
   struct session_client client;  /* the layer above; set before the start */
+  struct engine *engine;        /* carries its requests (stack.c) */
+
+  /* Set by the command layer on REPORTED LUNS DATA HAS CHANGED, taken
+   * (and cleared) by whoever scans the target's LUNs again. */
+  atomic_bool luns_changed;
 
   /* Cross-thread. */
   pthread_t thread;

@@ -20,6 +20,7 @@ stack_start (struct session *s)
   e = io_engine_new (p);
   if (e == NULL)
     return -ENOMEM;             /* p goes with the session */
+  s->engine = e;
   for (unsigned i = 0; i < s->nr_luns; i++)
     s->luns[i].engine = e;
   return session_start (s);

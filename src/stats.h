@@ -13,7 +13,9 @@
 #define STATS_XATTR "user.iserfs.stats"
 
 enum cmd_kind {
-  CMD_READ, CMD_WRITE, CMD_SYNC, CMD_UNMAP, CMD_WRITESAME, CMD_CAPACITY, CMD_NR
+  CMD_READ, CMD_WRITE, CMD_SYNC, CMD_UNMAP, CMD_WRITESAME, CMD_CAPACITY,
+  CMD_QUERY,                    /* INQUIRY, REPORT LUNS, ...: data comes back */
+  CMD_NR
 };
 
 struct stats {

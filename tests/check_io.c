@@ -10,7 +10,9 @@
  * the LUN's maximum transfer; at the deadline a request is answered EIO
  * while its command stays out and its range stays held until the path
  * answers; a lent request answered at its deadline moves its data to a
- * buffer of its own first; and which failures the command layer retries. */
+ * buffer of its own first; which failures the command layer retries; a
+ * query brings back exactly the bytes the path answered; and nothing of a
+ * removed LUN reaches the path. */
 #include <config.h>
 
 #include <errno.h>
@@ -392,6 +394,55 @@ START_TEST (test_down_fails_fast)
 }
 END_TEST
 
+/* A query goes out as one CMD_QUERY with its kind and page, and its
+ * answer is the bytes the path copied, no more. */
+START_TEST (test_query_answer)
+{
+  static const unsigned char answer_bytes[] = { 0, 0, 0, 8, 0, 0, 0, 0,
+                                                0, 3, 0, 0, 0, 0, 0, 0 };
+  struct result res = { 0 };
+  struct io_req *r;
+  struct scmd *c;
+
+  ck_assert_int_eq (io_req_new_query (&r, &L, QUERY_VPD, 0xb0, 64, on_done,
+                                      &res), 0);
+  io_submit (r);
+  take ();
+  ck_assert_uint_eq (F.nr_out, 1);
+  c = F.out[0];
+  ck_assert_int_eq (c->kind, CMD_QUERY);
+  ck_assert_uint_eq (c->query, QUERY_VPD);
+  ck_assert_uint_eq (c->page, 0xb0);
+  ck_assert_uint_eq (c->iov.iov_len, 64);
+  memcpy (c->iov.iov_base, answer_bytes, sizeof answer_bytes);
+  c->datain = sizeof answer_bytes;
+  F.nr_out = 0;
+  F.path.client.done (c, 0);
+  ck_assert_uint_eq (res.calls, 1);
+  ck_assert_int_eq (res.err, 0);
+  ck_assert_mem_eq (res.data, answer_bytes, sizeof answer_bytes);
+  ck_assert_int_eq (io_req_new_query (&r, &L, QUERY_INQUIRY, 0, 0, on_done,
+                                      &res), -EINVAL);
+}
+END_TEST
+
+/* Once the LUN is removed (another may have its number), its requests
+ * fail at once and send nothing. */
+START_TEST (test_removed_lun_sends_nothing)
+{
+  struct result r;
+
+  L.removed = true;
+  submit (IO_READ, 0, BS, 0, &r);
+  ck_assert_uint_eq (F.sent, 0);
+  ck_assert_uint_eq (r.calls, 1);
+  ck_assert_int_eq (r.err, -EIO);
+  submit (IO_WRITE, 0, BS, 1, &r);
+  ck_assert_uint_eq (F.sent, 0);
+  ck_assert_int_eq (r.err, -EIO);
+}
+END_TEST
+
 /* A lent READ answered at its deadline gives the lender its memory back:
  * the late data lands in a buffer of the request's own. */
 START_TEST (test_unlend)
@@ -503,6 +554,8 @@ io_suite (void)
   tcase_add_test (tc, test_no_lending_on_iser);
   tcase_add_test (tc, test_sync16_falls_back);
   tcase_add_test (tc, test_retry_policy);
+  tcase_add_test (tc, test_query_answer);
+  tcase_add_test (tc, test_removed_lun_sends_nothing);
   suite_add_tcase (s, tc);
   return s;
 }

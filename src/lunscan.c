@@ -1,0 +1,360 @@
+/* A target's LUNs asked again while mounted; see lunscan.h.  The answers
+ * are read from their bytes (SPC-4, SBC-3): the same on every transport
+ * and libiscsi version, where libiscsi 1.19 over iSER reports the
+ * allocation length as the length of the data (discover.c). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "io.h"
+#include "log.h"
+#include "lunscan.h"
+#include "session.h"
+
+#define MAX_LUNS 1024           /* REPORT LUNS answers read, at most */
+
+static uint32_t
+be32 (const unsigned char *p)
+{
+  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8
+    | p[3];
+}
+
+static uint64_t
+be64 (const unsigned char *p)
+{
+  return (uint64_t) be32 (p) << 32 | be32 (p + 4);
+}
+
+/* ---- one query, waited for ---- */
+
+/* Shared by the waiting thread and the completion on the session thread.
+ * A waiter that gives up leaves it to the completion to free. */
+struct qwait {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done, gave_up;
+  int err;
+  unsigned char *buf;
+  size_t cap, got;
+};
+
+static void
+qwait_free (struct qwait *w)
+{
+  pthread_cond_destroy (&w->cond);
+  pthread_mutex_destroy (&w->lock);
+  free (w);
+}
+
+static void
+query_done (struct io_req *r, void *ctx)
+{
+  struct qwait *w = ctx;
+
+  pthread_mutex_lock (&w->lock);
+  if (w->gave_up) {
+    pthread_mutex_unlock (&w->lock);
+    qwait_free (w);
+    return;
+  }
+  w->err = io_req_err (r);
+  if (w->err == 0) {
+    w->got = io_req_len (r) < w->cap ? io_req_len (r) : w->cap;
+    memcpy (w->buf, io_req_data (r), w->got);
+  }
+  w->done = true;
+  pthread_cond_signal (&w->cond);
+  pthread_mutex_unlock (&w->lock);
+}
+
+/* Ask q of l and wait for the answer in buf (at most cap bytes; *got of
+ * them came).  The engine answers by the session's timeout; with none
+ * (timeout=0 queues forever) the wait still ends after 30 s, so that a
+ * scan never hangs the unmount. */
+static int
+query (struct lun *l, enum io_query q, unsigned page, void *buf, size_t cap,
+       size_t *got)
+{
+  unsigned t = l->session->timeout;
+  struct timespec deadline = clock_deadline_ms (((t ? t : 28) + 2) * 1000u);
+  struct qwait *w = calloc (1, sizeof *w);
+  struct io_req *r;
+  int e;
+
+  if (w == NULL)
+    return -ENOMEM;
+  pthread_mutex_init (&w->lock, NULL);
+  pthread_cond_init (&w->cond, NULL);
+  w->buf = buf;
+  w->cap = cap;
+  e = io_req_new_query (&r, l, q, page, cap, query_done, w);
+  if (e < 0) {
+    qwait_free (w);
+    return e;
+  }
+  io_submit (r);
+  pthread_mutex_lock (&w->lock);
+  while (!w->done)
+    if (clock_cond_wait (&w->cond, &w->lock, &deadline) == ETIMEDOUT)
+      break;
+  if (!w->done) {
+    w->gave_up = true;
+    pthread_mutex_unlock (&w->lock);
+    return -ETIMEDOUT;
+  }
+  pthread_mutex_unlock (&w->lock);
+  e = w->err;
+  *got = w->got;
+  qwait_free (w);
+  return e;
+}
+
+/* A query of ls's; a wait given up leaves l in use until the answer. */
+static int
+ask (struct lunscan *ls, struct lun *l, enum io_query q, unsigned page,
+     void *buf, size_t cap, size_t *got)
+{
+  int e = query (l, q, page, buf, cap, got);
+
+  if (e == -ETIMEDOUT)
+    ls->lost = true;
+  return e;
+}
+
+/* ---- LUNs ---- */
+
+static struct lun *
+new_lun (struct lunscan *ls, int number)
+{
+  struct lun *l = ls->spare;
+
+  /* The last probe's, which no command uses any more: reused, so that
+   * a LUN that is no disk (tgtd's LUN 0) costs nothing at every scan. */
+  if (l) {
+    ls->spare = NULL;
+    memset (l, 0, sizeof *l);
+    l->session = ls->s;
+    l->engine = ls->s->engine;
+    l->lun = number;
+    l->block_size = 512;
+    return l;
+  }
+
+  if (ls->nr_made == ls->cap_made) {
+    unsigned cap = ls->cap_made ? 2 * ls->cap_made : 8;
+    struct lun **m = realloc (ls->made, cap * sizeof *m);
+
+    if (m == NULL)
+      return NULL;
+    ls->made = m;
+    ls->cap_made = cap;
+  }
+  l = calloc (1, sizeof *l);
+  if (l == NULL)
+    return NULL;
+  l->session = ls->s;
+  l->engine = ls->s->engine;
+  l->lun = number;
+  l->block_size = 512;          /* until READ CAPACITY says */
+  ls->made[ls->nr_made++] = l;
+  return l;
+}
+
+struct lunscan *
+lunscan_new (struct session *s, unsigned max_xfer)
+{
+  struct lunscan *ls = calloc (1, sizeof *ls);
+
+  if (ls == NULL)
+    return NULL;
+  ls->s = s;
+  ls->max_xfer = max_xfer;
+  ls->any = new_lun (ls, 0);
+  if (ls->any == NULL) {
+    lunscan_free (ls);
+    return NULL;
+  }
+  return ls;
+}
+
+void
+lunscan_free (struct lunscan *ls)
+{
+  if (ls == NULL)
+    return;
+  for (unsigned i = 0; i < ls->nr_made; i++)
+    free (ls->made[i]);
+  free (ls->made);
+  free (ls);
+}
+
+int
+lunscan_report (struct lunscan *ls, int **luns)
+{
+  size_t cap = 8 + 8 * MAX_LUNS, got = 0;
+  unsigned char *d = malloc (cap);
+  uint32_t listed, n;
+  int *out, e;
+
+  *luns = NULL;
+  if (d == NULL)
+    return -ENOMEM;
+  e = ask (ls, ls->any, QUERY_REPORT_LUNS, 0, d, cap, &got);
+  if (e == 0 && got < 8)
+    e = -EIO;
+  if (e < 0) {
+    free (d);
+    return e;
+  }
+  listed = be32 (d) / 8;
+  n = listed < (got - 8) / 8 ? listed : (uint32_t) (got - 8) / 8;
+  if (listed > n)
+    log_error ("%s reports %" PRIu32 " LUNs; only the first %" PRIu32
+               " are looked at", ls->s->target, listed, n);
+  out = calloc (n ? n : 1, sizeof *out);
+  if (out == NULL) {
+    free (d);
+    return -ENOMEM;
+  }
+  /* The first two bytes, as libiscsi reads them at mount time, so that
+   * a LUN has the same number either way. */
+  for (uint32_t i = 0; i < n; i++)
+    out[i] = d[8 + 8 * i] << 8 | d[9 + 8 * i];
+  free (d);
+  *luns = out;
+  return (int) n;
+}
+
+int
+lunscan_geometry (struct lunscan *ls, struct lun *l, uint32_t *block_size,
+                  uint64_t *nr_blocks)
+{
+  unsigned char d[32];
+  size_t got = 0;
+  int e = ask (ls, l, QUERY_CAPACITY, 0, d, sizeof d, &got);
+
+  if (e < 0)
+    return e;
+  if (got < 12)
+    return -EIO;
+  *nr_blocks = be64 (d) + 1;
+  *block_size = be32 (d + 8);
+  return 0;
+}
+
+/* Direct access, logical unit connected (discover.c: is_disk). */
+static bool
+is_disk (struct lunscan *ls, struct lun *l)
+{
+  unsigned char d[36];
+  size_t got = 0;
+
+  return ask (ls, l, QUERY_INQUIRY, 0, d, sizeof d, &got) == 0 && got >= 1
+    && d[0] == 0x00;
+}
+
+/* Block Limits (0xB0) and, for thin provisioning, Logical Block
+ * Provisioning (0xB2): as discover.c reads them at mount time. */
+static void
+read_limits (struct lunscan *ls, struct lun *l)
+{
+  unsigned char d[64];
+  size_t got = 0;
+
+  if (ask (ls, l, QUERY_VPD, 0xb0, d, sizeof d, &got) == 0 && got >= 44
+      && d[1] == 0xb0) {
+    uint32_t max_xfer = be32 (d + 8), max_unmap = be32 (d + 20);
+    uint64_t max_ws = be64 (d + 36);
+
+    if (max_xfer && max_xfer < l->max_xfer_blocks)
+      l->max_xfer_blocks = max_xfer;
+    if (max_unmap)
+      l->max_unmap_blocks = max_unmap;
+    if (max_ws)
+      l->max_ws_blocks = max_ws > UINT32_MAX ? UINT32_MAX : (uint32_t) max_ws;
+  }
+  if (l->unmap) {
+    l->unmap = ask (ls, l, QUERY_VPD, 0xb2, d, sizeof d, &got) == 0 && got >= 6
+      && d[1] == 0xb2 && (d[5] & 0x80);
+  }
+}
+
+static bool
+write_protected (struct lunscan *ls, struct lun *l)
+{
+  unsigned char d[192];
+  size_t got = 0;
+
+  return ask (ls, l, QUERY_MODE_SENSE, 0, d, sizeof d, &got) == 0 && got >= 3
+    && (d[2] & 0x80);
+}
+
+static int probe (struct lunscan *ls, struct lun *l);
+
+int
+lunscan_probe (struct lunscan *ls, int number, struct lun **out)
+{
+  struct lun *l = new_lun (ls, number);
+  int e;
+
+  *out = NULL;
+  if (l == NULL)
+    return -ENOMEM;
+  ls->lost = false;
+  e = probe (ls, l);
+  if (e == 0 && l->block_size && l->nr_blocks)
+    *out = l;
+  else if (!ls->lost)
+    ls->spare = l;
+  return e;
+}
+
+/* Fill in l as discover.c does at mount time; 0 with l->nr_blocks 0 for
+ * a LUN that is no disk. */
+static int
+probe (struct lunscan *ls, struct lun *l)
+{
+  struct session *s = ls->s;
+  unsigned char d[32];
+  size_t got = 0;
+  unsigned max_xfer = ls->max_xfer;
+  uint32_t bs;
+  int e;
+
+  if (!is_disk (ls, l))
+    return 0;
+  e = ask (ls, l, QUERY_CAPACITY, 0, d, sizeof d, &got);
+  if (e == 0 && got < 15)
+    e = -EIO;
+  if (e < 0)
+    return e;
+  bs = be32 (d + 8);
+  if (bs < 512 || (bs & (bs - 1)) != 0)
+    return -EIO;
+  l->block_size = bs;
+  l->nr_blocks = be64 (d) + 1;
+  l->size = l->nr_blocks * bs;
+  /* LBPME and LBPRZ: see discover.c. */
+  l->unmap = (d[14] & 0x80) && (d[14] & 0x40);
+  l->sync16 = true;
+  l->write_same = true;
+  if (max_xfer == 0 || max_xfer > s->max_xfer_bytes)
+    max_xfer = s->max_xfer_bytes;
+  l->max_xfer_blocks = max_xfer / bs ? max_xfer / bs : 1;
+  l->max_unmap_blocks = 1u << 22;
+  l->max_ws_blocks = 1u << 16;
+  read_limits (ls, l);
+  l->read_only = write_protected (ls, l);
+  log_debug ("%s lun %d: %" PRIu64 " blocks of %u, max xfer %u blocks%s%s",
+             s->target, l->lun, l->nr_blocks, bs, l->max_xfer_blocks,
+             l->read_only ? ", write protected" : "",
+             l->unmap ? ", unmap" : "");
+  return 0;
+}
