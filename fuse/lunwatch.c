@@ -44,24 +44,50 @@ retire (struct lun *l, const char *why)
   __atomic_store_n (&l->removed, true, __ATOMIC_RELEASE);
 }
 
-/* Whether l, still reported, is the LUN we know: the same block size and
- * no smaller (a LUN may grow; one that shrank lost data under us).  When
- * it cannot be asked, it stays.  One that grew, or answers again after
- * LOGICAL UNIT NOT SUPPORTED, gets its capacity read by the session
- * thread (command.c updates it there; tell_kernel sends the command). */
+/* Whether two identities read from the same target are the same in every
+ * byte.  (identity_same answers another question, one LUN behind two
+ * portals, and calls "different" what it cannot prove is the same.) */
+static bool
+identical (const struct lun_identity *a, const struct lun_identity *b)
+{
+  if (a->nr != b->nr || a->incomplete != b->incomplete
+      || a->serial_len != b->serial_len
+      || memcmp (a->serial, b->serial, a->serial_len) != 0)
+    return false;
+  for (unsigned i = 0; i < a->nr; i++)
+    if (a->d[i].type != b->d[i].type || a->d[i].code_set != b->d[i].code_set
+        || a->d[i].len != b->d[i].len
+        || memcmp (a->d[i].value, b->d[i].value, a->d[i].len) != 0)
+      return false;
+  return true;
+}
+
+/* Whether l, still reported, is the LUN we know: the same identity (VPD
+ * 0x83 and 0x80, where it had one at its probe), the same block size and
+ * no smaller (a LUN may grow; one that shrank lost data under us).  A LUN
+ * deleted and another made under its number between two scans differs in
+ * one of these, and must never be served through the old one's
+ * descriptors.  When it cannot be asked, it stays.  One that grew, or
+ * answers again after LOGICAL UNIT NOT SUPPORTED, gets its capacity read
+ * by the session thread (command.c updates it there; tell_kernel sends
+ * the command). */
 static bool
 same_lun (struct lunscan *ls, struct lun *l)
 {
+  struct lun_identity id;
   uint32_t bs;
   uint64_t blocks;
 
+  if ((l->id.nr || l->id.serial_len) && lunscan_identity (ls, l, &id) == 0
+      && !identical (&l->id, &id))
+    return false;
   if (lunscan_geometry (ls, l, &bs, &blocks) < 0)
     return true;
   if (bs != l->block_size || blocks * bs < lun_size (l))
     return false;
   if (blocks * bs != lun_size (l)
       || __atomic_load_n (&l->gone, __ATOMIC_RELAXED))
-    __atomic_store_n (&l->capacity_checked, 0, __ATOMIC_RELAXED);
+    __atomic_store_n (&l->capacity_stale, true, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -97,7 +123,8 @@ scan (struct fs *fs, unsigned i)
     if (at < 0)
       retire (l, "is no longer reported by the target");
     else if (!same_lun (ls, l))
-      retire (l, "changed (block size or capacity): taken as a new LUN");
+      retire (l, "changed (identity, block size or capacity): taken as a "
+              "new LUN");
     else
       known[at] = true;
   }
@@ -122,8 +149,12 @@ scan (struct fs *fs, unsigned i)
 
 /* Tell the kernel what changed since it was last told: a removed LUN's
  * name and cached pages go, a resized LUN's attributes are read again.
- * Also ask for the capacity of a LUN that met CAPACITY DATA HAS CHANGED
- * (command.c clears its capacity_checked) without waiting for a stat. */
+ * Also ask for the capacity of a LUN the target said changed (CAPACITY
+ * DATA HAS CHANGED, or a scan: capacity_stale) without waiting for a
+ * stat.  Nothing else: this runs every second, and a command nobody asked
+ * for must not go to a target that may not be answering -- over iSER a
+ * stalled target then fails the connection, which Debian's libiscsi 1.19
+ * never logs in again, and the mount's next write gets EIO. */
 static void
 tell_kernel (struct fs *fs)
 {
@@ -143,8 +174,11 @@ tell_kernel (struct fs *fs)
       fuse_lowlevel_notify_inval_inode (fs->se, ino, 0, 0);
       continue;
     }
-    if (__atomic_load_n (&n->lun->capacity_checked, __ATOMIC_RELAXED) == 0)
+    if (__atomic_exchange_n (&n->lun->capacity_stale, false,
+                             __ATOMIC_RELAXED)) {
+      __atomic_store_n (&n->lun->capacity_checked, 0, __ATOMIC_RELAXED);
       fs_refresh_capacity (n->lun);
+    }
     size = lun_size (n->lun);
     if (size != n->told_size) {
       n->told_size = size;
@@ -180,6 +214,14 @@ watch (void *arg)
 
       if (!changed && !kicked)
         continue;
+      /* A scan only spares a remount: it must not add to what a session
+       * being logged in again has to carry.  Later, then. */
+      if (__atomic_load_n (&s->down_since, __ATOMIC_RELAXED)) {
+        if (changed)
+          atomic_store (&s->luns_changed, true);
+        pending = true;
+        continue;
+      }
       if (!changed && W.last[i] && now - W.last[i] < SCAN_EVERY) {
         pending = true;
         continue;

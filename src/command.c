@@ -292,8 +292,10 @@ note_sense (struct lun *l, struct scsi_task *task)
     __atomic_store_n (&l->gone, true, __ATOMIC_RELAXED);
   }
   if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
-      && task->sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED)
+      && task->sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED) {
     __atomic_store_n (&l->capacity_checked, 0, __ATOMIC_RELAXED);
+    __atomic_store_n (&l->capacity_stale, true, __ATOMIC_RELAXED);
+  }
   /* LUNs were added or removed: the FUSE side scans the target again. */
   if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
       && task->sense.ascq == ASCQ_REPORTED_LUNS_DATA_HAS_CHANGED)

@@ -26,7 +26,11 @@ struct lun {
                                  * or another LUN took its number (set
                                  * once, by the FUSE side's scan) */
   time_t capacity_checked;      /* last READ CAPACITY sent (FUSE side),
-                                 * clock_mono_s() */
+                                 * clock_mono_s(); 0: send the next at once */
+  bool capacity_stale;          /* the target said the capacity changed:
+                                 * the FUSE side's scanner reads it again
+                                 * and clears this (set by the session
+                                 * thread or the scanner) */
   bool unmap;                   /* UNMAP supported (LBPU) and reads zero after */
   bool write_same;              /* WRITE SAME(16) worth trying */
   uint32_t max_xfer_blocks;     /* per READ/WRITE command */

@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+
 #include "clock.h"
+#include "identity.h"
 #include "io.h"
 #include "log.h"
 #include "lunscan.h"
@@ -296,6 +300,56 @@ write_protected (struct lunscan *ls, struct lun *l)
     && (d[2] & 0x80);
 }
 
+/* Room for a VPD 0x83 or 0x80 answer, as discover.c asks at mount time. */
+#define VPD_ALLOC 4096
+
+/* VPD page `page` (0x83 or 0x80) of l into id.  The bytes go through
+ * identity_from_task, in a task made for the same CDB, so that a LUN
+ * probed now gets the same identity as at mount time.  0, -EPROTO for a
+ * malformed page (id untouched), or -errno when it could not be asked. */
+static int
+read_id_page (struct lunscan *ls, struct lun *l, unsigned page,
+              struct lun_identity *id)
+{
+  unsigned char *d = malloc (VPD_ALLOC);
+  struct scsi_task *task;
+  size_t got = 0;
+  int e;
+
+  if (d == NULL)
+    return -ENOMEM;
+  e = ask (ls, l, QUERY_VPD, page, d, VPD_ALLOC, &got);
+  if (e < 0) {
+    free (d);
+    return e;
+  }
+  task = scsi_cdb_inquiry (1, (int) page, VPD_ALLOC);
+  if (task == NULL) {
+    free (d);
+    return -ENOMEM;
+  }
+  task->datain.data = d;        /* the task's from now on */
+  task->datain.size = (int) got;
+  e = identity_from_task (id, task);
+  scsi_free_scsi_task (task);
+  return e;
+}
+
+int
+lunscan_identity (struct lunscan *ls, struct lun *l, struct lun_identity *id)
+{
+  int e83, e80;
+
+  memset (id, 0, sizeof *id);
+  e83 = read_id_page (ls, l, 0x83, id);
+  if (e83 < 0 && e83 != -EPROTO)
+    return e83;
+  e80 = read_id_page (ls, l, 0x80, id);
+  if (e80 < 0 && e80 != -EPROTO)
+    return e80;
+  return 0;
+}
+
 static int probe (struct lunscan *ls, struct lun *l);
 
 int
@@ -352,6 +406,10 @@ probe (struct lunscan *ls, struct lun *l)
   l->max_ws_blocks = 1u << 16;
   read_limits (ls, l);
   l->read_only = write_protected (ls, l);
+  /* Without one the LUN is still served; a later scan then tells it from
+   * another LUN under its number by its geometry only. */
+  if (lunscan_identity (ls, l, &l->id) < 0)
+    memset (&l->id, 0, sizeof l->id);
   log_debug ("%s lun %d: %" PRIu64 " blocks of %u, max xfer %u blocks%s%s",
              s->target, l->lun, l->nr_blocks, bs, l->max_xfer_blocks,
              l->read_only ? ", write protected" : "",

@@ -43,6 +43,12 @@ int lunscan_report (struct lunscan *ls, int **luns);
  * for a disk, 0 with *out NULL for anything else, or -errno. */
 int lunscan_probe (struct lunscan *ls, int lun, struct lun **out);
 
+/* The identity l's number answers with now (VPD 0x83 and 0x80, as
+ * discover.c reads it at mount time; a page missing or malformed leaves
+ * its part empty): 0, or -errno when the target could not be asked. */
+int lunscan_identity (struct lunscan *ls, struct lun *l,
+                      struct lun_identity *id);
+
 /* The block size and number of blocks l has now on the target: 0 or
  * -errno. */
 int lunscan_geometry (struct lunscan *ls, struct lun *l, uint32_t *block_size,

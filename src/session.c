@@ -306,13 +306,14 @@ watch_connection (struct session *s, time_t now)
 {
   bool up = iscsi_is_logged_in (s->iscsi);
 
+  /* Stored atomically: the LUN scanner reads it (lunwatch.c). */
   if (!up && s->down_since == 0) {
-    s->down_since = now;
+    __atomic_store_n (&s->down_since, now, __ATOMIC_RELAXED);
     log_error ("lost the session to %s at %s; reconnecting", s->target,
                s->portal);
   }
   else if (up && s->down_since) {
-    s->down_since = 0;
+    __atomic_store_n (&s->down_since, 0, __ATOMIC_RELAXED);
     atomic_fetch_add (&stats.reconnects, 1);
     log_info ("session to %s at %s is back", s->target, s->portal);
     return true;

@@ -82,7 +82,8 @@ struct session {
   /* Owned by the session thread. */
   unsigned inflight;            /* commands with libiscsi: kept by the
                                  * command layer, read to decide on polling */
-  time_t down_since;            /* when the session was lost; 0 while up */
+  time_t down_since;            /* when the session was lost; 0 while up
+                                 * (other threads: atomic loads only) */
   time_t last_scan;             /* both clock_mono_s() */
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
   struct session_ext ext;       /* another event source; fd -1: none */
