@@ -44,24 +44,6 @@ retire (struct lun *l, const char *why)
   __atomic_store_n (&l->removed, true, __ATOMIC_RELEASE);
 }
 
-/* Whether two identities read from the same target are the same in every
- * byte.  (identity_same answers another question, one LUN behind two
- * portals, and calls "different" what it cannot prove is the same.) */
-static bool
-identical (const struct lun_identity *a, const struct lun_identity *b)
-{
-  if (a->nr != b->nr || a->incomplete != b->incomplete
-      || a->serial_len != b->serial_len
-      || memcmp (a->serial, b->serial, a->serial_len) != 0)
-    return false;
-  for (unsigned i = 0; i < a->nr; i++)
-    if (a->d[i].type != b->d[i].type || a->d[i].code_set != b->d[i].code_set
-        || a->d[i].len != b->d[i].len
-        || memcmp (a->d[i].value, b->d[i].value, a->d[i].len) != 0)
-      return false;
-  return true;
-}
-
 /* Whether l, still reported, is the LUN we know: the same identity (VPD
  * 0x83 and 0x80, where it had one at its probe), the same block size and
  * no smaller (a LUN may grow; one that shrank lost data under us).  A LUN
@@ -74,12 +56,10 @@ identical (const struct lun_identity *a, const struct lun_identity *b)
 static bool
 same_lun (struct lunscan *ls, struct lun *l)
 {
-  struct lun_identity id;
   uint32_t bs;
   uint64_t blocks;
 
-  if ((l->id.nr || l->id.serial_len) && lunscan_identity (ls, l, &id) == 0
-      && !identical (&l->id, &id))
+  if (lunscan_same_identity (ls, l) == 0)
     return false;
   if (lunscan_geometry (ls, l, &bs, &blocks) < 0)
     return true;

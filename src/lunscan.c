@@ -335,19 +335,60 @@ read_id_page (struct lunscan *ls, struct lun *l, unsigned page,
   return e;
 }
 
-int
-lunscan_identity (struct lunscan *ls, struct lun *l, struct lun_identity *id)
+/* As discover.c at mount time: a page that cannot be read leaves its part
+ * of the identity empty. */
+static void
+read_identity (struct lunscan *ls, struct lun *l)
 {
-  int e83, e80;
+  memset (&l->id, 0, sizeof l->id);
+  if (read_id_page (ls, l, 0x83, &l->id) < 0) {
+    l->id.nr = 0;
+    l->id.incomplete = false;
+  }
+  if (read_id_page (ls, l, 0x80, &l->id) < 0)
+    l->id.serial_len = 0;
+}
 
-  memset (id, 0, sizeof *id);
-  e83 = read_id_page (ls, l, 0x83, id);
-  if (e83 < 0 && e83 != -EPROTO)
-    return e83;
-  e80 = read_id_page (ls, l, 0x80, id);
-  if (e80 < 0 && e80 != -EPROTO)
-    return e80;
-  return 0;
+/* Whether a and b list the same designators, byte for byte.
+ * (identity_same answers another question, one LUN behind two portals,
+ * and calls "different" what it cannot prove is the same.) */
+static bool
+same_designators (const struct lun_identity *a, const struct lun_identity *b)
+{
+  if (a->nr != b->nr || a->incomplete != b->incomplete)
+    return false;
+  for (unsigned i = 0; i < a->nr; i++)
+    if (a->d[i].type != b->d[i].type || a->d[i].code_set != b->d[i].code_set
+        || a->d[i].len != b->d[i].len
+        || memcmp (a->d[i].value, b->d[i].value, a->d[i].len) != 0)
+      return false;
+  return true;
+}
+
+int
+lunscan_same_identity (struct lunscan *ls, struct lun *l)
+{
+  struct lun_identity now;
+  int e;
+
+  if (l->id.nr || l->id.incomplete) {
+    memset (&now, 0, sizeof now);
+    e = read_id_page (ls, l, 0x83, &now);
+    if (e < 0)
+      return e;
+    if (!same_designators (&l->id, &now))
+      return 0;
+  }
+  if (l->id.serial_len) {
+    memset (&now, 0, sizeof now);
+    e = read_id_page (ls, l, 0x80, &now);
+    if (e < 0)
+      return e;
+    if (now.serial_len != l->id.serial_len
+        || memcmp (now.serial, l->id.serial, now.serial_len) != 0)
+      return 0;
+  }
+  return 1;
 }
 
 static int probe (struct lunscan *ls, struct lun *l);
@@ -406,10 +447,7 @@ probe (struct lunscan *ls, struct lun *l)
   l->max_ws_blocks = 1u << 16;
   read_limits (ls, l);
   l->read_only = write_protected (ls, l);
-  /* Without one the LUN is still served; a later scan then tells it from
-   * another LUN under its number by its geometry only. */
-  if (lunscan_identity (ls, l, &l->id) < 0)
-    memset (&l->id, 0, sizeof l->id);
+  read_identity (ls, l);
   log_debug ("%s lun %d: %" PRIu64 " blocks of %u, max xfer %u blocks%s%s",
              s->target, l->lun, l->nr_blocks, bs, l->max_xfer_blocks,
              l->read_only ? ", write protected" : "",

@@ -43,11 +43,11 @@ int lunscan_report (struct lunscan *ls, int **luns);
  * for a disk, 0 with *out NULL for anything else, or -errno. */
 int lunscan_probe (struct lunscan *ls, int lun, struct lun **out);
 
-/* The identity l's number answers with now (VPD 0x83 and 0x80, as
- * discover.c reads it at mount time; a page missing or malformed leaves
- * its part empty): 0, or -errno when the target could not be asked. */
-int lunscan_identity (struct lunscan *ls, struct lun *l,
-                      struct lun_identity *id);
+/* Whether l's number still answers with the identity l got at its probe
+ * (VPD 0x83 designators and 0x80 serial, byte for byte; only the parts it
+ * had are compared): 1 yes, 0 no -- another LUN took its number --, or
+ * -errno when a page could not be read now, so nothing can be told. */
+int lunscan_same_identity (struct lunscan *ls, struct lun *l);
 
 /* The block size and number of blocks l has now on the target: 0 or
  * -errno. */
