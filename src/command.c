@@ -11,6 +11,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "alua.h"
 #include "command.h"
 #include "log.h"
 #include "lun.h"
@@ -262,6 +263,10 @@ note_sense (struct lun *l, struct scsi_task *task)
   if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
       && task->sense.ascq == SCSI_SENSE_ASCQ_CAPACITY_DATA_HAS_CHANGED)
     __atomic_store_n (&l->capacity_checked, 0, __ATOMIC_RELAXED);
+  /* The target's port groups changed state: ask which, as a kernel
+   * initiator's ALUA handler does (the command itself is retried). */
+  if (alua_sense (task->sense.key, task->sense.ascq) & ALUA_SENSE_REREAD)
+    alua_reread (l->session->iscsi, &l->alua, can_send (l->session));
 }
 
 static void
@@ -357,6 +362,10 @@ tick (void *opaque, time_t now, bool back, bool second)
     q->path.client.expire (q->path.client.eng, now);
     recovery_tick (&q->eh, now);
     pump_waiting (q);
+    /* ALUA re-reads that had to wait for the login. */
+    for (unsigned i = 0; i < q->s->nr_luns; i++)
+      if (alua_pending (&q->s->luns[i].alua))
+        alua_reread (q->s->iscsi, &q->s->luns[i].alua, can_send (q->s));
   }
 }
 
