@@ -350,6 +350,21 @@ take (void *opaque)
   q->path.client.take (q->path.client.eng);
 }
 
+/* ALUA states to read again: after a reconnect (the target may have
+ * moved its port groups meanwhile, and a unit attention saying so may
+ * have been lost with the connection), and those that had to wait for
+ * the login. */
+static void
+alua_tick (struct cmdq *q, bool back)
+{
+  for (unsigned i = 0; i < q->s->nr_luns; i++) {
+    struct alua_path *ap = &q->s->luns[i].alua;
+
+    if (back || alua_pending (ap))
+      alua_reread (q->s->iscsi, ap, can_send (q->s));
+  }
+}
+
 static void
 tick (void *opaque, time_t now, bool back, bool second)
 {
@@ -362,11 +377,9 @@ tick (void *opaque, time_t now, bool back, bool second)
     q->path.client.expire (q->path.client.eng, now);
     recovery_tick (&q->eh, now);
     pump_waiting (q);
-    /* ALUA re-reads that had to wait for the login. */
-    for (unsigned i = 0; i < q->s->nr_luns; i++)
-      if (alua_pending (&q->s->luns[i].alua))
-        alua_reread (q->s->iscsi, &q->s->luns[i].alua, can_send (q->s));
   }
+  if (back || second)
+    alua_tick (q, back);
 }
 
 static bool
