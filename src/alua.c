@@ -433,6 +433,12 @@ rtpg_cb (struct iscsi_context *iscsi, int status, void *command_data,
     if (ap->rank != old && ap->changed)
       ap->changed (ap->changed_opaque, ap, old);
   }
+  else if (r != -ECANCELED && task && task->status == SCSI_STATUS_CHECK_CONDITION
+           && (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
+               || task->sense.key == SCSI_SENSE_NOT_READY))
+    /* A unit attention of its own (the first command after a reconnect)
+     * or a transition under way: ask again (alua_pending). */
+    ap->reread_wanted = true;
   else if (r != -ECANCELED)
     log_info ("%s: REPORT TARGET PORT GROUPS %s", ap->who,
               r == -EPROTO ? "answer malformed" : "failed");

@@ -22,7 +22,8 @@
  * SIGHUP reads FILE again; when a state changed, the next command without
  * data-out on every connection is answered CHECK CONDITION, UNIT
  * ATTENTION, ASYMMETRIC ACCESS STATE CHANGED (2A/06) instead (unless
- * --no-ua), as a target announces an implicit transition.
+ * --no-ua), as a target announces an implicit transition; --ua-at-login
+ * does the same for the first command of every connection.
  *
  * One thread, one poll() loop; every rewrite is logged on stderr, one line
  * each, so a failing test shows what the initiator was told. */
@@ -94,7 +95,7 @@ static struct {
   const char *host;
   int port, listen_port, group;
   const char *port_file, *states_file;
-  bool ua;
+  bool ua, ua_at_login;
 } opt = { .host = "127.0.0.1", .group = 1, .ua = true };
 
 static struct conn conns[MAX_CONNS];
@@ -358,6 +359,22 @@ act_name (enum act a)
   return n[a] ? n[a] : "-";
 }
 
+/* Whether a final PDU is CHECK CONDITION with UNIT ATTENTION sense (a
+ * SCSI Response's data: SenseLength, then fixed or descriptor format). */
+static bool
+unit_attention (const uint8_t *p, size_t len)
+{
+  size_t dlen = (size_t) get32 (p + 4) & 0xffffff;
+  const uint8_t *d = p + BHS + p[4] * 4;
+
+  if ((p[0] & 0x3f) != OP_SCSI_RSP || p[3] != 0x02 || dlen < 2 + 3
+      || BHS + (size_t) p[4] * 4 + dlen > len)
+    return false;
+  if ((d[2] & 0x7f) == 0x70 || (d[2] & 0x7f) == 0x71)
+    return (d[4] & 0x0f) == 0x06;
+  return (d[3] & 0x0f) == 0x06;         /* descriptor format: 0x72/0x73 */
+}
+
 /* tgtd's final PDU for a tracked command (status in pdu[3] for both
  * Data-In with S and SCSI Response): our answer instead. */
 static void
@@ -374,6 +391,12 @@ finish (struct conn *c, struct track *tr, const uint8_t *pdu, size_t pdulen)
          c->id, tr->itt, tr->cdb[0]);
     break;
   case ACT_RTPG:
+    if (unit_attention (pdu, pdulen)) {       /* the target's to report */
+      say ("conn %u: REPORT TARGET PORT GROUPS: the target's UNIT ATTENTION "
+           "passed on", c->id);
+      buf_add (&dn->out, pdu, pdulen);
+      break;
+    }
     rtpg_data (&d, (tr->cdb[1] >> 5) == 1);
     send_data_in (dn, tr, pdu, &d);
     say ("conn %u: REPORT TARGET PORT GROUPS (%s format): answered %u groups "
@@ -436,16 +459,17 @@ from_initiator (struct conn *c, const uint8_t *p, size_t len)
   buf_add (&c->up.out, p, len);
   if ((p[0] & 0x3f) != OP_SCSI_CMD)
     return;
+  /* INQUIRY never reports a unit attention; anything else may. */
   if (cdb[0] == 0x12 && !(cdb[1] & 1))
     a = ACT_TPGS;
   else if (cdb[0] == 0x12 && cdb[2] == 0x83)
     a = ACT_VPD83;
-  else if (cdb[0] == 0xa3 && (cdb[1] & 0x1f) == 0x0a)
-    a = ACT_RTPG;
   else if (c->ua_armed && !(p[1] & 0x20)) {   /* no data-out */
     a = ACT_UA;
     c->ua_armed = false;
   }
+  else if (cdb[0] == 0xa3 && (cdb[1] & 0x1f) == 0x0a)
+    a = ACT_RTPG;
   if (a == ACT_NONE)
     return;
   for (tr = c->t; tr < c->t + MAX_TRACKED && tr->used; tr++)
@@ -593,7 +617,9 @@ accept_one (int lfd)
   c->id = next_id++;
   c->up.from = c->down.to = cfd;
   c->up.to = c->down.from = sfd;
-  say ("conn %u: accepted", c->id);
+  c->ua_armed = opt.ua_at_login;
+  say ("conn %u: accepted%s", c->id,
+       c->ua_armed ? "; its first command gets UNIT ATTENTION 2A/06" : "");
 }
 
 /* Move bytes for one direction.  false: the connection has ended. */
@@ -719,6 +745,8 @@ usage (void)
 "  --listen PORT        port to listen on (default 0: any free port)\n"
 "  --port-file FILE     write the listening port there once ready\n"
 "  --no-ua              no UNIT ATTENTION 2A/06 after a state change\n"
+"  --ua-at-login        UNIT ATTENTION 2A/06 to the first command (with no\n"
+"                       data-out, not INQUIRY) of every connection\n"
 "\n"
 "SIGHUP reads FILE again (a change arms the UNIT ATTENTION on every\n"
 "connection); SIGTERM/SIGINT exit.  Digests must be off.\n");
@@ -747,6 +775,7 @@ main (int argc, char **argv)
     { "listen", required_argument, NULL, 'l' },
     { "port-file", required_argument, NULL, 'p' },
     { "no-ua", no_argument, NULL, 'n' },
+    { "ua-at-login", no_argument, NULL, 'u' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -773,6 +802,7 @@ main (int argc, char **argv)
     case 'l': opt.listen_port = (int) parse_num ("--listen", optarg, 65535); break;
     case 'p': opt.port_file = optarg; break;
     case 'n': opt.ua = false; break;
+    case 'u': opt.ua_at_login = true; break;
     case 'h': usage (); return 0;
     default: usage_error ("bad option");
     }
