@@ -275,7 +275,7 @@ set_state (struct alua_path *ap, const struct alua_groups *groups)
   int state = alua_path_state (groups, &ap->port);
 
   if (state < 0) {
-    if (ap->state >= 0 || old != ALUA_RANK_OPTIMIZED)
+    if (ap->state >= 0)         /* at probe, alua_probe says it */
       log_info ("%s: this port is in no target port group the target "
                 "reports; ALUA state unknown", ap->who);
     count_state (ap->state, -1);
@@ -399,8 +399,12 @@ alua_probe (struct iscsi_context *iscsi, int lun, const char *who,
   atomic_fetch_add (&rereads, 1);
   t = sync_retry_ua (iscsi, lun, make_rtpg, 0);
   r = rtpg_result (t, groups);
-  if (r == 0)
+  if (r == 0) {
     set_state (ap, groups);
+    if (ap->state < 0)
+      log_info ("%s: this port is in no target port group the target "
+                "reports; ALUA state unknown", who);
+  }
   else
     log_info ("%s: REPORT TARGET PORT GROUPS %s; ALUA state unknown", who,
               r == -EPROTO ? "answer malformed" : "failed");
