@@ -13,7 +13,9 @@
  *  - REPORT TARGET PORT GROUPS: answered GOOD with the groups and states
  *    of --states FILE (lines "GROUP STATE", one target port per group
  *    whose relative identifier is the group number), in the header format
- *    asked for, in place of tgtd's CHECK CONDITION.
+ *    asked for, in place of tgtd's CHECK CONDITION;
+ *  - SendTargets: the target's own address in TargetAddress becomes the
+ *    proxy's, so that discovery through it finds it and not the target.
  *
  * A rewritten answer is one Data-In PDU with the status in it; its StatSN,
  * ExpCmdSN and MaxCmdSN are those of tgtd's own final PDU for the
@@ -53,8 +55,8 @@
 #define OUT_HIGH (4u << 20)     /* stop reading while this much waits */
 #define BHS 48
 
-enum { OP_SCSI_CMD = 0x01, OP_SCSI_RSP = 0x21, OP_DATA_IN = 0x25,
-       OP_LOGIN_RSP = 0x23 };
+enum { OP_SCSI_CMD = 0x01, OP_SCSI_RSP = 0x21, OP_TEXT_RSP = 0x24,
+       OP_DATA_IN = 0x25, OP_LOGIN_RSP = 0x23 };
 enum act { ACT_NONE, ACT_TPGS, ACT_VPD83, ACT_RTPG, ACT_UA };
 
 struct buf {
@@ -99,6 +101,7 @@ static struct {
 } opt = { .host = "127.0.0.1", .group = 1, .ua = true };
 
 static struct conn conns[MAX_CONNS];
+static int listening_port;      /* ours, as SendTargets answers say it */
 static unsigned next_id = 1;
 static struct group groups[MAX_GROUPS];
 static unsigned nr_groups;
@@ -500,6 +503,54 @@ login_digest (const uint8_t *p, size_t len)
   return false;
 }
 
+/* A SendTargets answer names the target's own portal; a discovery through
+ * this proxy must find the proxy instead, or an initiator would open a
+ * second path around it.  Every TargetAddress=UPSTREAM[,TPGT] becomes
+ * 127.0.0.1:LISTENING[,TPGT]; others are left alone. */
+static void
+text_response (struct conn *c, const uint8_t *p, size_t len)
+{
+  size_t dlen = (size_t) get32 (p + 4) & 0xffffff, ahs = (size_t) p[4] * 4;
+  const char *d = (const char *) p + BHS + ahs;
+  char want[96], mine[64];
+  struct buf out = { 0 };
+  uint8_t h[BHS], pad[4] = { 0 };
+  unsigned n = 0;
+
+  if (p[1] & 0x40) {            /* continued in the next PDU */
+    say ("conn %u: a text answer in several PDUs: passed on as it is", c->id);
+    buf_add (&c->down.out, p, len);
+    return;
+  }
+  snprintf (want, sizeof want, "TargetAddress=%s:%d", opt.host, opt.port);
+  snprintf (mine, sizeof mine, "TargetAddress=127.0.0.1:%d", listening_port);
+  for (size_t off = 0; off < dlen;) {
+    size_t kv = strnlen (d + off, dlen - off), w = strlen (want);
+    const char *rest = d + off + w;
+
+    if (kv >= w && memcmp (d + off, want, w) == 0
+        && (kv == w || *rest == ',')) {
+      buf_add (&out, mine, strlen (mine));
+      buf_add (&out, rest, kv - w);
+      n++;
+    }
+    else
+      buf_add (&out, d + off, kv);
+    buf_add (&out, "", 1);
+    off += kv + 1;
+  }
+  memcpy (h, p, BHS);
+  put24 (h + 5, (uint32_t) out.len);
+  buf_add (&c->down.out, h, BHS);
+  buf_add (&c->down.out, p + BHS, ahs);
+  buf_add (&c->down.out, out.b, out.len);
+  buf_add (&c->down.out, pad, (4 - out.len % 4) % 4);
+  if (n)
+    say ("conn %u: SendTargets: %u TargetAddress made 127.0.0.1:%d", c->id, n,
+         listening_port);
+  buf_free (&out);
+}
+
 /* A PDU from the target.  false: the connection cannot be followed. */
 static bool
 from_target (struct conn *c, const uint8_t *p, size_t len)
@@ -510,6 +561,10 @@ from_target (struct conn *c, const uint8_t *p, size_t len)
   if (op == OP_LOGIN_RSP && login_digest (p, len)) {
     say ("conn %u: digests negotiated; this proxy cannot follow them", c->id);
     return false;
+  }
+  if (op == OP_TEXT_RSP) {
+    text_response (c, p, len);
+    return true;
   }
   if ((op != OP_DATA_IN && op != OP_SCSI_RSP)
       || (tr = find (c, get32 (p + 16))) == NULL) {
@@ -738,7 +793,8 @@ usage (void)
 "Forward iSCSI connections from 127.0.0.1 to HOST:PORT, making the target\n"
 "report ALUA: TPGS=01b in INQUIRY, this port's group in VPD 0x83, and the\n"
 "groups of FILE (lines \"GROUP STATE\", STATE one of ao, ano, standby,\n"
-"unavailable, offline, transitioning) to REPORT TARGET PORT GROUPS.\n"
+"unavailable, offline, transitioning) to REPORT TARGET PORT GROUPS; its own\n"
+"address in place of HOST:PORT in SendTargets answers.\n"
 "\n"
 "  --group N            this port's target port group and relative target\n"
 "                       port identifier (default 1)\n"
@@ -834,6 +890,7 @@ main (int argc, char **argv)
              opt.listen_port, strerror (errno));
     return 1;
   }
+  listening_port = ntohs (sa.sin_port);
   say ("listening on 127.0.0.1:%d -> %s:%d, group %d", ntohs (sa.sin_port),
        opt.host, opt.port, opt.group);
   if (opt.port_file) {
