@@ -32,7 +32,8 @@ struct lun {
   uint32_t max_ws_blocks;       /* per WRITE SAME */
   bool sync16;                  /* SYNCHRONIZE CACHE(16) works */
   struct lun_identity id;       /* VPD 0x83/0x80, set at discovery */
-  char who[64];                 /* "lunN of TARGET", for ALUA's logs */
+  char who[256];                /* "lunN of TARGET" (an IQN is at most
+                                 * 223 bytes), for ALUA's logs */
   struct alua_path alua;        /* its path's ALUA state (alua.h) */
 
   /* Engine state, touched only by the session's thread. */
