@@ -12,6 +12,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "alua.h"
 #include "command.h"
 #include "io.h"
 #include "log.h"
@@ -300,6 +301,10 @@ note_sense (struct lun *l, struct scsi_task *task)
   if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION
       && task->sense.ascq == ASCQ_REPORTED_LUNS_DATA_HAS_CHANGED)
     atomic_store (&l->session->luns_changed, true);
+  /* The target's port groups changed state: ask which, as a kernel
+   * initiator's ALUA handler does (the command itself is retried). */
+  if (alua_sense (task->sense.key, task->sense.ascq) & ALUA_SENSE_REREAD)
+    alua_reread (l->session->iscsi, &l->alua, can_send (l->session));
 }
 
 /* An answer to a query: its bytes go where the engine asked (c->iov). */
@@ -400,6 +405,21 @@ take (void *opaque)
   q->path.client.take (q->path.client.eng);
 }
 
+/* ALUA states to read again: after a reconnect (the target may have
+ * moved its port groups meanwhile, and a unit attention saying so may
+ * have been lost with the connection), and those that had to wait for
+ * the login. */
+static void
+alua_tick (struct cmdq *q, bool back)
+{
+  for (unsigned i = 0; i < q->s->nr_luns; i++) {
+    struct alua_path *ap = &q->s->luns[i].alua;
+
+    if (back || alua_pending (ap))
+      alua_reread (q->s->iscsi, ap, can_send (q->s));
+  }
+}
+
 static void
 tick (void *opaque, time_t now, bool back, bool second)
 {
@@ -413,6 +433,8 @@ tick (void *opaque, time_t now, bool back, bool second)
     recovery_tick (&q->eh, now);
     pump_waiting (q);
   }
+  if (back || second)
+    alua_tick (q, back);
 }
 
 static bool

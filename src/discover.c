@@ -12,6 +12,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "alua.h"
 #include "discover.h"
 #include "identity.h"
 #include "log.h"
@@ -339,6 +340,8 @@ probe_lun (struct session *s, struct lun *l, int lun, unsigned max_xfer,
   read_block_limits (s, l);
   l->read_only = write_protected (s, l);
   read_identity (s, l);
+  snprintf (l->who, sizeof l->who, "lun%d of %s", lun, s->target);
+  alua_probe (s->iscsi, lun, l->who, &l->alua);
   log_debug ("%s lun %d: %" PRIu64 " blocks of %u, max xfer %u blocks%s%s",
              s->target, lun, l->nr_blocks, l->block_size, l->max_xfer_blocks,
              l->read_only ? ", write protected" : "",

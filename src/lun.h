@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "alua.h"
 #include "identity.h"
 
 struct engine;
@@ -38,6 +39,9 @@ struct lun {
   uint32_t max_ws_blocks;       /* per WRITE SAME */
   bool sync16;                  /* SYNCHRONIZE CACHE(16) works */
   struct lun_identity id;       /* VPD 0x83/0x80, set at discovery */
+  char who[256];                /* "lunN of TARGET" (an IQN is at most
+                                 * 223 bytes), for ALUA's logs */
+  struct alua_path alua;        /* its path's ALUA state (alua.h) */
 
   /* Engine state, touched only by the session's thread. */
   struct io_req *locked;        /* writes holding their block range */

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "alua.h"
 #include "iobuf.h"
 #include "stats.h"
 
@@ -146,6 +147,15 @@ const struct stat_desc stats_table[] = {
      "FUSE io_uring commands the kernel failed"),
   C ("read_in_place_bytes", &stats.read_in_place_bytes,
      "READ data received straight into a FUSE ring entry"),
+  { "alua_paths", STAT_GAUGE, "LUN paths whose target reports ALUA states",
+    NULL, alua_stat_paths },
+  { "alua_state", STAT_GAUGE, "Least usable ALUA state of those (SPC-4 code: "
+    "0 active/optimized, 1 non-optimized, 2 standby, 3 unavailable)",
+    NULL, alua_stat_state },
+  { "alua_changes", STAT_COUNTER, "ALUA state changes seen", NULL,
+    alua_stat_changes },
+  { "alua_reports", STAT_COUNTER, "REPORT TARGET PORT GROUPS commands sent",
+    NULL, alua_stat_rereads },
   AG ("pool_chunks", "Buffer pool chunks held"),
   AC ("pool_registrations", "Buffer pool regions registered"),
   AC ("pool_deregistrations", "Buffer pool regions deregistered"),

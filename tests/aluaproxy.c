@@ -1,0 +1,910 @@
+/* aluaproxy: a TCP proxy that makes an iSCSI target speak ALUA.
+ *
+ * tgtd has no ALUA: its standard INQUIRY says TPGS 0 and it refuses
+ * REPORT TARGET PORT GROUPS.  This proxy sits between an initiator and
+ * tgtd on 127.0.0.1, follows the iSCSI PDU framing in both directions
+ * (48-byte basic header segment, additional header segments, data segment
+ * padded to 4 bytes; header and data digests must be off) and, for the
+ * SCSI commands it recognises, rewrites the target's answer:
+ *
+ *  - standard INQUIRY: TPGS set to 01b (implicit ALUA);
+ *  - VPD 0x83: a relative target port and a target port group designator
+ *    (both --group) put before the target's own designators;
+ *  - REPORT TARGET PORT GROUPS: answered GOOD with the groups and states
+ *    of --states FILE (lines "GROUP STATE", one target port per group
+ *    whose relative identifier is the group number), in the header format
+ *    asked for, in place of tgtd's CHECK CONDITION;
+ *  - SendTargets: the target's own address in TargetAddress becomes the
+ *    proxy's, so that discovery through it finds it and not the target.
+ *
+ * A rewritten answer is one Data-In PDU with the status in it; its StatSN,
+ * ExpCmdSN and MaxCmdSN are those of tgtd's own final PDU for the
+ * command, so the session's sequence numbers stay right.
+ *
+ * SIGHUP reads FILE again; when a state changed, the next command without
+ * data-out on every connection is answered CHECK CONDITION, UNIT
+ * ATTENTION, ASYMMETRIC ACCESS STATE CHANGED (2A/06) instead (unless
+ * --no-ua), as a target announces an implicit transition; --ua-at-login
+ * does the same for the first command of every connection.
+ *
+ * One thread, one poll() loop; every rewrite is logged on stderr, one line
+ * each, so a failing test shows what the initiator was told. */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_CONNS 32
+#define MAX_TRACKED 512         /* commands being rewritten, per connection */
+#define MAX_GROUPS 16
+#define PDU_MAX (16u << 20)     /* larger: not iSCSI as we know it */
+#define OUT_HIGH (4u << 20)     /* stop reading while this much waits */
+#define BHS 48
+
+enum { OP_SCSI_CMD = 0x01, OP_SCSI_RSP = 0x21, OP_TEXT_RSP = 0x24,
+       OP_DATA_IN = 0x25, OP_LOGIN_RSP = 0x23 };
+enum act { ACT_NONE, ACT_TPGS, ACT_VPD83, ACT_RTPG, ACT_UA };
+
+struct buf {
+  uint8_t *b;
+  size_t len, cap, off;         /* off: bytes of b already written out */
+};
+
+struct track {
+  bool used;
+  uint32_t itt;
+  enum act act;
+  uint8_t cdb[16];
+  uint8_t lun[8];
+  uint32_t edtl;
+  struct buf data;              /* Data-In collected so far */
+};
+
+struct dir {
+  int from, to;
+  struct buf in, out;
+  bool eof;
+};
+
+struct conn {
+  bool used;
+  unsigned id;
+  struct dir up, down;          /* initiator->target, target->initiator */
+  bool ua_armed;
+  struct track t[MAX_TRACKED];
+};
+
+struct group {
+  uint16_t id;
+  uint8_t state;
+};
+
+static struct {
+  const char *host;
+  int port, listen_port, group;
+  const char *port_file, *states_file;
+  bool ua, ua_at_login;
+} opt = { .host = "127.0.0.1", .group = 1, .ua = true };
+
+static struct conn conns[MAX_CONNS];
+static int listening_port;      /* ours, as SendTargets answers say it */
+static unsigned next_id = 1;
+static struct group groups[MAX_GROUPS];
+static unsigned nr_groups;
+static volatile sig_atomic_t quit, reload;
+
+static void
+say (const char *fmt, ...)
+{
+  char line[512];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (line, sizeof line, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "aluaproxy: %s\n", line);
+}
+
+static void __attribute__ ((noreturn))
+usage_error (const char *fmt, ...)
+{
+  char line[512];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (line, sizeof line, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "aluaproxy: %s (try --help)\n", line);
+  exit (2);
+}
+
+static uint32_t
+get32 (const uint8_t *p)
+{
+  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+static void
+put32 (uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t) (v >> 24);
+  p[1] = (uint8_t) (v >> 16);
+  p[2] = (uint8_t) (v >> 8);
+  p[3] = (uint8_t) v;
+}
+
+static void
+put24 (uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t) (v >> 16);
+  p[1] = (uint8_t) (v >> 8);
+  p[2] = (uint8_t) v;
+}
+
+static void
+buf_add (struct buf *b, const void *p, size_t n)
+{
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+
+    while (cap < b->len + n)
+      cap *= 2;
+    b->b = realloc (b->b, cap);
+    if (b->b == NULL) {
+      say ("out of memory");
+      exit (1);
+    }
+    b->cap = cap;
+  }
+  memcpy (b->b + b->len, p, n);
+  b->len += n;
+}
+
+static void
+buf_free (struct buf *b)
+{
+  free (b->b);
+  memset (b, 0, sizeof *b);
+}
+
+/* ---- states ---- */
+
+static const struct {
+  const char *name;
+  uint8_t code;
+} state_names[] = {
+  { "ao", 0x0 }, { "ano", 0x1 }, { "standby", 0x2 }, { "unavailable", 0x3 },
+  { "offline", 0xe }, { "transitioning", 0xf },
+};
+
+static const char *
+state_name (uint8_t s)
+{
+  for (size_t i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
+    if (state_names[i].code == s)
+      return state_names[i].name;
+  return "?";
+}
+
+/* Read the states file: 0, or -1 (kept as it was) with the reason said. */
+static int
+load_states (bool *changed)
+{
+  struct group g[MAX_GROUPS];
+  unsigned n = 0, id;
+  char line[256], name[64];
+  FILE *fp = fopen (opt.states_file, "r");
+
+  *changed = false;
+  if (fp == NULL) {
+    say ("cannot read %s: %s", opt.states_file, strerror (errno));
+    return -1;
+  }
+  while (fgets (line, sizeof line, fp)) {
+    bool known = false;
+
+    if (line[0] == '#' || line[strspn (line, " \t\n")] == '\0')
+      continue;
+    if (sscanf (line, "%u %63s", &id, name) != 2 || id > 0xffff
+        || n == MAX_GROUPS) {
+      say ("%s: bad line '%.*s'", opt.states_file, (int) strcspn (line, "\n"), line);
+      fclose (fp);
+      return -1;
+    }
+    for (size_t i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
+      if (strcmp (name, state_names[i].name) == 0) {
+        g[n] = (struct group) { (uint16_t) id, state_names[i].code };
+        known = true;
+      }
+    if (!known) {
+      say ("%s: unknown state '%s'", opt.states_file, name);
+      fclose (fp);
+      return -1;
+    }
+    n++;
+  }
+  fclose (fp);
+  *changed = n != nr_groups || memcmp (g, groups, n * sizeof g[0]) != 0;
+  memcpy (groups, g, n * sizeof g[0]);
+  nr_groups = n;
+  for (unsigned i = 0; i < n; i++)
+    say ("group %u: %s%s", g[i].id, state_name (g[i].state),
+         g[i].id == opt.group ? " (this port)" : "");
+  return 0;
+}
+
+/* ---- answers ---- */
+
+/* REPORT TARGET PORT GROUPS parameter data in the format asked for. */
+static void
+rtpg_data (struct buf *d, bool extended)
+{
+  uint8_t hdr[8] = { 0 };
+
+  buf_add (d, hdr, extended ? 8 : 4);
+  if (extended) {
+    d->b[4] = 0x10;             /* format type 001b */
+    d->b[5] = 10;               /* implicit transition time, s */
+  }
+  for (unsigned i = 0; i < nr_groups; i++) {
+    uint8_t g[12] = { 0 };
+
+    g[0] = groups[i].state;
+    g[1] = 0x8f;                /* T_SUP U_SUP S_SUP AN_SUP AO_SUP */
+    g[2] = (uint8_t) (groups[i].id >> 8);
+    g[3] = (uint8_t) groups[i].id;
+    g[5] = 0x02;                /* altered by an implicit transition */
+    g[7] = 1;                   /* one port: relative id = group id */
+    g[10] = (uint8_t) (groups[i].id >> 8);
+    g[11] = (uint8_t) groups[i].id;
+    buf_add (d, g, sizeof g);
+  }
+  put32 (d->b, (uint32_t) d->len - 4);
+}
+
+/* The target's VPD 0x83 with this port's designators first. */
+static bool
+vpd83_data (struct buf *d, const struct buf *t)
+{
+  uint8_t hdr[4], ours[16] = {
+    0x01, 0x94, 0, 4, 0, 0, (uint8_t) (opt.group >> 8), (uint8_t) opt.group,
+    0x01, 0x95, 0, 4, 0, 0, (uint8_t) (opt.group >> 8), (uint8_t) opt.group,
+  };
+  uint32_t plen;
+
+  if (t->len < 4 || t->b[1] != 0x83)
+    return false;
+  plen = (uint32_t) (t->b[2] << 8 | t->b[3]) + sizeof ours;
+  if (plen > 0xffff)
+    return false;
+  memcpy (hdr, t->b, 4);
+  hdr[2] = (uint8_t) (plen >> 8);
+  hdr[3] = (uint8_t) plen;
+  buf_add (d, hdr, 4);
+  buf_add (d, ours, sizeof ours);
+  buf_add (d, t->b + 4, t->len - 4);
+  return true;
+}
+
+/* Queue a Data-In PDU with status GOOD carrying data (cut to what the
+ * command may receive), numbered from fin (tgtd's final PDU). */
+static void
+send_data_in (struct dir *dn, const struct track *tr, const uint8_t *fin,
+              struct buf *data)
+{
+  uint32_t alloc = tr->edtl, len = (uint32_t) data->len;
+  uint8_t h[BHS] = { 0 }, pad[4] = { 0 };
+
+  if (tr->cdb[0] == 0x12)
+    alloc = alloc < (uint32_t) (tr->cdb[3] << 8 | tr->cdb[4])
+      ? alloc : (uint32_t) (tr->cdb[3] << 8 | tr->cdb[4]);
+  else if (tr->cdb[0] == 0xa3 && get32 (tr->cdb + 6) < alloc)
+    alloc = get32 (tr->cdb + 6);
+  if (len > alloc)
+    len = alloc;
+  h[0] = OP_DATA_IN;
+  h[1] = 0x80 | 0x01 | (len < tr->edtl ? 0x02 : 0);  /* F, S, U */
+  h[3] = 0x00;                  /* GOOD */
+  put24 (h + 5, len);
+  memcpy (h + 8, tr->lun, 8);
+  put32 (h + 16, tr->itt);
+  put32 (h + 20, 0xffffffff);
+  memcpy (h + 24, fin + 24, 12);        /* StatSN, ExpCmdSN, MaxCmdSN */
+  put32 (h + 44, tr->edtl - len);
+  buf_add (&dn->out, h, sizeof h);
+  buf_add (&dn->out, data->b, len);
+  buf_add (&dn->out, pad, (4 - len % 4) % 4);
+}
+
+/* CHECK CONDITION, UNIT ATTENTION, ASYMMETRIC ACCESS STATE CHANGED. */
+static void
+send_ua (struct dir *dn, const struct track *tr, const uint8_t *fin)
+{
+  uint8_t h[BHS] = { 0 }, d[20] = { 0 };
+
+  h[0] = OP_SCSI_RSP;
+  h[1] = 0x80;
+  h[3] = 0x02;                  /* CHECK CONDITION */
+  put24 (h + 5, sizeof d);
+  put32 (h + 16, tr->itt);
+  memcpy (h + 24, fin + 24, 12);
+  d[1] = 18;                    /* SenseLength */
+  d[2] = 0x70;                  /* current, fixed format */
+  d[4] = 0x06;                  /* UNIT ATTENTION */
+  d[9] = 10;
+  d[14] = 0x2a;
+  d[15] = 0x06;
+  buf_add (&dn->out, h, sizeof h);
+  buf_add (&dn->out, d, sizeof d);
+}
+
+static const char *
+act_name (enum act a)
+{
+  static const char *const n[] = {
+    [ACT_TPGS] = "INQUIRY", [ACT_VPD83] = "INQUIRY VPD 0x83",
+    [ACT_RTPG] = "REPORT TARGET PORT GROUPS", [ACT_UA] = "unit attention",
+  };
+  return n[a] ? n[a] : "-";
+}
+
+/* Whether a final PDU is CHECK CONDITION with UNIT ATTENTION sense (a
+ * SCSI Response's data: SenseLength, then fixed or descriptor format). */
+static bool
+unit_attention (const uint8_t *p, size_t len)
+{
+  size_t dlen = (size_t) get32 (p + 4) & 0xffffff;
+  const uint8_t *d = p + BHS + p[4] * 4;
+
+  if ((p[0] & 0x3f) != OP_SCSI_RSP || p[3] != 0x02 || dlen < 2 + 3
+      || BHS + (size_t) p[4] * 4 + dlen > len)
+    return false;
+  if ((d[2] & 0x7f) == 0x70 || (d[2] & 0x7f) == 0x71)
+    return (d[4] & 0x0f) == 0x06;
+  return (d[3] & 0x0f) == 0x06;         /* descriptor format: 0x72/0x73 */
+}
+
+/* tgtd's final PDU for a tracked command (status in pdu[3] for both
+ * Data-In with S and SCSI Response): our answer instead. */
+static void
+finish (struct conn *c, struct track *tr, const uint8_t *pdu, size_t pdulen)
+{
+  struct dir *dn = &c->down;
+  int status = pdu[3];
+  struct buf d = { 0 };
+
+  switch (tr->act) {
+  case ACT_UA:
+    send_ua (dn, tr, pdu);
+    say ("conn %u: itt 0x%x (opcode 0x%02x): answered UNIT ATTENTION 2A/06",
+         c->id, tr->itt, tr->cdb[0]);
+    break;
+  case ACT_RTPG:
+    if (unit_attention (pdu, pdulen)) {       /* the target's to report */
+      say ("conn %u: REPORT TARGET PORT GROUPS: the target's UNIT ATTENTION "
+           "passed on", c->id);
+      buf_add (&dn->out, pdu, pdulen);
+      break;
+    }
+    rtpg_data (&d, (tr->cdb[1] >> 5) == 1);
+    send_data_in (dn, tr, pdu, &d);
+    say ("conn %u: REPORT TARGET PORT GROUPS (%s format): answered %u groups "
+         "in place of status 0x%02x", c->id, (tr->cdb[1] >> 5) == 1
+         ? "extended" : "basic", nr_groups, status);
+    break;
+  case ACT_TPGS:
+  case ACT_VPD83:
+    if (pdu[0] == OP_DATA_IN && pdu[1] & 1)   /* this PDU's data too */
+      buf_add (&tr->data, pdu + BHS + pdu[4] * 4, (size_t) get32 (pdu + 4) & 0xffffff);
+    if (status != 0) {          /* an error: the target's own answer */
+      say ("conn %u: %s: status 0x%02x: passed on", c->id,
+           act_name (tr->act), status);
+      buf_add (&dn->out, pdu, pdulen);
+      break;
+    }
+    if ((tr->act == ACT_TPGS && tr->data.len < 6)
+        || (tr->act == ACT_VPD83 && !vpd83_data (&d, &tr->data))) {
+      say ("conn %u: %s: %zu bytes, not rewritten", c->id,
+           act_name (tr->act), tr->data.len);
+      send_data_in (dn, tr, pdu, &tr->data);
+      break;
+    }
+    if (tr->act == ACT_TPGS) {
+      tr->data.b[5] = (uint8_t) ((tr->data.b[5] & ~0x30) | 0x10);
+      send_data_in (dn, tr, pdu, &tr->data);
+      say ("conn %u: INQUIRY: TPGS set to 01b", c->id);
+    }
+    else {
+      send_data_in (dn, tr, pdu, &d);
+      say ("conn %u: INQUIRY VPD 0x83: port %d of group %d added", c->id,
+           opt.group, opt.group);
+    }
+    break;
+  default:
+    break;
+  }
+  buf_free (&d);
+  buf_free (&tr->data);
+  tr->used = false;
+}
+
+static struct track *
+find (struct conn *c, uint32_t itt)
+{
+  for (int i = 0; i < MAX_TRACKED; i++)
+    if (c->t[i].used && c->t[i].itt == itt)
+      return &c->t[i];
+  return NULL;
+}
+
+/* A PDU from the initiator: note the commands to rewrite; always passed on. */
+static void
+from_initiator (struct conn *c, const uint8_t *p, size_t len)
+{
+  const uint8_t *cdb = p + 32;
+  enum act a = ACT_NONE;
+  struct track *tr;
+
+  buf_add (&c->up.out, p, len);
+  if ((p[0] & 0x3f) != OP_SCSI_CMD)
+    return;
+  /* INQUIRY never reports a unit attention; anything else may. */
+  if (cdb[0] == 0x12 && !(cdb[1] & 1))
+    a = ACT_TPGS;
+  else if (cdb[0] == 0x12 && cdb[2] == 0x83)
+    a = ACT_VPD83;
+  else if (c->ua_armed && !(p[1] & 0x20)) {   /* no data-out */
+    a = ACT_UA;
+    c->ua_armed = false;
+  }
+  else if (cdb[0] == 0xa3 && (cdb[1] & 0x1f) == 0x0a)
+    a = ACT_RTPG;
+  if (a == ACT_NONE)
+    return;
+  for (tr = c->t; tr < c->t + MAX_TRACKED && tr->used; tr++)
+    ;
+  if (tr == c->t + MAX_TRACKED) {
+    say ("conn %u: too many commands to rewrite; itt 0x%x passed on", c->id,
+         get32 (p + 16));
+    return;
+  }
+  memset (tr, 0, sizeof *tr);
+  tr->used = true;
+  tr->act = a;
+  tr->itt = get32 (p + 16);
+  tr->edtl = get32 (p + 20);
+  memcpy (tr->cdb, cdb, 16);
+  memcpy (tr->lun, p + 8, 8);
+}
+
+static bool
+login_digest (const uint8_t *p, size_t len)
+{
+  static const char *const keys[] = { "HeaderDigest=CRC32C", "DataDigest=CRC32C" };
+
+  for (size_t k = 0; k < 2; k++)
+    for (size_t i = BHS; i + strlen (keys[k]) <= len; i++)
+      if (memcmp (p + i, keys[k], strlen (keys[k])) == 0)
+        return true;
+  return false;
+}
+
+/* A SendTargets answer names the target's own portal; a discovery through
+ * this proxy must find the proxy instead, or an initiator would open a
+ * second path around it.  Every TargetAddress=UPSTREAM[,TPGT] becomes
+ * 127.0.0.1:LISTENING[,TPGT]; others are left alone. */
+static void
+text_response (struct conn *c, const uint8_t *p, size_t len)
+{
+  size_t dlen = (size_t) get32 (p + 4) & 0xffffff, ahs = (size_t) p[4] * 4;
+  const char *d = (const char *) p + BHS + ahs;
+  char want[96], mine[64];
+  struct buf out = { 0 };
+  uint8_t h[BHS], pad[4] = { 0 };
+  unsigned n = 0;
+
+  if (p[1] & 0x40) {            /* continued in the next PDU */
+    say ("conn %u: a text answer in several PDUs: passed on as it is", c->id);
+    buf_add (&c->down.out, p, len);
+    return;
+  }
+  snprintf (want, sizeof want, "TargetAddress=%s:%d", opt.host, opt.port);
+  snprintf (mine, sizeof mine, "TargetAddress=127.0.0.1:%d", listening_port);
+  for (size_t off = 0; off < dlen;) {
+    size_t kv = strnlen (d + off, dlen - off), w = strlen (want);
+    const char *rest = d + off + w;
+
+    if (kv >= w && memcmp (d + off, want, w) == 0
+        && (kv == w || *rest == ',')) {
+      buf_add (&out, mine, strlen (mine));
+      buf_add (&out, rest, kv - w);
+      n++;
+    }
+    else
+      buf_add (&out, d + off, kv);
+    buf_add (&out, "", 1);
+    off += kv + 1;
+  }
+  memcpy (h, p, BHS);
+  put24 (h + 5, (uint32_t) out.len);
+  buf_add (&c->down.out, h, BHS);
+  buf_add (&c->down.out, p + BHS, ahs);
+  buf_add (&c->down.out, out.b, out.len);
+  buf_add (&c->down.out, pad, (4 - out.len % 4) % 4);
+  if (n)
+    say ("conn %u: SendTargets: %u TargetAddress made 127.0.0.1:%d", c->id, n,
+         listening_port);
+  buf_free (&out);
+}
+
+/* A PDU from the target.  false: the connection cannot be followed. */
+static bool
+from_target (struct conn *c, const uint8_t *p, size_t len)
+{
+  uint8_t op = p[0] & 0x3f;
+  struct track *tr;
+
+  if (op == OP_LOGIN_RSP && login_digest (p, len)) {
+    say ("conn %u: digests negotiated; this proxy cannot follow them", c->id);
+    return false;
+  }
+  if (op == OP_TEXT_RSP) {
+    text_response (c, p, len);
+    return true;
+  }
+  if ((op != OP_DATA_IN && op != OP_SCSI_RSP)
+      || (tr = find (c, get32 (p + 16))) == NULL) {
+    buf_add (&c->down.out, p, len);
+    return true;
+  }
+  if (op == OP_DATA_IN && !(p[1] & 1)) {      /* more to come: hold it */
+    if (tr->act == ACT_TPGS || tr->act == ACT_VPD83)
+      buf_add (&tr->data, p + BHS + p[4] * 4, (size_t) get32 (p + 4) & 0xffffff);
+    return true;
+  }
+  finish (c, tr, p, len);
+  return true;
+}
+
+/* Whole PDUs of d->in, one by one.  false: give up the connection. */
+static bool
+parse (struct conn *c, struct dir *d, bool up)
+{
+  size_t off = 0;
+
+  while (d->in.len - off >= BHS) {
+    const uint8_t *p = d->in.b + off;
+    size_t dlen = (size_t) get32 (p + 4) & 0xffffff;
+    size_t total = BHS + (size_t) p[4] * 4 + ((dlen + 3) & ~(size_t) 3);
+
+    if (total > PDU_MAX) {
+      say ("conn %u: a PDU of %zu bytes: not iSCSI as expected", c->id, total);
+      return false;
+    }
+    if (d->in.len - off < total)
+      break;
+    if (up)
+      from_initiator (c, p, total);
+    else if (!from_target (c, p, total))
+      return false;
+    off += total;
+  }
+  memmove (d->in.b, d->in.b + off, d->in.len - off);
+  d->in.len -= off;
+  return true;
+}
+
+/* ---- connections ---- */
+
+static void
+conn_close (struct conn *c, const char *why)
+{
+  say ("conn %u: closed (%s)", c->id, why);
+  close (c->up.from);
+  close (c->up.to);
+  buf_free (&c->up.in);
+  buf_free (&c->up.out);
+  buf_free (&c->down.in);
+  buf_free (&c->down.out);
+  for (int i = 0; i < MAX_TRACKED; i++)
+    buf_free (&c->t[i].data);
+  c->used = false;
+}
+
+static int
+connect_upstream (void)
+{
+  struct sockaddr_in sa = { .sin_family = AF_INET };
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+  if (fd < 0)
+    return -1;
+  sa.sin_port = htons (opt.port);
+  if (inet_pton (AF_INET, opt.host, &sa.sin_addr) != 1
+      || connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+    close (fd);
+    return -1;
+  }
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+static void
+accept_one (int lfd)
+{
+  int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), sfd, one = 1;
+  struct conn *c = NULL;
+
+  if (cfd < 0)
+    return;
+  for (int i = 0; i < MAX_CONNS && !c; i++)
+    if (!conns[i].used)
+      c = &conns[i];
+  if (c == NULL) {
+    say ("too many connections; refusing one");
+    close (cfd);
+    return;
+  }
+  if ((sfd = connect_upstream ()) < 0) {
+    say ("upstream %s:%d: %s; closing the client connection", opt.host,
+         opt.port, strerror (errno));
+    close (cfd);
+    return;
+  }
+  setsockopt (cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  memset (c, 0, sizeof *c);
+  c->used = true;
+  c->id = next_id++;
+  c->up.from = c->down.to = cfd;
+  c->up.to = c->down.from = sfd;
+  c->ua_armed = opt.ua_at_login;
+  say ("conn %u: accepted%s", c->id,
+       c->ua_armed ? "; its first command gets UNIT ATTENTION 2A/06" : "");
+}
+
+/* Move bytes for one direction.  false: the connection has ended. */
+static bool
+pump (struct conn *c, struct dir *d, bool up, short rev_from, short rev_to)
+{
+  if (!d->eof && d->out.len - d->out.off < OUT_HIGH
+      && (rev_from & (POLLIN | POLLHUP | POLLERR))) {
+    uint8_t tmp[65536];
+    ssize_t n = read (d->from, tmp, sizeof tmp);
+
+    if (n == 0)
+      d->eof = true;
+    else if (n < 0 && errno != EAGAIN && errno != EINTR)
+      return false;
+    else if (n > 0) {
+      buf_add (&d->in, tmp, (size_t) n);
+      if (!parse (c, d, up))
+        return false;
+    }
+  }
+  if (d->out.len > d->out.off && (rev_to & POLLOUT)) {
+    ssize_t n = write (d->to, d->out.b + d->out.off, d->out.len - d->out.off);
+
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+      return false;
+    if (n > 0 && (d->out.off += (size_t) n) == d->out.len)
+      d->out.len = d->out.off = 0;
+  }
+  return !(d->eof && d->out.len == d->out.off);
+}
+
+static void
+on_signal (int sig)
+{
+  if (sig == SIGHUP)
+    reload = 1;
+  else
+    quit = 1;
+}
+
+static void
+do_reload (void)
+{
+  bool changed;
+
+  reload = 0;
+  if (load_states (&changed) < 0 || !changed)
+    return;
+  if (!opt.ua)
+    return;
+  for (int i = 0; i < MAX_CONNS; i++)
+    if (conns[i].used) {
+      conns[i].ua_armed = true;
+      say ("conn %u: next command gets UNIT ATTENTION 2A/06", conns[i].id);
+    }
+}
+
+static int
+serve (int lfd)
+{
+  while (!quit) {
+    struct pollfd pfd[1 + 2 * MAX_CONNS];
+    int idx[MAX_CONNS], n = 1;
+
+    if (reload)
+      do_reload ();
+    pfd[0] = (struct pollfd) { .fd = lfd, .events = POLLIN };
+    for (int i = 0; i < MAX_CONNS; i++) {
+      struct conn *c = &conns[i];
+
+      idx[i] = -1;
+      if (!c->used)
+        continue;
+      idx[i] = n;
+      pfd[n++] = (struct pollfd) {
+        .fd = c->up.from,
+        .events = (c->up.eof ? 0 : POLLIN)
+          | (c->down.out.len > c->down.out.off ? POLLOUT : 0),
+      };
+      pfd[n++] = (struct pollfd) {
+        .fd = c->down.from,
+        .events = (c->down.eof ? 0 : POLLIN)
+          | (c->up.out.len > c->up.out.off ? POLLOUT : 0),
+      };
+    }
+    if (poll (pfd, (nfds_t) n, 1000) < 0) {
+      if (errno == EINTR)
+        continue;
+      perror ("aluaproxy: poll");
+      return 1;
+    }
+    if (pfd[0].revents & POLLIN)
+      accept_one (lfd);
+    for (int i = 0; i < MAX_CONNS; i++) {
+      struct conn *c = &conns[i];
+      short cli, srv;
+
+      if (!c->used || idx[i] < 0)
+        continue;
+      cli = pfd[idx[i]].revents;
+      srv = pfd[idx[i] + 1].revents;
+      if (!pump (c, &c->up, true, cli, srv) || !pump (c, &c->down, false, srv, cli))
+        conn_close (c, "peer closed or unparsable");
+    }
+  }
+  say ("exiting");
+  return 0;
+}
+
+static void
+usage (void)
+{
+  printf (
+"Usage: aluaproxy --connect HOST:PORT --states FILE [OPTIONS]\n"
+"Forward iSCSI connections from 127.0.0.1 to HOST:PORT, making the target\n"
+"report ALUA: TPGS=01b in INQUIRY, this port's group in VPD 0x83, and the\n"
+"groups of FILE (lines \"GROUP STATE\", STATE one of ao, ano, standby,\n"
+"unavailable, offline, transitioning) to REPORT TARGET PORT GROUPS; its own\n"
+"address in place of HOST:PORT in SendTargets answers.\n"
+"\n"
+"  --group N            this port's target port group and relative target\n"
+"                       port identifier (default 1)\n"
+"  --listen PORT        port to listen on (default 0: any free port)\n"
+"  --port-file FILE     write the listening port there once ready\n"
+"  --no-ua              no UNIT ATTENTION 2A/06 after a state change\n"
+"  --ua-at-login        UNIT ATTENTION 2A/06 to the first command (with no\n"
+"                       data-out, not INQUIRY) of every connection\n"
+"\n"
+"SIGHUP reads FILE again (a change arms the UNIT ATTENTION on every\n"
+"connection); SIGTERM/SIGINT exit.  Digests must be off.\n");
+}
+
+static unsigned long
+parse_num (const char *what, const char *s, unsigned long max)
+{
+  char *end;
+  unsigned long v;
+
+  errno = 0;
+  v = strtoul (s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-' || v > max)
+    usage_error ("%s: '%s' is not a number up to %lu", what, s, max);
+  return v;
+}
+
+int
+main (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "connect", required_argument, NULL, 'c' },
+    { "states", required_argument, NULL, 's' },
+    { "group", required_argument, NULL, 'g' },
+    { "listen", required_argument, NULL, 'l' },
+    { "port-file", required_argument, NULL, 'p' },
+    { "no-ua", no_argument, NULL, 'n' },
+    { "ua-at-login", no_argument, NULL, 'u' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  static char host[64];
+  struct sockaddr_in sa = { .sin_family = AF_INET };
+  socklen_t salen = sizeof sa;
+  struct sigaction act = { .sa_handler = on_signal };
+  const char *colon;
+  bool changed;
+  int c, lfd, one = 1;
+
+  while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      colon = strrchr (optarg, ':');
+      if (colon == NULL || colon == optarg || (size_t) (colon - optarg) >= sizeof host)
+        usage_error ("--connect: expected HOST:PORT, got '%s'", optarg);
+      memcpy (host, optarg, (size_t) (colon - optarg));
+      opt.host = host;
+      opt.port = (int) parse_num ("--connect port", colon + 1, 65535);
+      break;
+    case 's': opt.states_file = optarg; break;
+    case 'g': opt.group = (int) parse_num ("--group", optarg, 0xffff); break;
+    case 'l': opt.listen_port = (int) parse_num ("--listen", optarg, 65535); break;
+    case 'p': opt.port_file = optarg; break;
+    case 'n': opt.ua = false; break;
+    case 'u': opt.ua_at_login = true; break;
+    case 'h': usage (); return 0;
+    default: usage_error ("bad option");
+    }
+  }
+  if (optind != argc)
+    usage_error ("unexpected argument '%s'", argv[optind]);
+  if (opt.port == 0 || opt.states_file == NULL)
+    usage_error ("--connect HOST:PORT and --states FILE are required");
+  if (load_states (&changed) < 0)
+    return 1;
+
+  sigemptyset (&act.sa_mask);
+  sigaction (SIGHUP, &act, NULL);
+  sigaction (SIGTERM, &act, NULL);
+  sigaction (SIGINT, &act, NULL);
+  signal (SIGPIPE, SIG_IGN);
+
+  lfd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (lfd < 0) {
+    perror ("aluaproxy: socket");
+    return 1;
+  }
+  setsockopt (lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  sa.sin_port = htons ((uint16_t) opt.listen_port);
+  if (bind (lfd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (lfd, 16) < 0
+      || getsockname (lfd, (struct sockaddr *) &sa, &salen) < 0) {
+    fprintf (stderr, "aluaproxy: cannot listen on 127.0.0.1:%d: %s\n",
+             opt.listen_port, strerror (errno));
+    return 1;
+  }
+  listening_port = ntohs (sa.sin_port);
+  say ("listening on 127.0.0.1:%d -> %s:%d, group %d", ntohs (sa.sin_port),
+       opt.host, opt.port, opt.group);
+  if (opt.port_file) {
+    char tmp[4096];
+    FILE *fp;
+
+    snprintf (tmp, sizeof tmp, "%s.tmp", opt.port_file);
+    fp = fopen (tmp, "w");
+    if (fp == NULL || fprintf (fp, "%d\n", ntohs (sa.sin_port)) < 0
+        || fclose (fp) != 0 || rename (tmp, opt.port_file) < 0) {
+      fprintf (stderr, "aluaproxy: cannot write %s: %s\n", opt.port_file,
+               strerror (errno));
+      return 1;
+    }
+  }
+  return serve (lfd);
+}
