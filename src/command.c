@@ -276,6 +276,16 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
 
   (void) iscsi;
   sent_remove (q, c);
+  /* Handed back: the path above sends it elsewhere (give_back). */
+  if (status == SCSI_STATUS_CANCELLED && c->path_lost) {
+    recovery_forget (&q->eh, c);
+    c->task = NULL;
+    inflight_dec (q);
+    if (task)
+      scsi_free_scsi_task (task);
+    finished (q, c, -ENOTCONN);
+    return;
+  }
   /* Recovery let it go: the target can no longer act on it, and its
    * request was answered at the deadline. */
   if (status == SCSI_STATUS_CANCELLED && recovery_releasing (c)) {
@@ -345,12 +355,64 @@ take (void *opaque)
   q->path.client.take (q->path.client.eng);
 }
 
+/* The session is lost: hand back what libiscsi holds, oldest first
+ * (the list is newest first), then what waits.  A snapshot, since each
+ * hand-back may send new commands (never to this path, which is down by
+ * now) and free requests, but never a command still in the snapshot:
+ * a request is freed only when all its commands are back. */
+static void
+give_back (struct cmdq *q)
+{
+  unsigned n = 0, i = 0;
+  struct scmd **all, *c;
+
+  for (c = q->sent; c; c = c->sent_next)
+    n++;
+  all = n ? malloc (n * sizeof *all) : NULL;
+  if (n && all == NULL) {
+    log_error ("out of memory handing commands to another path");
+    return;
+  }
+  for (c = q->sent; c; c = c->sent_next)
+    all[n - 1 - i++] = c;
+  for (i = 0; i < n; i++) {
+    c = all[i];
+    c->path_lost = true;
+    if (iscsi_scsi_cancel_task (q->s->iscsi, c->task) != 0) {
+      /* libiscsi does not know it: leave it to its answer. */
+      c->path_lost = false;
+      log_error ("a command to %s at %s cannot be taken back", q->s->target,
+                 q->s->portal);
+    }
+  }
+  free (all);
+  while (q->wait_head) {
+    c = q->wait_head;
+    q->wait_head = c->next;
+    if (q->wait_head == NULL)
+      q->wait_tail = NULL;
+    c->path_lost = true;
+    finished (q, c, -ENOTCONN);
+  }
+}
+
+void
+command_path_give_back_on_loss (struct path *p)
+{
+  cmdq_of (p)->give_back = true;
+}
+
 static void
 tick (void *opaque, time_t now, bool back, bool second)
 {
   struct cmdq *q = opaque;
+  bool was_down = q->path.down_since != 0;
 
   q->path.down_since = q->s->down_since;
+  if (was_down != (q->path.down_since != 0) && q->path.client.changed)
+    q->path.client.changed (q->path.client.eng);
+  if (q->give_back && !was_down && q->path.down_since)
+    give_back (q);
   if (back)
     pump_waiting (q);
   if (second) {
