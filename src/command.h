@@ -30,6 +30,10 @@ struct cmdq {
   struct recovery eh;           /* commands past their deadline */
   bool give_back;               /* one path of several: when the session
                                  * goes down, hand every command back */
+  /* libiscsi 1.19 only (command.c, relogin): a lost connection whose
+   * commands libiscsi gave back, and since when. */
+  enum { RELOGIN_NONE, RELOGIN_LOST, RELOGIN_ASKED } relogin;
+  time_t lost_since;
 };
 
 /* The path over s (before session_start): it becomes s's client.  NULL

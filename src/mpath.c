@@ -27,8 +27,8 @@ struct member {
   struct mpath *mp;
   struct path *sub;             /* the command layer */
   struct session *s;
-  unsigned outstanding;         /* commands sent here, not back yet */
   /* Read by mpath_stats_print from any thread. */
+  atomic_uint outstanding;      /* commands sent here, not back yet */
   atomic_bool up;
   atomic_uint_fast64_t commands, errors, failovers;
 };
@@ -145,7 +145,8 @@ choose (struct mpath *mp, const struct scmd *c)
       unsigned i = (start + k) % mp->n;
 
       if (CANDIDATE (i)
-          && (pick == mp->n || mp->m[i].outstanding < mp->m[pick].outstanding))
+          && (pick == mp->n || atomic_load (&mp->m[i].outstanding)
+                               < atomic_load (&mp->m[pick].outstanding)))
         pick = i;
     }
     return pick < mp->n ? &mp->m[pick] : NULL;
@@ -180,7 +181,7 @@ route (struct mpath *mp, struct scmd *c)
     park (mp, c);
     return;
   }
-  m->outstanding++;
+  atomic_fetch_add (&m->outstanding, 1);
   atomic_fetch_add (&m->commands, 1);
   m->sub->ops->send (m->sub, c);
 }
@@ -225,7 +226,7 @@ mp_done (struct scmd *c, int err)
   struct member *m = c->path->client.eng;
   struct mpath *mp = m->mp;
 
-  m->outstanding--;
+  atomic_fetch_sub (&m->outstanding, 1);
   if (c->path_lost && !c->abandoned) {
     /* Its connection is gone, the target can no longer answer it there:
      * send it on another path, still under its request's range lock. */
@@ -520,10 +521,11 @@ mpath_stats_print (FILE *fp)
     for (unsigned i = 0; i < mp->n; i++) {
       struct member *m = &mp->m[i];
 
-      fprintf (fp, "path %s %s state=%s commands=%" PRIuFAST64
+      fprintf (fp, "path %s %s state=%s inflight=%u commands=%" PRIuFAST64
                " errors=%" PRIuFAST64 " failovers=%" PRIuFAST64 "\n",
                m->s->target, m->s->portal,
                atomic_load (&m->up) ? "up" : "down",
+               atomic_load (&m->outstanding),
                atomic_load (&m->commands), atomic_load (&m->errors),
                atomic_load (&m->failovers));
     }

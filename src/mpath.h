@@ -74,7 +74,8 @@ void mpath_set_rank (const struct lun *l, const struct session *via,
                      int rank);
 
 /* Per-path lines of the stats attribute, one per path of every multipath
- * mount: "path PORTAL state=up commands=N errors=N failovers=N".  They
+ * mount: "path TARGET PORTAL state=up inflight=N commands=N errors=N
+ * failovers=N".  They
  * are not NAME=NUMBER lines, so the JSON and Prometheus writers skip them. */
 void mpath_stats_print (FILE *fp);
 

@@ -336,7 +336,7 @@ drain_wake (struct session *s)
 static bool
 watch_connection (struct session *s, time_t now)
 {
-  bool up = iscsi_is_logged_in (s->iscsi);
+  bool up = !s->dropped && iscsi_is_logged_in (s->iscsi);
 
   if (!up && s->down_since == 0) {
     s->down_since = now;
@@ -404,6 +404,9 @@ service (struct session *m, short revents, bool quiet, bool throttle,
   bool idle_call = quiet || throttle
     || (m->first_path || m->next_path ? now != m->last_service : false);
 
+  if (m->dropped)
+    return;                     /* until the layer above logs in again */
+
   /* A call without events now and then checks timeouts and retries a
    * reconnect; over iSER, libiscsi 1.20 reads its connection events
    * (a disconnect) only then.  1.19's iSER transport understands nothing
@@ -411,8 +414,12 @@ service (struct session *m, short revents, bool quiet, bool throttle,
   if (revents || (idle_call && !(m->iser && LIBISCSI_1_19))) {
     if (!revents)
       m->last_service = now;
-    if (iscsi_service (m->iscsi, revents) < 0)
+    if (iscsi_service (m->iscsi, revents) < 0) {
       log_debug ("iscsi_service: %s", iscsi_get_error (m->iscsi));
+      /* Without automatic reconnects a lost connection stays lost, and
+       * its socket would wake every poll. */
+      m->dropped = m->relogin_by_hand;
+    }
   }
   if (revents & (POLLERR | POLLHUP | POLLNVAL))
     m->error_wakeups++;
@@ -445,7 +452,7 @@ session_loop (void *arg)
 
       throttle = throttle || t;
       pfd[nfds] = (struct pollfd) {
-        .fd = t ? -1 : iscsi_get_fd (m->iscsi),
+        .fd = t || m->dropped ? -1 : iscsi_get_fd (m->iscsi),
         .events = iscsi_which_events (m->iscsi),
       };
     }

@@ -89,6 +89,10 @@ struct session {
   struct session *first_path;   /* the session whose thread serves this
                                  * one; NULL: itself */
   time_t last_service;          /* a turn without events was given, at */
+  /* libiscsi 1.19 with automatic reconnects off (command.c, relogin):
+   * the connection was lost, and the layer above logs in again. */
+  bool relogin_by_hand;
+  bool dropped;
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */
