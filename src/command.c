@@ -475,7 +475,8 @@ tick (void *opaque, time_t now, bool back, bool second)
   bool was_down = q->path.down_since != 0;
 
 #ifndef HAVE_LIBISCSI_1_20
-  relogin (q, now, back);
+  if (q->give_back)
+    relogin (q, now, back);
 #endif
   q->path.down_since = q->s->down_since ? q->s->down_since : q->lost_since;
   if (was_down != (q->path.down_since != 0) && q->path.client.changed)
