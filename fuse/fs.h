@@ -41,6 +41,7 @@ struct fs {
   struct session **sessions;
   unsigned nr_sessions;
   bool ro;
+  enum path_policy path_policy; /* over a target's paths (src/mpath.h) */
   unsigned readahead;           /* bytes asked for at INIT; 0 = leave it */
   bool readahead_explicit;      /* given by the user: say if it fails */
   bool ring;                    /* serve FUSE over io_uring (fuse/uring.h) */

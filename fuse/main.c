@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netdb.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +94,102 @@ open_target (const struct options *o, const char *target,
   return 0;
 }
 
+/* HOST[:PORT][,TPGT] (as SendTargets answers, or as typed) into a host
+ * and a port, for comparing. */
+static void
+split_portal (const char *p, char *host, size_t hlen, char *port, size_t plen)
+{
+  size_t n = strcspn (p, ",");
+  const char *colon, *close = NULL;
+
+  if (p[0] == '[' && (close = memchr (p, ']', n)) != NULL) {
+    snprintf (host, hlen, "%.*s", (int) (close - p - 1), p + 1);
+    colon = close[1] == ':' ? close + 1 : NULL;
+  }
+  else {
+    colon = memchr (p, ':', n);
+    snprintf (host, hlen, "%.*s", (int) (colon ? colon - p : (ptrdiff_t) n), p);
+  }
+  if (colon)
+    snprintf (port, plen, "%.*s", (int) (p + n - colon - 1), colon + 1);
+  else
+    snprintf (port, plen, "3260");
+}
+
+/* Whether two portals are one: the same port, and host names that are
+ * equal or resolve to the same first address.  Two sessions through one
+ * portal are no second path. */
+static bool
+same_portal (const char *a, const char *b)
+{
+  char ha[256], pa[16], hb[256], pb[16];
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                            .ai_flags = AI_NUMERICSERV };
+  struct addrinfo *ra = NULL, *rb = NULL;
+  bool same;
+
+  split_portal (a, ha, sizeof ha, pa, sizeof pa);
+  split_portal (b, hb, sizeof hb, pb, sizeof pb);
+  if (strcmp (pa, pb) != 0)
+    return false;
+  if (strcmp (ha, hb) == 0)
+    return true;
+  same = getaddrinfo (ha, pa, &hints, &ra) == 0
+    && getaddrinfo (hb, pb, &hints, &rb) == 0
+    && ra->ai_addrlen == rb->ai_addrlen
+    && memcmp (ra->ai_addr, rb->ai_addr, ra->ai_addrlen) == 0;
+  if (ra)
+    freeaddrinfo (ra);
+  if (rb)
+    freeaddrinfo (rb);
+  return same;
+}
+
+/* Another path to s's target through portal p ("HOST[:PORT][,TPGT]"), if
+ * it is not one s already has.  A portal that cannot be logged in to now
+ * is left out, with a line saying so: the mount goes on with the others. */
+static void
+add_path (const struct options *o, struct session *s, const char *p)
+{
+  struct session_config c = session_config (o, s->target);
+  char portal[300], err[512];
+  unsigned n = 0;
+  struct session *other;
+
+  snprintf (portal, sizeof portal, "%.*s", (int) strcspn (p, ","), p);
+  for (struct session *m = s; m; m = m->next_path, n++)
+    if (same_portal (m->portal, portal))
+      return;
+  if (n >= 16) {
+    log_error ("%s: at most 16 paths; portal %s left out", s->target, portal);
+    return;
+  }
+  c.portal = portal;
+  other = session_open (&c, err, sizeof err);
+  if (other == NULL) {
+    log_error ("path to %s through %s left out: %s", s->target, portal, err);
+    return;
+  }
+  if (session_probe_luns (other, o->lun, o->max_xfer, err, sizeof err) < 0) {
+    log_error ("path to %s through %s left out: %s", s->target, portal, err);
+    session_close (other);
+    return;
+  }
+  session_add_path (s, other);
+}
+
+/* Every path to s's target: the portals SendTargets named for it (a
+ * portal mount, where discovery ran anyway) and those of -o portal=. */
+static void
+add_paths (const struct options *o, struct session *s,
+           const struct target_info *t)
+{
+  for (unsigned j = 0; t && j < t->nr_portals; j++)
+    add_path (o, s, t->portals[j]);
+  for (unsigned j = 0; j < o->nr_portals; j++)
+    add_path (o, s, o->portals[j]);
+}
+
 static int
 open_sessions (const struct options *o, struct fs *fs)
 {
@@ -123,8 +221,10 @@ open_sessions (const struct options *o, struct fs *fs)
     struct session *s;
 
     r = open_target (o, t ? t[i].name : o->target, &s);
-    if (r == 0)
+    if (r == 0) {
+      add_paths (o, s, t ? &t[i] : NULL);
       fs->sessions[fs->nr_sessions++] = s;
+    }
   }
   free_targets (t, n);
   return r;
@@ -165,6 +265,8 @@ list_targets (const struct options *o)
     printf ("target %s\n", t[i].name);
     for (unsigned j = 0; j < t[i].nr_portals; j++)
       printf ("  portal %s\n", t[i].portals[j]);
+    for (unsigned j = 0; j < o->nr_portals; j++)
+      printf ("  portal %s (portal=)\n", o->portals[j]);
     r = open_target (o, t[i].name, &s);
     if (r < 0) {
       rc = r;
@@ -370,7 +472,7 @@ start_sessions (struct fs *fs)
 
   block_stop_signals (&old);
   for (unsigned i = 0; i < fs->nr_sessions && rc == 0; i++)
-    if ((rc = stack_start (fs->sessions[i])) < 0)
+    if ((rc = stack_start (fs->sessions[i], fs->path_policy)) < 0)
       log_error ("cannot start a session thread");
   pthread_sigmask (SIG_SETMASK, &old, NULL);
   return rc;
@@ -584,6 +686,7 @@ main (int argc, char *argv[])
   fs.ro = o.ro;
   fs.only_lun = o.lun;
   fs.max_xfer = o.max_xfer;
+  fs.path_policy = o.path_policy;
   fs.readahead = o.readahead;
   fs.readahead_explicit = o.readahead_s != NULL;
   fs.ring = (o.fuse_ring == RING_ON

@@ -13,11 +13,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mpath.h"
 #include "options.h"
 #include "url.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_LIST, KEY_RO, KEY_ALLOW_OTHER, KEY_RW,
-       KEY_STATS };
+       KEY_STATS, KEY_PORTAL };
 
 #define OPT(t, p) { t, offsetof (struct options, p), 1 }
 
@@ -35,6 +36,8 @@ static const struct fuse_opt option_spec[] = {
   OPT ("fuse_ring=%s", fuse_ring_s),
   OPT ("metrics=%s", metrics_dir),
   OPT ("metrics_interval=%s", metrics_interval_s),
+  OPT ("path_policy=%s", path_policy_s),
+  FUSE_OPT_KEY ("portal=", KEY_PORTAL),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
   FUSE_OPT_KEY ("allow_other", KEY_ALLOW_OTHER),
@@ -104,6 +107,21 @@ option_proc (void *data, const char *arg, int key, struct fuse_args *outargs)
     return 0;
   case KEY_STATS:
     o->stats = true;
+    return 0;
+  case KEY_PORTAL:
+    /* Repeatable: every one is another path to the target. */
+    if (o->nr_portals == sizeof o->portals / sizeof o->portals[0]) {
+      log_error ("%s: at most %zu portal= options", arg,
+                 sizeof o->portals / sizeof o->portals[0]);
+      return -1;
+    }
+    if (arg[7] == '\0') {
+      log_error ("portal=: expected HOST[:PORT]");
+      return -1;
+    }
+    if ((o->portals[o->nr_portals] = strdup (arg + 7)) == NULL)
+      return -1;
+    o->nr_portals++;
     return 0;
   case KEY_RO:
     o->ro = true;
@@ -181,6 +199,12 @@ options_parse (struct fuse_args *args, struct options *o)
       return -EINVAL;
     }
     o->splice = strcmp (o->splice_s, "on") == 0;
+  }
+  if (o->path_policy_s
+      && mpath_parse_policy (o->path_policy_s, &o->path_policy) < 0) {
+    log_error ("path_policy=%s: expected 'failover', 'round-robin' or "
+               "'queue-length'", o->path_policy_s);
+    return -EINVAL;
   }
   if (o->fuse_ring_s) {
     if (strcmp (o->fuse_ring_s, "auto") == 0)
@@ -368,6 +392,9 @@ options_free (struct options *o)
   free (o->fuse_ring_s);
   free (o->metrics_dir);
   free (o->metrics_interval_s);
+  free (o->path_policy_s);
+  for (unsigned i = 0; i < o->nr_portals; i++)
+    free (o->portals[i]);
   free_secret (o->password);
   free_secret (o->env_password);
   free (o->env_user);
@@ -434,6 +461,10 @@ options_usage (void)
 "                           textfile collector) to DIR/iserfs-MOUNT.prom,\n"
 "                           replaced atomically, removed at unmount\n"
 "  -o metrics_interval=SECONDS   how often (default 5)\n"
+"  -o portal=HOST[:PORT]    another portal of the target: one more path to\n"
+"                           its LUNs (repeatable; see MULTIPATH in iserfs(8))\n"
+"  -o path_policy=failover|round-robin|queue-length   how commands are spread\n"
+"                           over a target's paths (default queue-length)\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

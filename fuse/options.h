@@ -7,6 +7,8 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include "mpath.h"
+
 struct options {
   char *url;
   char *mountpoint;              /* as given; checked before FUSE sees it */
@@ -31,6 +33,10 @@ struct options {
   char *metrics_dir;            /* -o metrics=DIR, NULL: none */
   unsigned metrics_interval;    /* seconds between writes */
   char *metrics_interval_s;     /* as typed */
+  char *portals[15];            /* -o portal=: more paths to the target */
+  unsigned nr_portals;
+  enum path_policy path_policy; /* src/mpath.h */
+  char *path_policy_s;          /* as typed */
 
   /* From the URL. */
   char portal[256];

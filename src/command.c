@@ -13,6 +13,7 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "alua.h"
+#include "clock.h"
 #include "command.h"
 #include "io.h"
 #include "log.h"
@@ -334,6 +335,34 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
 
   (void) iscsi;
   sent_remove (q, c);
+#ifndef HAVE_LIBISCSI_1_20
+  /* libiscsi 1.19 without automatic reconnects (relogin, below) cancels
+   * every command of a lost connection at once: hand them back. */
+  if (status == SCSI_STATUS_CANCELLED && q->give_back && !c->path_lost
+      && !recovery_releasing (c)) {
+    c->path_lost = true;
+    if (q->relogin == RELOGIN_NONE) {
+      /* Down from now on: nothing more may be sent this way. */
+      q->relogin = RELOGIN_LOST;
+      q->lost_since = clock_mono_s ();
+      if (q->path.down_since == 0) {
+        q->path.down_since = q->lost_since;
+        if (q->path.client.changed)
+          q->path.client.changed (q->path.client.eng);
+      }
+    }
+  }
+#endif
+  /* Handed back: the path above sends it elsewhere (give_back). */
+  if (status == SCSI_STATUS_CANCELLED && c->path_lost) {
+    recovery_forget (&q->eh, c);
+    c->task = NULL;
+    inflight_dec (q);
+    if (task)
+      scsi_free_scsi_task (task);
+    finished (q, c, -ENOTCONN);
+    return;
+  }
   /* Recovery let it go: the target can no longer act on it, and its
    * request was answered at the deadline. */
   if (status == SCSI_STATUS_CANCELLED && recovery_releasing (c)) {
@@ -420,12 +449,115 @@ alua_tick (struct cmdq *q, bool back)
   }
 }
 
+/* The session is lost: hand back what libiscsi holds, oldest first
+ * (the list is newest first), then what waits.  A snapshot, since each
+ * hand-back may send new commands (never to this path, which is down by
+ * now) and free requests, but never a command still in the snapshot:
+ * a request is freed only when all its commands are back. */
+static void
+give_back (struct cmdq *q)
+{
+  unsigned n = 0, i = 0;
+  struct scmd **all, *c;
+
+  for (c = q->sent; c; c = c->sent_next)
+    n++;
+  all = n ? malloc (n * sizeof *all) : NULL;
+  if (n && all == NULL) {
+    log_error ("out of memory handing commands to another path");
+    return;
+  }
+  for (c = q->sent; c; c = c->sent_next)
+    all[n - 1 - i++] = c;
+  for (i = 0; i < n; i++) {
+    c = all[i];
+    c->path_lost = true;
+    if (iscsi_scsi_cancel_task (q->s->iscsi, c->task) != 0) {
+      /* libiscsi does not know it: leave it to its answer. */
+      c->path_lost = false;
+      log_error ("a command to %s at %s cannot be taken back", q->s->target,
+                 q->s->portal);
+    }
+  }
+  free (all);
+  while (q->wait_head) {
+    c = q->wait_head;
+    q->wait_head = c->next;
+    if (q->wait_head == NULL)
+      q->wait_tail = NULL;
+    c->path_lost = true;
+    finished (q, c, -ENOTCONN);
+  }
+}
+
+void
+command_path_give_back_on_loss (struct path *p)
+{
+  struct cmdq *q = cmdq_of (p);
+
+  q->give_back = true;
+#ifndef HAVE_LIBISCSI_1_20
+  iscsi_set_noautoreconnect (q->s->iscsi, 1);
+  q->s->relogin_by_hand = true;
+#endif
+}
+
+#ifndef HAVE_LIBISCSI_1_20
+/* libiscsi 1.19 cannot cancel a command of a connection it is logging in
+ * again: its cancel does not look at the lost connection's queues, so
+ * a command there would wait for that portal to come back.  A path of
+ * several therefore runs without automatic reconnects: on a loss
+ * libiscsi cancels every command at once (command_cb hands them back)
+ * and then only fails (the session marks itself dropped); here the path
+ * hands back what waited, asks for a new login, and is down until that
+ * login is back. */
+static void
+relogin (struct cmdq *q, time_t now, bool back)
+{
+  struct session *s = q->s;
+
+  if (q->relogin == RELOGIN_NONE && s->down_since) {
+    q->relogin = RELOGIN_LOST;
+    q->lost_since = s->down_since;
+  }
+  switch (q->relogin) {
+  case RELOGIN_NONE:
+    return;
+  case RELOGIN_LOST:
+    give_back (q);
+    q->relogin = RELOGIN_ASKED;
+    s->dropped = false;
+    iscsi_set_noautoreconnect (s->iscsi, 0);
+    log_debug ("logging in to %s at %s again", s->target, s->portal);
+    return;
+  case RELOGIN_ASKED:
+  default:
+    (void) now;
+    if (back) {
+      iscsi_set_noautoreconnect (s->iscsi, 1);
+      q->relogin = RELOGIN_NONE;
+      q->lost_since = 0;
+    }
+    return;
+  }
+}
+#endif
+
 static void
 tick (void *opaque, time_t now, bool back, bool second)
 {
   struct cmdq *q = opaque;
+  bool was_down = q->path.down_since != 0;
 
-  q->path.down_since = q->s->down_since;
+#ifndef HAVE_LIBISCSI_1_20
+  if (q->give_back)
+    relogin (q, now, back);
+#endif
+  q->path.down_since = q->s->down_since ? q->s->down_since : q->lost_since;
+  if (was_down != (q->path.down_since != 0) && q->path.client.changed)
+    q->path.client.changed (q->path.client.eng);
+  if (q->give_back && !was_down && q->path.down_since)
+    give_back (q);
   if (back)
     pump_waiting (q);
   if (second) {

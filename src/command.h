@@ -28,10 +28,25 @@ struct cmdq {
   struct scmd *wait_head, *wait_tail;   /* waiting for a slot or a login */
   struct scmd *sent;            /* with libiscsi, newest first */
   struct recovery eh;           /* commands past their deadline */
+  bool give_back;               /* one path of several: when the session
+                                 * goes down, hand every command back */
+  /* libiscsi 1.19 only (command.c, relogin): a lost connection whose
+   * commands libiscsi gave back, and since when. */
+  enum { RELOGIN_NONE, RELOGIN_LOST, RELOGIN_ASKED } relogin;
+  time_t lost_since;
 };
 
 /* The path over s (before session_start): it becomes s's client.  NULL
  * when out of memory. */
 struct path *command_path_new (struct session *s);
+
+/* One path of several to the same LUNs (mpath.h; before the start): once
+ * its session is lost, every command it holds is handed back through
+ * done() with -ENOTCONN and path_lost set (path.h), oldest first, so that
+ * the path above can send it on another path.  Those libiscsi held are
+ * cancelled there first: the connection they went out on is gone, so the
+ * target can no longer answer them on it, and libiscsi would otherwise
+ * send them again only once this portal is back. */
+void command_path_give_back_on_loss (struct path *p);
 
 #endif

@@ -6,8 +6,8 @@
  * conditions, error recovery and the wire are the path's business (the
  * command layer, command.c, over one iSCSI session); the engine sees none
  * of them.  Anything that can send a command and call back -- the command
- * layer, a test's fake (tests/check_io.c), later one path of several to the
- * same LUN -- can sit here.
+ * layer, a test's fake (tests/check_io.c), the multipath path above
+ * several command layers (mpath.h) -- can sit here.
  *
  * Threads: send() and every client call run on the path's thread (the
  * session thread), except wake() and on_thread(), which any thread may
@@ -54,6 +54,8 @@ struct scmd {
   unsigned retries;
   struct scmd *next;            /* wait queue */
   struct scmd *sent_prev, *sent_next;   /* commands libiscsi holds */
+  bool path_lost;               /* given back because its path's connection
+                                 * is gone (command_path_give_back) */
   unsigned char eh;             /* enum eh_state (recovery.h) */
   bool eh_reset_sent;           /* a LOGICAL UNIT RESET covers it */
   struct tmf *eh_tmf;           /* its ABORT TASK, while out */
@@ -75,6 +77,9 @@ struct path_client {
   /* The path is gone for good (its thread ended, no callback can come):
    * free what the engine keeps for it. */
   void (*closed) (void *eng);
+  /* The path went down or came back (down_since changed); NULL: not
+   * told.  A multipath path (mpath.h) above several paths listens. */
+  void (*changed) (void *eng);
   void *eng;
 };
 

@@ -228,6 +228,16 @@ session_close (struct session *s)
 {
   if (s == NULL)
     return;
+  /* The other paths first: the engine above them all goes with the
+   * last command layer (mpath.c counts them). */
+  while (s->next_path) {
+    struct session *o = s->next_path;
+
+    s->next_path = o->next_path;
+    o->next_path = NULL;
+    o->first_path = NULL;
+    session_close (o);
+  }
   if (s->iscsi) {
     /* Bound the logout to a target that no longer answers. */
     if (s->timeout)
@@ -260,6 +270,8 @@ session_wake (struct session *s)
 {
   uint64_t one = 1;
 
+  if (s->first_path)
+    s = s->first_path;          /* its thread serves this one */
   if (s->wake_fd < 0)
     return;                     /* not started */
   /* eventfd writes only fail on counter overflow, which a reader prevents. */
@@ -273,7 +285,27 @@ static __thread const struct session *this_session;
 bool
 session_on_thread (const struct session *s)
 {
-  return this_session == s;
+  return this_session == (s->first_path ? s->first_path : s);
+}
+
+void
+session_add_path (struct session *s, struct session *other)
+{
+  struct session **pp = &s->next_path;
+
+  while (*pp)
+    pp = &(*pp)->next_path;
+  *pp = other;
+  other->first_path = s;
+}
+
+bool
+session_all_down (const struct session *s)
+{
+  for (; s; s = s->next_path)
+    if (s->down_since == 0)
+      return false;
+  return true;
 }
 
 void
@@ -304,7 +336,7 @@ drain_wake (struct session *s)
 static bool
 watch_connection (struct session *s, time_t now)
 {
-  bool up = iscsi_is_logged_in (s->iscsi);
+  bool up = !s->dropped && iscsi_is_logged_in (s->iscsi);
 
   /* Stored atomically: the LUN scanner reads it (lunwatch.c). */
   if (!up && s->down_since == 0) {
@@ -334,17 +366,20 @@ watch_connection (struct session *s, time_t now)
  * there at once (over TCP, the socket writable for a command just queued)
  * would not have made the thread sleep either. */
 static int
-poll_briefly (struct session *s, struct pollfd *pfd)
+poll_briefly (struct session *s, struct pollfd *pfd, nfds_t nfds)
 {
   bool waited = false;
+  unsigned inflight = 0;
   uint64_t end;
   int n;
 
-  if (s->poll_ns == 0 || s->inflight > 1)
+  for (const struct session *m = s; m; m = m->next_path)
+    inflight += m->inflight;
+  if (s->poll_ns == 0 || inflight > 1)
     return 0;
   end = clock_mono_ns () + s->poll_ns;
   do {
-    n = poll (pfd, 3, 0);
+    n = poll (pfd, nfds, 0);
     if (n != 0) {
       if (n > 0 && waited)
         atomic_fetch_add_explicit (&stats.poll_hits, 1, memory_order_relaxed);
@@ -356,6 +391,41 @@ poll_briefly (struct session *s, struct pollfd *pfd)
   return 0;
 }
 
+/* At most this many sessions (paths) on one thread. */
+#define MAX_PATHS 16
+
+/* Give one session's libiscsi context its turn: the events poll() found
+ * on its socket, or none now and then, for libiscsi's timers and
+ * reconnects.  Of several paths, one may be quiet while another is busy,
+ * so each gets its eventless call once a second at least. */
+static void
+service (struct session *m, short revents, bool quiet, bool throttle,
+         time_t now)
+{
+  bool idle_call = quiet || throttle
+    || (m->first_path || m->next_path ? now != m->last_service : false);
+
+  if (m->dropped)
+    return;                     /* until the layer above logs in again */
+
+  /* A call without events now and then checks timeouts and retries a
+   * reconnect; over iSER, libiscsi 1.20 reads its connection events
+   * (a disconnect) only then.  1.19's iSER transport understands nothing
+   * but POLLIN on its completion fd. */
+  if (revents || (idle_call && !(m->iser && LIBISCSI_1_19))) {
+    if (!revents)
+      m->last_service = now;
+    if (iscsi_service (m->iscsi, revents) < 0) {
+      log_debug ("iscsi_service: %s", iscsi_get_error (m->iscsi));
+      /* Without automatic reconnects a lost connection stays lost, and
+       * its socket would wake every poll. */
+      m->dropped = m->relogin_by_hand;
+    }
+  }
+  if (revents & (POLLERR | POLLHUP | POLLNVAL))
+    m->error_wakeups++;
+}
+
 static void *
 session_loop (void *arg)
 {
@@ -364,32 +434,41 @@ session_loop (void *arg)
 
   this_session = s;
   for (;;) {
-    /* A socket in error makes poll() return at once until libiscsi's next
-     * reconnect attempt; after many such wake-ups in one second, wait on
-     * the timer instead of spinning. */
-    bool throttle = s->error_wakeups > 50;
-    struct pollfd pfd[3] = {
-      { .fd = s->wake_fd, .events = POLLIN },
-      { .fd = throttle ? -1 : iscsi_get_fd (s->iscsi),
-        .events = iscsi_which_events (s->iscsi) },
-      { .fd = s->ext.fd, .events = POLLIN },
-    };
-    short revents;
+    /* pfd[0] the wake-up, pfd[1] the other source, then every path's
+     * socket, this session's first. */
+    struct pollfd pfd[2 + MAX_PATHS];
+    struct session *m;
+    nfds_t nfds = 2;
     int n;
-    bool back, second;
+    bool back, second, throttle = false;
     time_t now = clock_mono_s ();
 
+    pfd[0] = (struct pollfd) { .fd = s->wake_fd, .events = POLLIN };
+    pfd[1] = (struct pollfd) { .fd = s->ext.fd, .events = POLLIN };
+    for (m = s; m && nfds < 2 + MAX_PATHS; m = m->next_path, nfds++) {
+      /* A socket in error makes poll() return at once until libiscsi's
+       * next reconnect attempt; after many such wake-ups in one second,
+       * wait on the timer instead of spinning. */
+      bool t = m->error_wakeups > 50;
+
+      throttle = throttle || t;
+      pfd[nfds] = (struct pollfd) {
+        .fd = t || m->dropped ? -1 : iscsi_get_fd (m->iscsi),
+        .events = iscsi_which_events (m->iscsi),
+      };
+    }
     if (atomic_load (&s->stopping)) {
       if (stop_deadline == 0)
         stop_deadline = now + (s->timeout ? s->timeout : 30);
       if (s->client.idle (s->client.opaque))
         break;
-      /* Nothing will come back from a session that is down: do not keep
+      /* Nothing will come back from a target that is down: do not keep
        * the unmount waiting for it. */
-      if (now > stop_deadline || s->down_since) {
+      if (now > stop_deadline || session_all_down (s)) {
         /* Answer everything while FUSE is still there to hear it. */
         drain_wake (s);
-        s->client.cancel_all (s->client.opaque);
+        for (m = s; m; m = m->next_path)
+          m->client.cancel_all (m->client.opaque);
         break;
       }
     }
@@ -397,42 +476,42 @@ session_loop (void *arg)
       s->ext.turn (s->ext.opaque);
     /* Wake at least once a second: libiscsi checks its timeouts and retries
      * reconnects from iscsi_service(). */
-    n = throttle ? 0 : poll_briefly (s, pfd);
+    n = throttle ? 0 : poll_briefly (s, pfd, nfds);
     if (n == 0)
-      n = poll (pfd, 3, throttle ? 100 : 1000);
+      n = poll (pfd, nfds, throttle ? 100 : 1000);
     if (n < 0) {
       if (errno == EINTR)
         continue;
       log_error ("poll: %m");
       break;
     }
-    revents = pfd[1].fd >= 0 ? pfd[1].revents : 0;
-    /* A call without events now and then checks timeouts and retries a
-     * reconnect; over iSER, libiscsi 1.20 reads its connection events
-     * (a disconnect) only then.  1.19's iSER transport understands nothing
-     * but POLLIN on its completion fd. */
-    if (revents || ((n == 0 || throttle) && !(s->iser && LIBISCSI_1_19)))
-      if (iscsi_service (s->iscsi, revents) < 0)
-        log_debug ("iscsi_service: %s", iscsi_get_error (s->iscsi));
-    if (revents & (POLLERR | POLLHUP | POLLNVAL))
-      s->error_wakeups++;
-    if (pfd[2].revents & POLLIN)
+    {
+      nfds_t i = 2;
+
+      for (m = s; m && i < nfds; m = m->next_path, i++)
+        service (m, pfd[i].fd >= 0 ? pfd[i].revents : 0, n == 0,
+                 pfd[i].fd < 0 && m->error_wakeups > 50, now);
+    }
+    if (pfd[1].revents & POLLIN)
       s->ext.ready (s->ext.opaque);
     if (pfd[0].revents & POLLIN)
       drain_wake (s);
-    if ((pfd[0].revents | pfd[2].revents) & POLLIN)
+    if ((pfd[0].revents | pfd[1].revents) & POLLIN)
       s->client.take (s->client.opaque);
     now = clock_mono_s ();
-    /* Every turn, not once a second: libiscsi can lose and re-establish a
-     * connection within one second, and a reconnect seen only by its
-     * effects would go uncounted. */
-    back = watch_connection (s, now);
     second = now != s->last_scan;
     if (second) {
       s->last_scan = now;
-      s->error_wakeups = 0;
+      for (m = s; m; m = m->next_path)
+        m->error_wakeups = 0;
     }
-    s->client.tick (s->client.opaque, now, back, second);
+    for (m = s; m; m = m->next_path) {
+      /* Every turn, not once a second: libiscsi can lose and re-establish
+       * a connection within one second, and a reconnect seen only by its
+       * effects would go uncounted. */
+      back = watch_connection (m, now);
+      m->client.tick (m->client.opaque, now, back, second);
+    }
   }
   /* What the last turn answered goes out too. */
   if (s->ext.turn)
@@ -454,7 +533,8 @@ session_start (struct session *s)
    * telling the target, which may still carry it out -- after a newer
    * write to the same blocks, or, over iSER, into memory given to another
    * request by then -- and it reads the wall clock. */
-  iscsi_set_timeout (s->iscsi, 0);
+  for (struct session *m = s; m; m = m->next_path)
+    iscsi_set_timeout (m->iscsi, 0);
   s->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->wake_fd < 0)
     return -errno;

@@ -87,6 +87,18 @@ struct session {
   time_t last_scan;             /* both clock_mono_s() */
   unsigned error_wakeups;       /* poll() returns on a socket in error, this second */
   struct session_ext ext;       /* another event source; fd -1: none */
+
+  /* Other paths to the same target (session_add_path): sessions whose
+   * sockets this session's thread serves too, so that one thread runs
+   * every libiscsi context, command layer and the engine above them. */
+  struct session *next_path;    /* the next one this thread serves */
+  struct session *first_path;   /* the session whose thread serves this
+                                 * one; NULL: itself */
+  time_t last_service;          /* a turn without events was given, at */
+  /* libiscsi 1.19 with automatic reconnects off (command.c, relogin):
+   * the connection was lost, and the layer above logs in again. */
+  bool relogin_by_hand;
+  bool dropped;
 };
 
 /* Connect and log in.  On failure returns NULL and a one-line reason in err. */
@@ -113,6 +125,15 @@ void session_close (struct session *s);
 
 /* Serve ext on the session thread too; before session_start. */
 void session_attach (struct session *s, const struct session_ext *ext);
+
+/* Serve other, a session to the same target through another portal, on
+ * s's thread (before session_start; both logged in, LUNs probed).
+ * session_close(s) closes it too. */
+void session_add_path (struct session *s, struct session *other);
+
+/* Whether every session s's thread serves is down; main thread before
+ * the start, session thread after. */
+bool session_all_down (const struct session *s);
 
 /* Make the session thread take a turn (any thread). */
 void session_wake (struct session *s);

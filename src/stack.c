@@ -6,13 +6,16 @@
 
 #include "command.h"
 #include "io-internal.h"
+#include "mpath.h"
 #include "session.h"
 #include "stack.h"
 
 int
-stack_start (struct session *s)
+stack_start (struct session *s, enum path_policy policy)
 {
-  struct path *p = command_path_new (s);
+  /* One portal: the engine right on the command layer, as ever. */
+  struct path *p = s->next_path ? mpath_new (s, policy)
+                                : command_path_new (s);
   struct engine *e;
 
   if (p == NULL)

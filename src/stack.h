@@ -4,10 +4,15 @@
 #ifndef ISERFS_STACK_H
 #define ISERFS_STACK_H
 
+#include "mpath.h"
+
 struct session;
 
-/* Build the layers above s and start its thread.  Returns 0 or -errno.
- * Whatever it made is freed by session_close(). */
-int stack_start (struct session *s);
+/* Build the layers above s and start its thread.  With other paths added
+ * to s (session_add_path), the engine sits on a multipath path over a
+ * command layer for each (mpath.h), choosing by policy; with none, right
+ * on s's command layer.  Returns 0 or -errno.  Whatever it made is freed
+ * by session_close(). */
+int stack_start (struct session *s, enum path_policy policy);
 
 #endif

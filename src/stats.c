@@ -11,6 +11,9 @@
 
 struct stats stats;
 
+/* Lines that are not counters (mpath.c: one per path), or NULL. */
+static void (*_Atomic more) (FILE *fp);
+
 /* What a refusal means depends on the command.  WRITE SAME only zeroes
  * blocks faster: after any error (tgtd's file store answers it with a
  * MEDIUM ERROR) iserfs zeroes with plain WRITEs, which count on their own.
@@ -111,6 +114,8 @@ const struct stat_desc stats_table[] = {
      "Connections dropped to recover commands a reset did not settle"),
   C ("recovered_cmds", &stats.eh_released,
      "Commands let go of after the target aborted them"),
+  C ("failovers", &stats.failovers,
+     "Commands sent on another path after their path was lost"),
   C ("transport_registrations", &stats.transport_registrations,
      "Buffer pool chunks registered with the iSER transport"),
   C ("zero_copy_bytes", &stats.zero_copy_bytes,
@@ -194,4 +199,12 @@ stats_print (FILE *fp)
       put (fp, d->name, d->get ());
   }
   iobuf_stats (fp);
+  if (more)
+    more (fp);
+}
+
+void
+stats_print_also (void (*fn) (FILE *fp))
+{
+  more = fn;
 }

@@ -70,6 +70,7 @@ struct stats {
   atomic_uint_fast64_t eh_lun_resets_done;
   atomic_uint_fast64_t eh_drops;
   atomic_uint_fast64_t eh_released;
+  atomic_uint_fast64_t failovers;     /* commands moved to another path */
   atomic_uint_fast64_t splice_spilled;
   atomic_uint_fast64_t splice_resent;
 };
@@ -105,5 +106,8 @@ void stats_inflight_dec (void);
 /* Print every counter as key=value lines, the allocator's included: the
  * text of the user.iserfs.stats attribute. */
 void stats_print (FILE *fp);
+/* Let fn print more lines after the counters (lines that are not
+ * NAME=NUMBER, which the JSON and Prometheus writers skip); any thread. */
+void stats_print_also (void (*fn) (FILE *fp));
 
 #endif

@@ -57,6 +57,64 @@ each_line (const char *text, void (*fn) (FILE *, const struct line *, void *),
   }
 }
 
+/* A path's line (mpath.h): "path TARGET PORTAL state=up|down inflight=N
+ * commands=N errors=N failovers=N". */
+struct path_line {
+  char target[256], portal[300];
+  bool up;
+  uint64_t v[4];                /* in path_keys' order */
+};
+
+static const char *const path_keys[] = {
+  "inflight", "commands", "errors", "failovers",
+};
+
+static bool
+parse_path_line (const char *s, size_t n, struct path_line *pl)
+{
+  char line[1024], *save = NULL, *tok;
+  unsigned field = 0;
+
+  if (n < 5 || n >= sizeof line || strncmp (s, "path ", 5) != 0)
+    return false;
+  memcpy (line, s, n);
+  line[n] = '\0';
+  memset (pl, 0, sizeof *pl);
+  for (tok = strtok_r (line, " ", &save); tok; tok = strtok_r (NULL, " ", &save), field++) {
+    char *eq = strchr (tok, '=');
+
+    if (field == 1)
+      snprintf (pl->target, sizeof pl->target, "%s", tok);
+    else if (field == 2)
+      snprintf (pl->portal, sizeof pl->portal, "%s", tok);
+    else if (field > 2 && eq) {
+      *eq = '\0';
+      if (strcmp (tok, "state") == 0)
+        pl->up = strcmp (eq + 1, "up") == 0;
+      for (unsigned k = 0; k < sizeof path_keys / sizeof path_keys[0]; k++)
+        if (strcmp (tok, path_keys[k]) == 0)
+          pl->v[k] = strtoull (eq + 1, NULL, 10);
+    }
+  }
+  return field >= 3;
+}
+
+/* Calls fn for every path line of text, in order. */
+static void
+each_path (const char *text,
+           void (*fn) (FILE *, const struct path_line *, void *), FILE *fp,
+           void *arg)
+{
+  for (const char *s = text; *s;) {
+    size_t n = strcspn (s, "\n");
+    struct path_line pl;
+
+    if (parse_path_line (s, n, &pl))
+      fn (fp, &pl, arg);
+    s += n + (s[n] == '\n');
+  }
+}
+
 /* A JSON string: quotes, backslashes and control characters escaped. */
 static void
 json_string (FILE *fp, const char *s)
@@ -85,6 +143,23 @@ json_member (FILE *fp, const struct line *l, void *arg)
   *first = false;
 }
 
+static void
+json_path (FILE *fp, const struct path_line *pl, void *arg)
+{
+  bool *first = arg;
+
+  fputs (*first ? ",\n  \"paths\": [\n    {\"target\": " : ",\n    {\"target\": ",
+         fp);
+  json_string (fp, pl->target);
+  fputs (", \"portal\": ", fp);
+  json_string (fp, pl->portal);
+  fprintf (fp, ", \"state\": \"%s\"", pl->up ? "up" : "down");
+  for (unsigned k = 0; k < sizeof path_keys / sizeof path_keys[0]; k++)
+    fprintf (fp, ", \"%s\": %" PRIu64, path_keys[k], pl->v[k]);
+  fputc ('}', fp);
+  *first = false;
+}
+
 int
 stats_write_json (FILE *fp, const char *mountpoint, const char *text)
 {
@@ -94,7 +169,13 @@ stats_write_json (FILE *fp, const char *mountpoint, const char *text)
   json_string (fp, mountpoint);
   fputs (",\n  \"counters\": {", fp);
   each_line (text, json_member, fp, &first);
-  fputs ("\n  }\n}\n", fp);
+  fputs ("\n  }", fp);
+  /* With several paths to a target (mpath.h), one object each. */
+  first = true;
+  each_path (text, json_path, fp, &first);
+  if (!first)
+    fputs ("\n  ]", fp);
+  fputs ("\n}\n", fp);
   return fflush (fp) == 0 && !ferror (fp) ? 0 : -EIO;
 }
 
@@ -134,6 +215,65 @@ prom_sample (FILE *fp, const struct line *l, void *arg)
   fprintf (fp, "} %" PRIu64 "\n", l->value);
 }
 
+/* One family of per-path samples: which value, and how it is shown. */
+struct path_family {
+  const char *mountpoint;
+  int key;                      /* index in path_keys, -1: state */
+};
+
+static void
+prom_path_sample (FILE *fp, const struct path_line *pl, void *arg)
+{
+  const struct path_family *f = arg;
+
+  fprintf (fp, "iserfs_path_%s%s{mountpoint=",
+           f->key < 0 ? "up" : path_keys[f->key],
+           f->key > 0 ? "_total" : "");
+  prom_label (fp, f->mountpoint);
+  fputs (",target=", fp);
+  prom_label (fp, pl->target);
+  fputs (",portal=", fp);
+  prom_label (fp, pl->portal);
+  fprintf (fp, "} %" PRIu64 "\n", f->key < 0 ? (uint64_t) pl->up : pl->v[f->key]);
+}
+
+static void
+count_path (FILE *fp, const struct path_line *pl, void *arg)
+{
+  (void) fp;
+  (void) pl;
+  (*(unsigned *) arg)++;
+}
+
+/* Per-path samples, labelled by target and portal, each family with its
+ * HELP and TYPE lines once, as the text format wants. */
+static void
+prom_paths (FILE *fp, const char *mountpoint, const char *text)
+{
+  static const char *const help[] = {
+    "Whether the path is logged in (1) or not (0)",
+    "Commands sent on the path and not back yet",
+    "Commands sent on the path",
+    "Commands that failed on the path",
+    "Commands moved off the path when it was lost",
+  };
+  unsigned n = 0;
+
+  each_path (text, count_path, fp, &n);
+  if (n == 0)
+    return;
+  for (int key = -1; key < 4; key++) {
+    struct path_family f = { mountpoint, key };
+    const char *name = key < 0 ? "up" : path_keys[key];
+    const char *suffix = key > 0 ? "_total" : "";
+
+    fprintf (fp, "# HELP iserfs_path_%s%s %s\n", name, suffix, help[key + 1]);
+    fprintf (fp, "# TYPE iserfs_path_%s%s %s\n", name, suffix,
+             key > 0 ? "counter" : "gauge");
+    each_path (text, prom_path_sample, fp, &f);
+  }
+}
+
 int
 stats_write_prometheus (FILE *fp, const char *mountpoint, const char *url,
                         const char *text)
@@ -146,5 +286,6 @@ stats_write_prometheus (FILE *fp, const char *mountpoint, const char *url,
   prom_label (fp, url);
   fputs ("} 1\n", fp);
   each_line (text, prom_sample, fp, (void *) mountpoint);
+  prom_paths (fp, mountpoint, text);
   return fflush (fp) == 0 && !ferror (fp) ? 0 : -EIO;
 }

@@ -1,0 +1,533 @@
+/* Multipath: see mpath.h.  Everything runs on the first session's thread
+ * unless said otherwise. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "identity.h"
+#include "log.h"
+#include "lun.h"
+#include "mpath.h"
+#include "session.h"
+#include "stats.h"
+
+#define MPATH_MAX 16            /* as session.c serves on one thread */
+#define RANK_ABSENT 3           /* the LUN is not used through this path */
+
+struct mpath;
+
+/* One path: a command layer over one session. */
+struct member {
+  struct mpath *mp;
+  struct path *sub;             /* the command layer */
+  struct session *s;
+  /* Read by mpath_stats_print from any thread. */
+  atomic_uint outstanding;      /* commands sent here, not back yet */
+  atomic_bool up;
+  atomic_uint_fast64_t commands, errors, failovers;
+};
+
+/* A LUN of the first session and its rank through each path. */
+struct mp_lun {
+  int lun;
+  unsigned char rank[MPATH_MAX];
+};
+
+struct mpath {
+  struct path path;             /* what the engine sees */
+  enum path_policy policy;
+  unsigned n;
+  struct member m[MPATH_MAX];
+  struct mp_lun *luns;
+  unsigned nr_luns;
+  unsigned current;             /* failover: the path in use */
+  unsigned rr;                  /* where the next search starts */
+  struct scmd *park_head, *park_tail;   /* no path usable for them */
+  unsigned open;                /* command layers not closed yet */
+  time_t last_expire;
+  struct mpath *next;           /* the registry */
+};
+
+/* Every multipath path, for the stats attribute. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mpath *registry;
+
+static const char *const policy_names[] = {
+  [POLICY_QUEUE_LENGTH] = "queue-length",
+  [POLICY_FAILOVER] = "failover",
+  [POLICY_ROUND_ROBIN] = "round-robin",
+};
+
+int
+mpath_parse_policy (const char *s, enum path_policy *p)
+{
+  for (unsigned i = 0; i < sizeof policy_names / sizeof policy_names[0]; i++)
+    if (strcmp (s, policy_names[i]) == 0) {
+      *p = (enum path_policy) i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
+static struct mpath *
+mpath_of (const struct path *p)
+{
+  return (struct mpath *) ((char *) p - offsetof (struct mpath, path));
+}
+
+static struct mp_lun *
+find_lun (struct mpath *mp, int lun)
+{
+  for (unsigned i = 0; i < mp->nr_luns; i++)
+    if (mp->luns[i].lun == lun)
+      return &mp->luns[i];
+  return NULL;
+}
+
+static bool
+member_up (const struct member *m)
+{
+  return m->sub->down_since == 0;
+}
+
+/* ---- choosing a path ---- */
+
+static unsigned
+rank_of (const struct mp_lun *ml, unsigned i)
+{
+  if (ml == NULL)
+    return i == 0 ? MPATH_RANK_PREFERRED : RANK_ABSENT;
+  return ml->rank[i];
+}
+
+/* The path for c, or NULL when none is usable now. */
+static struct member *
+choose (struct mpath *mp, const struct scmd *c)
+{
+  const struct mp_lun *ml = find_lun (mp, c->lun->lun);
+  unsigned best = MPATH_RANK_NOIO, pick = mp->n, start;
+
+  for (unsigned i = 0; i < mp->n; i++)
+    if (member_up (&mp->m[i]) && rank_of (ml, i) < best)
+      best = rank_of (ml, i);
+  if (best >= MPATH_RANK_NOIO)
+    return NULL;
+#define CANDIDATE(i) (member_up (&mp->m[i]) && rank_of (ml, i) == best)
+  switch (mp->policy) {
+  case POLICY_FAILOVER:
+    if (mp->current < mp->n && CANDIDATE (mp->current))
+      return &mp->m[mp->current];
+    for (unsigned i = 0; i < mp->n; i++)
+      if (CANDIDATE (i)) {
+        mp->current = i;
+        return &mp->m[i];
+      }
+    return NULL;
+  case POLICY_ROUND_ROBIN:
+    start = mp->rr++;
+    for (unsigned k = 0; k < mp->n; k++) {
+      unsigned i = (start + k) % mp->n;
+
+      if (CANDIDATE (i))
+        return &mp->m[i];
+    }
+    return NULL;
+  case POLICY_QUEUE_LENGTH:
+  default:
+    start = mp->rr++;
+    for (unsigned k = 0; k < mp->n; k++) {
+      unsigned i = (start + k) % mp->n;
+
+      if (CANDIDATE (i)
+          && (pick == mp->n || atomic_load (&mp->m[i].outstanding)
+                               < atomic_load (&mp->m[pick].outstanding)))
+        pick = i;
+    }
+    return pick < mp->n ? &mp->m[pick] : NULL;
+  }
+#undef CANDIDATE
+}
+
+static void
+park (struct mpath *mp, struct scmd *c)
+{
+  c->next = NULL;
+  if (mp->park_tail)
+    mp->park_tail->next = c;
+  else
+    mp->park_head = c;
+  mp->park_tail = c;
+}
+
+/* Send c on a usable path, or keep it until one is. */
+static void
+route (struct mpath *mp, struct scmd *c)
+{
+  struct member *m;
+
+  if (c->abandoned) {
+    /* Its request was answered at the deadline. */
+    mp->path.client.done (c, -ECANCELED);
+    return;
+  }
+  m = choose (mp, c);
+  if (m == NULL) {
+    park (mp, c);
+    return;
+  }
+  atomic_fetch_add (&m->outstanding, 1);
+  atomic_fetch_add (&m->commands, 1);
+  m->sub->ops->send (m->sub, c);
+}
+
+/* The engine's send. */
+static void
+mp_send (struct path *p, struct scmd *c)
+{
+  struct mpath *mp = mpath_of (p);
+
+  c->path_lost = false;
+  /* Behind those already waiting for a path: the order is kept. */
+  if (mp->park_head)
+    park (mp, c);
+  else
+    route (mp, c);
+}
+
+/* Send what waited for a path, in order, as far as paths allow. */
+static void
+unpark (struct mpath *mp)
+{
+  struct scmd *c = mp->park_head;
+
+  mp->park_head = mp->park_tail = NULL;
+  while (c) {
+    struct scmd *next = c->next;
+
+    if (mp->park_head)
+      park (mp, c);             /* no path: everything after it waits too */
+    else
+      route (mp, c);
+    c = next;
+  }
+}
+
+/* ---- the command layers' client calls (path.h) ---- */
+
+static void
+mp_done (struct scmd *c, int err)
+{
+  struct member *m = c->path->client.eng;
+  struct mpath *mp = m->mp;
+
+  atomic_fetch_sub (&m->outstanding, 1);
+  if (c->path_lost && !c->abandoned) {
+    /* Its connection is gone, the target can no longer answer it there:
+     * send it on another path, still under its request's range lock. */
+    c->path_lost = false;
+    atomic_fetch_add (&m->failovers, 1);
+    atomic_fetch_add (&stats.failovers, 1);
+    if (mp->park_head)
+      park (mp, c);
+    else
+      route (mp, c);
+    return;
+  }
+  c->path_lost = false;
+  if (err < 0 && err != -ECANCELED && err != -EOPNOTSUPP)
+    atomic_fetch_add (&m->errors, 1);
+  mp->path.client.done (c, err);
+}
+
+static void
+mp_take (void *opaque)
+{
+  struct mpath *mp = ((struct member *) opaque)->mp;
+
+  mp->path.client.take (mp->path.client.eng);
+}
+
+/* Commands waiting for a path whose requests were answered. */
+static void
+drop_abandoned (struct mpath *mp)
+{
+  struct scmd *c = mp->park_head, *keep = NULL, *tail = NULL;
+
+  mp->park_head = mp->park_tail = NULL;
+  while (c) {
+    struct scmd *next = c->next;
+
+    if (c->abandoned)
+      mp->path.client.done (c, -ECANCELED);
+    else {
+      c->next = NULL;
+      if (tail)
+        tail->next = c;
+      else
+        keep = c;
+      tail = c;
+    }
+    c = next;
+  }
+  /* done() may have sent new commands, parked behind: keep ours first. */
+  if (tail) {
+    tail->next = mp->park_head;
+    mp->park_head = keep;
+    if (mp->park_tail == NULL)
+      mp->park_tail = tail;
+  }
+}
+
+/* Every command layer calls it each second: the engine's once. */
+static void
+mp_expire (void *opaque, time_t now)
+{
+  struct mpath *mp = ((struct member *) opaque)->mp;
+
+  if (now && now == mp->last_expire)
+    return;
+  mp->last_expire = now;
+  mp->path.client.expire (mp->path.client.eng, now);
+  drop_abandoned (mp);
+}
+
+static bool
+mp_idle (void *opaque)
+{
+  struct mpath *mp = ((struct member *) opaque)->mp;
+
+  return mp->park_head == NULL && mp->path.client.idle (mp->path.client.eng);
+}
+
+/* A path went down or came back: what the engine sees of the target, and
+ * what waited for a path. */
+static void
+mp_changed (void *opaque)
+{
+  struct member *m = opaque;
+  struct mpath *mp = m->mp;
+  time_t all_down = 0;
+  bool any = false;
+
+  atomic_store (&m->up, member_up (m));
+  log_info ("path %u of %s (%s) is %s", (unsigned) (m - mp->m), m->s->target,
+            m->s->portal, member_up (m) ? "up" : "down");
+  for (unsigned i = 0; i < mp->n; i++) {
+    if (member_up (&mp->m[i]))
+      any = true;
+    else if (mp->m[i].sub->down_since > all_down)
+      all_down = mp->m[i].sub->down_since;
+  }
+  mp->path.down_since = any ? 0 : all_down;
+  if (any && mp->park_head)
+    unpark (mp);
+}
+
+static void
+unregister (struct mpath *mp)
+{
+  pthread_mutex_lock (&registry_lock);
+  for (struct mpath **pp = &registry; *pp; pp = &(*pp)->next)
+    if (*pp == mp) {
+      *pp = mp->next;
+      break;
+    }
+  pthread_mutex_unlock (&registry_lock);
+}
+
+/* A command layer's session closed (main thread): the last one takes the
+ * engine and this path with it. */
+static void
+mp_closed (void *opaque)
+{
+  struct mpath *mp = ((struct member *) opaque)->mp;
+
+  /* The stats attribute must not read a session being freed. */
+  unregister (mp);
+  if (--mp->open > 0)
+    return;
+  /* Nothing can come back any more: what still waits for a path ends. */
+  while (mp->park_head) {
+    struct scmd *c = mp->park_head;
+
+    mp->park_head = c->next;
+    mp->path.client.done (c, -ECANCELED);
+  }
+  unregister (mp);
+  if (mp->path.client.closed)
+    mp->path.client.closed (mp->path.client.eng);
+  free (mp->luns);
+  free (mp);
+}
+
+/* ---- the path's other calls ---- */
+
+static void
+mp_wake (struct path *p)
+{
+  struct path *first = mpath_of (p)->m[0].sub;
+
+  first->ops->wake (first);
+}
+
+static bool
+mp_on_thread (const struct path *p)
+{
+  const struct path *first = mpath_of (p)->m[0].sub;
+
+  return first->ops->on_thread (first);
+}
+
+static const struct path_ops ops = {
+  .send = mp_send, .wake = mp_wake, .on_thread = mp_on_thread,
+};
+
+/* ---- setting up ---- */
+
+static const struct lun *
+lun_of (const struct session *s, int lun)
+{
+  for (unsigned i = 0; i < s->nr_luns; i++)
+    if (s->luns[i].lun == lun)
+      return &s->luns[i];
+  return NULL;
+}
+
+/* Which LUNs of the first session each path carries (mpath.h). */
+static int
+group_luns (struct mpath *mp)
+{
+  const struct session *first = mp->m[0].s;
+  char a[IDENTITY_NAME_MAX], b[IDENTITY_NAME_MAX];
+
+  mp->luns = calloc (first->nr_luns ? first->nr_luns : 1, sizeof *mp->luns);
+  if (mp->luns == NULL)
+    return -ENOMEM;
+  mp->nr_luns = first->nr_luns;
+  for (unsigned j = 0; j < first->nr_luns; j++) {
+    const struct lun *l = &first->luns[j];
+
+    mp->luns[j].lun = l->lun;
+    for (unsigned i = 0; i < mp->n; i++) {
+      const struct lun *o = i ? lun_of (mp->m[i].s, l->lun) : l;
+
+      mp->luns[j].rank[i] = RANK_ABSENT;
+      if (o == NULL)
+        log_info ("lun%d of %s: not seen through %s", l->lun,
+                  first->target, mp->m[i].s->portal);
+      else if (i == 0 || identity_same (&l->id, &o->id))
+        mp->luns[j].rank[i] = MPATH_RANK_PREFERRED;
+      else
+        log_error ("lun%d of %s has identity %s through %s but %s through "
+                   "%s: not the same LUN, used only through %s", l->lun,
+                   first->target, identity_name (&l->id, a, sizeof a),
+                   first->portal, identity_name (&o->id, b, sizeof b),
+                   mp->m[i].s->portal, first->portal);
+    }
+  }
+  for (unsigned i = 1; i < mp->n; i++)
+    for (unsigned j = 0; j < mp->m[i].s->nr_luns; j++)
+      if (lun_of (first, mp->m[i].s->luns[j].lun) == NULL)
+        log_info ("lun%d of %s: seen only through %s, not used",
+                  mp->m[i].s->luns[j].lun, first->target,
+                  mp->m[i].s->portal);
+  return 0;
+}
+
+struct path *
+mpath_new (struct session *s, enum path_policy policy)
+{
+  struct mpath *mp = calloc (1, sizeof *mp);
+  struct session *o;
+
+  if (mp == NULL)
+    return NULL;
+  mp->policy = policy;
+  for (o = s; o && mp->n < MPATH_MAX; o = o->next_path) {
+    struct member *m = &mp->m[mp->n];
+    struct path *sub = command_path_new (o);
+
+    if (sub == NULL)
+      goto oom;
+    m->mp = mp;
+    m->sub = sub;
+    m->s = o;
+    atomic_init (&m->up, true);
+    command_path_give_back_on_loss (sub);
+    sub->client = (struct path_client) {
+      .done = mp_done, .take = mp_take, .expire = mp_expire,
+      .idle = mp_idle, .closed = mp_closed, .changed = mp_changed,
+      .eng = m,
+    };
+    mp->n++;
+    mp->open++;
+  }
+  if (group_luns (mp) < 0)
+    goto oom;
+  mp->path.ops = &ops;
+  mp->path.alloc = s->alloc;
+  mp->path.timeout = s->timeout;
+  mp->path.can_lend = !s->iser;
+  mp->path.splice = s->splice;
+  for (o = s->next_path; o; o = o->next_path)
+    mp->path.splice = mp->path.splice && o->splice;
+  log_info ("%s: %u paths, path_policy=%s", s->target, mp->n,
+            policy_names[policy]);
+  stats_print_also (mpath_stats_print);
+  pthread_mutex_lock (&registry_lock);
+  mp->next = registry;
+  registry = mp;
+  pthread_mutex_unlock (&registry_lock);
+  return &mp->path;
+
+ oom:
+  /* The command layers made so far go with their sessions; until then
+   * they must not call back into this. */
+  for (unsigned i = 0; i < mp->n; i++)
+    mp->m[i].sub->client = (struct path_client) { 0 };
+  free (mp->luns);
+  free (mp);
+  return NULL;
+}
+
+void
+mpath_set_rank (const struct lun *l, const struct session *via, int rank)
+{
+  pthread_mutex_lock (&registry_lock);
+  for (struct mpath *mp = registry; mp; mp = mp->next) {
+    struct mp_lun *ml;
+
+    if (mp->m[0].s != l->session || (ml = find_lun (mp, l->lun)) == NULL)
+      continue;
+    for (unsigned i = 0; i < mp->n; i++)
+      if (mp->m[i].s == via && ml->rank[i] != RANK_ABSENT
+          && rank >= MPATH_RANK_PREFERRED && rank <= MPATH_RANK_NOIO)
+        ml->rank[i] = (unsigned char) rank;
+  }
+  pthread_mutex_unlock (&registry_lock);
+}
+
+void
+mpath_stats_print (FILE *fp)
+{
+  pthread_mutex_lock (&registry_lock);
+  for (struct mpath *mp = registry; mp; mp = mp->next)
+    for (unsigned i = 0; i < mp->n; i++) {
+      struct member *m = &mp->m[i];
+
+      fprintf (fp, "path %s %s state=%s inflight=%u commands=%" PRIuFAST64
+               " errors=%" PRIuFAST64 " failovers=%" PRIuFAST64 "\n",
+               m->s->target, m->s->portal,
+               atomic_load (&m->up) ? "up" : "down",
+               atomic_load (&m->outstanding),
+               atomic_load (&m->commands), atomic_load (&m->errors),
+               atomic_load (&m->failovers));
+    }
+  pthread_mutex_unlock (&registry_lock);
+}

@@ -1,0 +1,82 @@
+/* Multipath: one path (path.h) for the engine above several command
+ * layers, one per portal of a target, each over its own session.
+ *
+ * Shape, and why: the engine, every command layer and every libiscsi
+ * context of a target run on ONE thread, the first session's, which
+ * polls every session's socket (session_add_path).  libiscsi contexts are
+ * not thread safe and the engine has no locks; with one thread, sending a
+ * command on another path, or sending it again after its path was lost,
+ * is a plain function call with the engine's range lock still held, so
+ * the order of writes to the same blocks is kept without any hand-off
+ * between threads.  A thread per session would need a queue and a wake-up
+ * each way for every command, and the engine's state would have to move
+ * to locks.  A mount with one portal has no multipath path at all: the
+ * engine sits on the command layer as before.
+ *
+ * LUNs: the first session's LUNs are the files.  A LUN of another path
+ * with the same LUN number and the same identity (identity_same, VPD
+ * 0x83/0x80) is that LUN seen through another path; one whose identity
+ * differs, or that has none, is never merged: it is used only through
+ * the first path, and said so once in the log.
+ *
+ * Choosing a path, per command: among the paths whose session is logged
+ * in and whose rank for the LUN is best (0 before 1; 2 is never used),
+ * by the policy: failover (the first in order, kept until it fails),
+ * round-robin (the next one each command) or queue-length (the fewest
+ * commands outstanding; ties go round).  With none usable, commands wait
+ * here until a path comes back or their request's deadline passes.
+ *
+ * Failover: when a path's session is lost, its command layer hands back
+ * every command it held (command_path_give_back_on_loss) and each is sent
+ * on another usable path, in the order it was first sent.
+ *
+ * Threads: everything runs on the first session's thread, except
+ * mpath_new (main thread, before the start) and mpath_stats_print (any
+ * thread; it reads counters and states only, under the registry lock). */
+#ifndef ISERFS_MPATH_H
+#define ISERFS_MPATH_H
+
+#include <stdio.h>
+
+struct lun;
+struct path;
+struct session;
+
+enum path_policy {
+  POLICY_QUEUE_LENGTH,          /* default */
+  POLICY_FAILOVER,
+  POLICY_ROUND_ROBIN,
+};
+
+/* A path's rank for one LUN, as ALUA sets it (mpath_set_rank). */
+enum {
+  MPATH_RANK_PREFERRED = 0,     /* active/optimized, or no ALUA (default) */
+  MPATH_RANK_NONPREFERRED = 1,  /* active/non-optimized: only without a 0 */
+  MPATH_RANK_NOIO = 2,          /* standby, unavailable, offline,
+                                 * transitioning: connected, never chosen */
+};
+
+/* "failover", "round-robin", "queue-length" into *p: 0 or -EINVAL. */
+int mpath_parse_policy (const char *s, enum path_policy *p);
+
+/* The multipath path over s and every session added to it
+ * (session_add_path), with one command layer made here for each: it
+ * becomes their client, and the engine made on it (io_engine_new) is
+ * freed when the last of them closes.  Main thread, before
+ * session_start(s).  NULL when out of memory. */
+struct path *mpath_new (struct session *s, enum path_policy policy);
+
+/* Set the rank of the path through session `via` for LUN l (one of the
+ * first session's LUNs, whose engine is a multipath one).  Call it on
+ * that engine's thread: the session thread of l->session (from a command
+ * callback or a session client's tick).  Unknown LUN or session: no-op. */
+void mpath_set_rank (const struct lun *l, const struct session *via,
+                     int rank);
+
+/* Per-path lines of the stats attribute, one per path of every multipath
+ * mount: "path TARGET PORTAL state=up inflight=N commands=N errors=N
+ * failovers=N".  They
+ * are not NAME=NUMBER lines, so the JSON and Prometheus writers skip them. */
+void mpath_stats_print (FILE *fp);
+
+#endif
