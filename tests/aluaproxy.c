@@ -15,7 +15,9 @@
  *    whose relative identifier is the group number), in the header format
  *    asked for, in place of tgtd's CHECK CONDITION;
  *  - SendTargets: the target's own address in TargetAddress becomes the
- *    proxy's, so that discovery through it finds it and not the target.
+ *    proxy's, so that discovery through it finds it and not the target;
+ *    each --advertise adds a TargetAddress after it (another portal of
+ *    the target, as a target with several portals lists them).
  *
  * A rewritten answer is one Data-In PDU with the status in it; its StatSN,
  * ExpCmdSN and MaxCmdSN are those of tgtd's own final PDU for the
@@ -51,6 +53,7 @@
 #define MAX_CONNS 32
 #define MAX_TRACKED 512         /* commands being rewritten, per connection */
 #define MAX_GROUPS 16
+#define MAX_ADVERTISE 4
 #define PDU_MAX (16u << 20)     /* larger: not iSCSI as we know it */
 #define OUT_HIGH (4u << 20)     /* stop reading while this much waits */
 #define BHS 48
@@ -98,6 +101,8 @@ static struct {
   int port, listen_port, group;
   const char *port_file, *states_file;
   bool ua, ua_at_login;
+  const char *advertise[MAX_ADVERTISE];
+  unsigned nr_advertise;
 } opt = { .host = "127.0.0.1", .group = 1, .ua = true };
 
 static struct conn conns[MAX_CONNS];
@@ -506,7 +511,8 @@ login_digest (const uint8_t *p, size_t len)
 /* A SendTargets answer names the target's own portal; a discovery through
  * this proxy must find the proxy instead, or an initiator would open a
  * second path around it.  Every TargetAddress=UPSTREAM[,TPGT] becomes
- * 127.0.0.1:LISTENING[,TPGT]; others are left alone. */
+ * 127.0.0.1:LISTENING[,TPGT], followed by TargetAddress=ADDR for each
+ * --advertise ADDR; others are left alone. */
 static void
 text_response (struct conn *c, const uint8_t *p, size_t len)
 {
@@ -533,6 +539,11 @@ text_response (struct conn *c, const uint8_t *p, size_t len)
       buf_add (&out, mine, strlen (mine));
       buf_add (&out, rest, kv - w);
       n++;
+      for (unsigned a = 0; a < opt.nr_advertise; a++) {
+        buf_add (&out, "", 1);
+        buf_add (&out, "TargetAddress=", strlen ("TargetAddress="));
+        buf_add (&out, opt.advertise[a], strlen (opt.advertise[a]));
+      }
     }
     else
       buf_add (&out, d + off, kv);
@@ -546,8 +557,8 @@ text_response (struct conn *c, const uint8_t *p, size_t len)
   buf_add (&c->down.out, out.b, out.len);
   buf_add (&c->down.out, pad, (4 - out.len % 4) % 4);
   if (n)
-    say ("conn %u: SendTargets: %u TargetAddress made 127.0.0.1:%d", c->id, n,
-         listening_port);
+    say ("conn %u: SendTargets: %u TargetAddress made 127.0.0.1:%d, "
+         "%u more each", c->id, n, listening_port, opt.nr_advertise);
   buf_free (&out);
 }
 
@@ -796,6 +807,8 @@ usage (void)
 "unavailable, offline, transitioning) to REPORT TARGET PORT GROUPS; its own\n"
 "address in place of HOST:PORT in SendTargets answers.\n"
 "\n"
+"  --advertise ADDR     add TargetAddress=ADDR (HOST:PORT,TPGT) after it in\n"
+"                       SendTargets answers (repeatable, up to 4)\n"
 "  --group N            this port's target port group and relative target\n"
 "                       port identifier (default 1)\n"
 "  --listen PORT        port to listen on (default 0: any free port)\n"
@@ -832,6 +845,7 @@ main (int argc, char **argv)
     { "port-file", required_argument, NULL, 'p' },
     { "no-ua", no_argument, NULL, 'n' },
     { "ua-at-login", no_argument, NULL, 'u' },
+    { "advertise", required_argument, NULL, 'a' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -859,6 +873,13 @@ main (int argc, char **argv)
     case 'p': opt.port_file = optarg; break;
     case 'n': opt.ua = false; break;
     case 'u': opt.ua_at_login = true; break;
+    case 'a':
+      if (opt.nr_advertise == MAX_ADVERTISE)
+        usage_error ("--advertise: at most %d", MAX_ADVERTISE);
+      if (strchr (optarg, ':') == NULL)
+        usage_error ("--advertise: expected HOST:PORT,TPGT, got '%s'", optarg);
+      opt.advertise[opt.nr_advertise++] = optarg;
+      break;
     case 'h': usage (); return 0;
     default: usage_error ("bad option");
     }
