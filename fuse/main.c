@@ -227,7 +227,8 @@ add_discovered_paths (const struct options *o, struct session *s)
   }
   n = discover_targets (&c, &t, err, sizeof err);
   if (n < 0)
-    log_error ("%s: paths only through %s and portal=", err, o->portal);
+    log_error ("no portal list from %s (%s): paths through it and portal= "
+               "only", o->portal, err);
   for (int i = 0; i < n; i++)
     if (strcmp (t[i].name, s->target) == 0) {
       add_paths (o, s, &t[i]);
