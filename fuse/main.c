@@ -317,6 +317,10 @@ list_targets (const struct options *o)
     printf ("target %s\n", t[i].name);
     for (unsigned j = 0; j < t[i].nr_portals; j++)
       printf ("  portal %s\n", t[i].portals[j]);
+    /* Behind a proxy or NAT: the portal a mount would use instead. */
+    if (t[i].nr_portals > 0 && !lists_own_portal (&t[i], o->portal))
+      printf ("  portal %s (the URL's; a mount uses none listed above)\n",
+              o->portal);
     for (unsigned j = 0; j < o->nr_portals; j++)
       printf ("  portal %s (portal=)\n", o->portals[j]);
     r = open_target (o, t[i].name, &s);
