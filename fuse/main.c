@@ -178,16 +178,65 @@ add_path (const struct options *o, struct session *s, const char *p)
   session_add_path (s, other);
 }
 
-/* Every path to s's target: the portals SendTargets named for it (a
- * portal mount, where discovery ran anyway) and those of -o portal=. */
+/* Whether a SendTargets answer can be followed.  It names portals as the
+ * target sees its own addresses; when none of them is the portal it was
+ * asked through, that portal is a proxy or a NAT address, and a path to
+ * the addresses listed would go around it (or nowhere). */
+static bool
+lists_own_portal (const struct target_info *t, const char *asked)
+{
+  for (unsigned j = 0; j < t->nr_portals; j++)
+    if (same_portal (t->portals[j], asked))
+      return true;
+  return false;
+}
+
+/* Every path to s's target: the portals SendTargets named for it, t (NULL:
+ * none; see lists_own_portal), and those of -o portal=. */
 static void
 add_paths (const struct options *o, struct session *s,
            const struct target_info *t)
 {
-  for (unsigned j = 0; t && j < t->nr_portals; j++)
-    add_path (o, s, t->portals[j]);
+  if (t && o->discover_portals && t->nr_portals > 0) {
+    if (lists_own_portal (t, o->portal))
+      for (unsigned j = 0; j < t->nr_portals; j++)
+        add_path (o, s, t->portals[j]);
+    else
+      log_error ("SendTargets through %s names %s for %s, not %s itself "
+                 "(a proxy or NAT?): only portal= adds paths", o->portal,
+                 t->portals[0], s->target, o->portal);
+  }
   for (unsigned j = 0; j < o->nr_portals; j++)
     add_path (o, s, o->portals[j]);
+}
+
+/* The portals SendTargets lists for the URL's target, to add as paths.  A
+ * discovery that fails is no failure of the mount (some targets refuse
+ * it): said once, and the mount goes on with the URL's portal. */
+static void
+add_discovered_paths (const struct options *o, struct session *s)
+{
+  struct session_config c = session_config (o, NULL);
+  struct target_info *t = NULL;
+  char err[512];
+  int n;
+
+  if (!o->discover_portals) {
+    add_paths (o, s, NULL);
+    return;
+  }
+  n = discover_targets (&c, &t, err, sizeof err);
+  if (n < 0)
+    log_error ("no portal list from %s (%s): paths through it and portal= "
+               "only", o->portal, err);
+  for (int i = 0; i < n; i++)
+    if (strcmp (t[i].name, s->target) == 0) {
+      add_paths (o, s, &t[i]);
+      free_targets (t, n);
+      return;
+    }
+  free_targets (t, n);
+  add_paths (o, s, NULL);
 }
 
 static int
@@ -222,7 +271,10 @@ open_sessions (const struct options *o, struct fs *fs)
 
     r = open_target (o, t ? t[i].name : o->target, &s);
     if (r == 0) {
-      add_paths (o, s, t ? &t[i] : NULL);
+      if (t)
+        add_paths (o, s, &t[i]);
+      else
+        add_discovered_paths (o, s);
       fs->sessions[fs->nr_sessions++] = s;
     }
   }
@@ -265,6 +317,10 @@ list_targets (const struct options *o)
     printf ("target %s\n", t[i].name);
     for (unsigned j = 0; j < t[i].nr_portals; j++)
       printf ("  portal %s\n", t[i].portals[j]);
+    /* Behind a proxy or NAT: the portal a mount would use instead. */
+    if (t[i].nr_portals > 0 && !lists_own_portal (&t[i], o->portal))
+      printf ("  portal %s (the URL's; a mount uses none listed above)\n",
+              o->portal);
     for (unsigned j = 0; j < o->nr_portals; j++)
       printf ("  portal %s (portal=)\n", o->portals[j]);
     r = open_target (o, t[i].name, &s);

@@ -37,6 +37,7 @@ static const struct fuse_opt option_spec[] = {
   OPT ("metrics=%s", metrics_dir),
   OPT ("metrics_interval=%s", metrics_interval_s),
   OPT ("path_policy=%s", path_policy_s),
+  OPT ("discover_portals=%s", discover_portals_s),
   FUSE_OPT_KEY ("portal=", KEY_PORTAL),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
@@ -169,6 +170,7 @@ options_parse (struct fuse_args *args, struct options *o)
   o->write_behind = 32u << 20;
   o->poll_us = 50;
   o->splice = true;
+  o->discover_portals = true;
   o->metrics_interval = 5;
   if (fuse_opt_parse (args, o, option_spec, option_proc) == -1)
     return -EINVAL;             /* libfuse printed why */
@@ -199,6 +201,15 @@ options_parse (struct fuse_args *args, struct options *o)
       return -EINVAL;
     }
     o->splice = strcmp (o->splice_s, "on") == 0;
+  }
+  if (o->discover_portals_s) {
+    if (strcmp (o->discover_portals_s, "on") != 0
+        && strcmp (o->discover_portals_s, "off") != 0) {
+      log_error ("discover_portals=%s: expected 'on' or 'off'",
+                 o->discover_portals_s);
+      return -EINVAL;
+    }
+    o->discover_portals = strcmp (o->discover_portals_s, "on") == 0;
   }
   if (o->path_policy_s
       && mpath_parse_policy (o->path_policy_s, &o->path_policy) < 0) {
@@ -393,6 +404,7 @@ options_free (struct options *o)
   free (o->metrics_dir);
   free (o->metrics_interval_s);
   free (o->path_policy_s);
+  free (o->discover_portals_s);
   for (unsigned i = 0; i < o->nr_portals; i++)
     free (o->portals[i]);
   free_secret (o->password);
@@ -465,6 +477,8 @@ options_usage (void)
 "                           its LUNs (repeatable; see MULTIPATH in iserfs(8))\n"
 "  -o path_policy=failover|round-robin|queue-length   how commands are spread\n"
 "                           over a target's paths (default queue-length)\n"
+"  -o discover_portals=on|off   on (default): also a path through every\n"
+"                           portal SendTargets lists for the target\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

@@ -35,6 +35,8 @@ struct options {
   char *metrics_interval_s;     /* as typed */
   char *portals[15];            /* -o portal=: more paths to the target */
   unsigned nr_portals;
+  bool discover_portals;        /* paths from SendTargets (on by default) */
+  char *discover_portals_s;     /* as typed: on or off */
   enum path_policy path_policy; /* src/mpath.h */
   char *path_policy_s;          /* as typed */
 

@@ -15,7 +15,11 @@
  *    whose relative identifier is the group number), in the header format
  *    asked for, in place of tgtd's CHECK CONDITION;
  *  - SendTargets: the target's own address in TargetAddress becomes the
- *    proxy's, so that discovery through it finds it and not the target.
+ *    proxy's, so that discovery through it finds it and not the target;
+ *    each --advertise adds a TargetAddress after it (another portal of
+ *    the target, as a target with several portals lists them);
+ *  - with --no-discovery, a discovery session's login closes the
+ *    connection, as a target that refuses SendTargets.
  *
  * A rewritten answer is one Data-In PDU with the status in it; its StatSN,
  * ExpCmdSN and MaxCmdSN are those of tgtd's own final PDU for the
@@ -51,11 +55,12 @@
 #define MAX_CONNS 32
 #define MAX_TRACKED 512         /* commands being rewritten, per connection */
 #define MAX_GROUPS 16
+#define MAX_ADVERTISE 4
 #define PDU_MAX (16u << 20)     /* larger: not iSCSI as we know it */
 #define OUT_HIGH (4u << 20)     /* stop reading while this much waits */
 #define BHS 48
 
-enum { OP_SCSI_CMD = 0x01, OP_SCSI_RSP = 0x21, OP_TEXT_RSP = 0x24,
+enum { OP_SCSI_CMD = 0x01, OP_LOGIN_REQ = 0x03, OP_SCSI_RSP = 0x21, OP_TEXT_RSP = 0x24,
        OP_DATA_IN = 0x25, OP_LOGIN_RSP = 0x23 };
 enum act { ACT_NONE, ACT_TPGS, ACT_VPD83, ACT_RTPG, ACT_UA };
 
@@ -97,7 +102,9 @@ static struct {
   const char *host;
   int port, listen_port, group;
   const char *port_file, *states_file;
-  bool ua, ua_at_login;
+  bool ua, ua_at_login, no_discovery;
+  const char *advertise[MAX_ADVERTISE];
+  unsigned nr_advertise;
 } opt = { .host = "127.0.0.1", .group = 1, .ua = true };
 
 static struct conn conns[MAX_CONNS];
@@ -451,17 +458,36 @@ find (struct conn *c, uint32_t itt)
   return NULL;
 }
 
-/* A PDU from the initiator: note the commands to rewrite; always passed on. */
-static void
+/* Whether PDU p (of len bytes) is a login request of a discovery session. */
+static bool
+discovery_login (const uint8_t *p, size_t len)
+{
+  static const char key[] = "SessionType=Discovery";
+
+  if ((p[0] & 0x3f) != OP_LOGIN_REQ)
+    return false;
+  for (size_t i = BHS; i + strlen (key) <= len; i++)
+    if (memcmp (p + i, key, strlen (key)) == 0)
+      return true;
+  return false;
+}
+
+/* A PDU from the initiator: note the commands to rewrite; passed on.
+ * false: the connection is to be closed (--no-discovery). */
+static bool
 from_initiator (struct conn *c, const uint8_t *p, size_t len)
 {
   const uint8_t *cdb = p + 32;
   enum act a = ACT_NONE;
   struct track *tr;
 
+  if (opt.no_discovery && discovery_login (p, len)) {
+    say ("conn %u: a discovery session: refused (--no-discovery)", c->id);
+    return false;
+  }
   buf_add (&c->up.out, p, len);
   if ((p[0] & 0x3f) != OP_SCSI_CMD)
-    return;
+    return true;
   /* INQUIRY never reports a unit attention; anything else may. */
   if (cdb[0] == 0x12 && !(cdb[1] & 1))
     a = ACT_TPGS;
@@ -474,13 +500,13 @@ from_initiator (struct conn *c, const uint8_t *p, size_t len)
   else if (cdb[0] == 0xa3 && (cdb[1] & 0x1f) == 0x0a)
     a = ACT_RTPG;
   if (a == ACT_NONE)
-    return;
+    return true;
   for (tr = c->t; tr < c->t + MAX_TRACKED && tr->used; tr++)
     ;
   if (tr == c->t + MAX_TRACKED) {
     say ("conn %u: too many commands to rewrite; itt 0x%x passed on", c->id,
          get32 (p + 16));
-    return;
+    return true;
   }
   memset (tr, 0, sizeof *tr);
   tr->used = true;
@@ -489,6 +515,7 @@ from_initiator (struct conn *c, const uint8_t *p, size_t len)
   tr->edtl = get32 (p + 20);
   memcpy (tr->cdb, cdb, 16);
   memcpy (tr->lun, p + 8, 8);
+  return true;
 }
 
 static bool
@@ -506,7 +533,8 @@ login_digest (const uint8_t *p, size_t len)
 /* A SendTargets answer names the target's own portal; a discovery through
  * this proxy must find the proxy instead, or an initiator would open a
  * second path around it.  Every TargetAddress=UPSTREAM[,TPGT] becomes
- * 127.0.0.1:LISTENING[,TPGT]; others are left alone. */
+ * 127.0.0.1:LISTENING[,TPGT], followed by TargetAddress=ADDR for each
+ * --advertise ADDR; others are left alone. */
 static void
 text_response (struct conn *c, const uint8_t *p, size_t len)
 {
@@ -533,6 +561,11 @@ text_response (struct conn *c, const uint8_t *p, size_t len)
       buf_add (&out, mine, strlen (mine));
       buf_add (&out, rest, kv - w);
       n++;
+      for (unsigned a = 0; a < opt.nr_advertise; a++) {
+        buf_add (&out, "", 1);
+        buf_add (&out, "TargetAddress=", strlen ("TargetAddress="));
+        buf_add (&out, opt.advertise[a], strlen (opt.advertise[a]));
+      }
     }
     else
       buf_add (&out, d + off, kv);
@@ -546,8 +579,8 @@ text_response (struct conn *c, const uint8_t *p, size_t len)
   buf_add (&c->down.out, out.b, out.len);
   buf_add (&c->down.out, pad, (4 - out.len % 4) % 4);
   if (n)
-    say ("conn %u: SendTargets: %u TargetAddress made 127.0.0.1:%d", c->id, n,
-         listening_port);
+    say ("conn %u: SendTargets: %u TargetAddress made 127.0.0.1:%d, "
+         "%u more each", c->id, n, listening_port, opt.nr_advertise);
   buf_free (&out);
 }
 
@@ -597,8 +630,10 @@ parse (struct conn *c, struct dir *d, bool up)
     }
     if (d->in.len - off < total)
       break;
-    if (up)
-      from_initiator (c, p, total);
+    if (up) {
+      if (!from_initiator (c, p, total))
+        return false;
+    }
     else if (!from_target (c, p, total))
       return false;
     off += total;
@@ -796,6 +831,9 @@ usage (void)
 "unavailable, offline, transitioning) to REPORT TARGET PORT GROUPS; its own\n"
 "address in place of HOST:PORT in SendTargets answers.\n"
 "\n"
+"  --advertise ADDR     add TargetAddress=ADDR (HOST:PORT,TPGT) after it in\n"
+"                       SendTargets answers (repeatable, up to 4)\n"
+"  --no-discovery       close the connection of a discovery session's login\n"
 "  --group N            this port's target port group and relative target\n"
 "                       port identifier (default 1)\n"
 "  --listen PORT        port to listen on (default 0: any free port)\n"
@@ -832,6 +870,8 @@ main (int argc, char **argv)
     { "port-file", required_argument, NULL, 'p' },
     { "no-ua", no_argument, NULL, 'n' },
     { "ua-at-login", no_argument, NULL, 'u' },
+    { "advertise", required_argument, NULL, 'a' },
+    { "no-discovery", no_argument, NULL, 'D' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -859,6 +899,14 @@ main (int argc, char **argv)
     case 'p': opt.port_file = optarg; break;
     case 'n': opt.ua = false; break;
     case 'u': opt.ua_at_login = true; break;
+    case 'D': opt.no_discovery = true; break;
+    case 'a':
+      if (opt.nr_advertise == MAX_ADVERTISE)
+        usage_error ("--advertise: at most %d", MAX_ADVERTISE);
+      if (strchr (optarg, ':') == NULL)
+        usage_error ("--advertise: expected HOST:PORT,TPGT, got '%s'", optarg);
+      opt.advertise[opt.nr_advertise++] = optarg;
+      break;
     case 'h': usage (); return 0;
     default: usage_error ("bad option");
     }
