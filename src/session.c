@@ -532,7 +532,8 @@ session_start (struct session *s)
    * own timeout is off: it would drop a command from its queues without
    * telling the target, which may still carry it out -- after a newer
    * write to the same blocks, or, over iSER, into memory given to another
-   * request by then -- and it reads the wall clock. */
+   * request by then -- and, without contrib/libiscsi's patch 0012, it
+   * reads the wall clock. */
   for (struct session *m = s; m; m = m->next_path)
     iscsi_set_timeout (m->iscsi, 0);
   s->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -25,4 +25,7 @@ version_print_libiscsi (FILE *fp)
 #ifdef LIBISCSI_FEATURE_RECONNECT_ATTEMPT_FREED
   fprintf (fp, "libiscsi frees what a failed reconnect attempt left queued\n");
 #endif
+#ifdef LIBISCSI_FEATURE_MONOTONIC_CLOCK
+  fprintf (fp, "libiscsi measures its timeouts and reconnect delays on the monotonic clock\n");
+#endif
 }
