@@ -58,23 +58,6 @@ struct mpath {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mpath *registry;
 
-static const char *const policy_names[] = {
-  [POLICY_QUEUE_LENGTH] = "queue-length",
-  [POLICY_FAILOVER] = "failover",
-  [POLICY_ROUND_ROBIN] = "round-robin",
-};
-
-int
-mpath_parse_policy (const char *s, enum path_policy *p)
-{
-  for (unsigned i = 0; i < sizeof policy_names / sizeof policy_names[0]; i++)
-    if (strcmp (s, policy_names[i]) == 0) {
-      *p = (enum path_policy) i;
-      return 0;
-    }
-  return -EINVAL;
-}
-
 static struct mpath *
 mpath_of (const struct path *p)
 {
@@ -478,7 +461,7 @@ mpath_new (struct session *s, enum path_policy policy)
   for (o = s->next_path; o; o = o->next_path)
     mp->path.splice = mp->path.splice && o->splice;
   log_info ("%s: %u paths, path_policy=%s", s->target, mp->n,
-            policy_names[policy]);
+            mpath_policy_name (policy));
   stats_print_also (mpath_stats_print);
   pthread_mutex_lock (&registry_lock);
   mp->next = registry;

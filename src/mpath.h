@@ -56,8 +56,12 @@ enum {
                                  * transitioning: connected, never chosen */
 };
 
-/* "failover", "round-robin", "queue-length" into *p: 0 or -EINVAL. */
+/* "failover", "round-robin", "queue-length" into *p: 0 or -EINVAL.
+ * Both in path_policy.c, apart from the rest, so that the option parser
+ * (and its fuzz harness) need none of the multipath machinery.  Any
+ * thread. */
 int mpath_parse_policy (const char *s, enum path_policy *p);
+const char *mpath_policy_name (enum path_policy p);
 
 /* The multipath path over s and every session added to it
  * (session_add_path), with one command layer made here for each: it

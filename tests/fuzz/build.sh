@@ -2,7 +2,8 @@
 # tests/fuzz/build.sh SRCDIR BUILDDIR OUTDIR: build the libFuzzer harnesses
 # with clang (-fsanitize=fuzzer,address,undefined) into OUTDIR.
 #   fuzz_mempool  links mempool/*.c
-#   fuzz_options  links fuse/options.c, src/log.c, src/portal.c and src/url.c with
+#   fuzz_options  links fuse/options.c, src/log.c, src/portal.c, src/url.c and
+#                 src/path_policy.c with
 #                 libfuse3/libiscsi
 # BUILDDIR is a configured build tree (for config.h).  Exits 77 if clang
 # cannot build a fuzzer here, so a caller can skip; 1 on a real build error.
@@ -33,6 +34,6 @@ CFLAGS=(-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined
 # shellcheck disable=SC2046
 "$CLANG" "${CFLAGS[@]}" $(pkg-config --cflags fuse3 libiscsi) -o "$out/fuzz_options" \
     "$src/tests/fuzz/fuzz_options.c" "$src/fuse/options.c" "$src/src/log.c" \
-    "$src/src/portal.c" "$src/src/url.c" \
+    "$src/src/portal.c" "$src/src/url.c" "$src/src/path_policy.c" \
     $(pkg-config --libs fuse3 libiscsi)
 echo "fuzz: built $out/fuzz_mempool $out/fuzz_options"
