@@ -6,13 +6,9 @@
 #include <config.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <linux/capability.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "rdma_pool.h"
@@ -23,6 +19,7 @@
 #include <iscsi/iscsi.h>
 
 #include "log.h"
+#include "memlock.h"
 #include "mempool.h"
 #include "stats.h"
 
@@ -37,49 +34,8 @@ enum {
     | IBV_ACCESS_REMOTE_WRITE,
 };
 
-/* Registering memory pins it, and the kernel charges pinned pages to
- * RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK (8 MiB by default for
- * a user).  Without CAP_IPC_LOCK, raise the soft limit as far as we may: to
- * unlimited with CAP_SYS_RESOURCE, else to the hard limit.  Once per
- * process; stats.memlock_limit stays 0 when no limit applies. */
-static bool
-has_cap_ipc_lock (void)
-{
-  struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-  struct __user_cap_data_struct d[2];
-
-  if (syscall (SYS_capget, &h, d) != 0)
-    return false;
-  return (d[CAP_IPC_LOCK / 32].effective >> (CAP_IPC_LOCK % 32)) & 1;
-}
-
-static void
-memlock_raise_once (void)
-{
-  struct rlimit rl, unlimited = { RLIM_INFINITY, RLIM_INFINITY };
-
-  if (has_cap_ipc_lock ())
-    return;                     /* the limit does not apply */
-  if (getrlimit (RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-    return;
-  if (setrlimit (RLIMIT_MEMLOCK, &unlimited) == 0)
-    return;
-  if (rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit (RLIMIT_MEMLOCK, &rl) != 0)
-      getrlimit (RLIMIT_MEMLOCK, &rl);
-  }
-  if (rl.rlim_cur != RLIM_INFINITY)
-    atomic_store (&stats.memlock_limit, rl.rlim_cur);
-}
-
-static void
-memlock_raise (void)
-{
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-  pthread_once (&once, memlock_raise_once);
-}
+/* Registering memory pins it, charged to RLIMIT_MEMLOCK unless the process
+ * has CAP_IPC_LOCK: memlock_raise (memlock.h) raises the limit first. */
 
 /* Bytes the pools of this process have registered now. */
 static atomic_uint_fast64_t registered;

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "log.h"
 #include "login_error.h"
+#include "memlock.h"
 #include "portal.h"
 #include "rdma_pool.h"
 #include "session.h"
@@ -166,6 +167,14 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   }
   if (configure_context (s->iscsi, cfg, err, errlen) < 0)
     goto fail;
+  /* libiscsi's iSER transport does not survive a registration of its own
+   * buffers failing (a crash or a login that times out): refuse here, in
+   * words, when the memory lock limit cannot hold them. */
+  if (s->iser) {
+    s->memlock_reserved = memlock_reserve_iser (s->queue_depth, err, errlen);
+    if (s->memlock_reserved < 0)
+      goto fail;
+  }
   /* With libiscsi's allocator hook, this session's buffers come from a pool
    * registered on the connection: READ/WRITE data goes to the wire from
    * the engine's buffers, and no I/O registers memory. */
@@ -249,6 +258,7 @@ session_close (struct session *s)
   if (s->client.closed)
     s->client.closed (s->client.opaque);
   rdma_pool_free (s->rdma);     /* after libiscsi gave every buffer back */
+  memlock_release_iser (s->memlock_reserved);
   if (s->wake_fd >= 0)
     close (s->wake_fd);
   free (s->luns);

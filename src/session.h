@@ -60,6 +60,7 @@ struct session {
   uint64_t poll_ns;             /* see poll_briefly() in session.c */
   uint32_t max_xfer_bytes;      /* transport's cap on one command's data */
   struct rdma_pool *rdma;       /* the pool on the wire (iSER with the hook) */
+  int64_t memlock_reserved;     /* memlock_reserve_iser's, while open */
   bool splice;                  /* READ data may be spliced (splice.h) */
   const struct iobuf_allocator *alloc;  /* I/O buffers; NULL: the default */
 
