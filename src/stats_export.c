@@ -58,9 +58,10 @@ each_line (const char *text, void (*fn) (FILE *, const struct line *, void *),
 }
 
 /* A path's line (mpath.h): "path TARGET PORTAL state=up|down inflight=N
- * commands=N errors=N failovers=N". */
+ * commands=N errors=N failovers=N [alua=lunN:STATE,...]". */
 struct path_line {
   char target[256], portal[300];
+  char alua[512];               /* "" without ALUA */
   bool up;
   uint64_t v[4];                /* in path_keys' order */
 };
@@ -72,11 +73,14 @@ static const char *const path_keys[] = {
 static bool
 parse_path_line (const char *s, size_t n, struct path_line *pl)
 {
-  char line[1024], *save = NULL, *tok;
+  char line[4096], *save = NULL, *tok;
   unsigned field = 0;
 
-  if (n < 5 || n >= sizeof line || strncmp (s, "path ", 5) != 0)
+  if (n < 5 || strncmp (s, "path ", 5) != 0)
     return false;
+  /* Only the alua list, last, can be that long: cut it. */
+  if (n >= sizeof line)
+    n = sizeof line - 1;
   memcpy (line, s, n);
   line[n] = '\0';
   memset (pl, 0, sizeof *pl);
@@ -91,6 +95,8 @@ parse_path_line (const char *s, size_t n, struct path_line *pl)
       *eq = '\0';
       if (strcmp (tok, "state") == 0)
         pl->up = strcmp (eq + 1, "up") == 0;
+      if (strcmp (tok, "alua") == 0)
+        snprintf (pl->alua, sizeof pl->alua, "%s", eq + 1);
       for (unsigned k = 0; k < sizeof path_keys / sizeof path_keys[0]; k++)
         if (strcmp (tok, path_keys[k]) == 0)
           pl->v[k] = strtoull (eq + 1, NULL, 10);
@@ -156,6 +162,10 @@ json_path (FILE *fp, const struct path_line *pl, void *arg)
   fprintf (fp, ", \"state\": \"%s\"", pl->up ? "up" : "down");
   for (unsigned k = 0; k < sizeof path_keys / sizeof path_keys[0]; k++)
     fprintf (fp, ", \"%s\": %" PRIu64, path_keys[k], pl->v[k]);
+  if (pl->alua[0]) {
+    fputs (", \"alua\": ", fp);
+    json_string (fp, pl->alua);
+  }
   fputc ('}', fp);
   *first = false;
 }
