@@ -566,23 +566,6 @@ mpath_new (struct session *s, enum path_policy policy)
 }
 
 void
-mpath_set_rank (const struct lun *l, const struct session *via, int rank)
-{
-  pthread_mutex_lock (&registry_lock);
-  for (struct mpath *mp = registry; mp; mp = mp->next) {
-    struct mp_lun *ml;
-
-    if (mp->m[0].s != l->session || (ml = find_lun (mp, l)) == NULL)
-      continue;
-    for (unsigned i = 0; i < mp->n; i++)
-      if (mp->m[i].s == via && ml->rank[i] != RANK_ABSENT
-          && rank >= MPATH_RANK_PREFERRED && rank <= MPATH_RANK_NOIO)
-        ml->rank[i] = (unsigned char) rank;
-  }
-  pthread_mutex_unlock (&registry_lock);
-}
-
-void
 mpath_stats_print (FILE *fp)
 {
   pthread_mutex_lock (&registry_lock);
