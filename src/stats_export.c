@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "stats.h"
+#include "alua.h"
 #include "stats_export.h"
 
 /* One NAME=VALUE line: the name (not NUL-terminated) and the value.
@@ -247,6 +248,46 @@ prom_path_sample (FILE *fp, const struct path_line *pl, void *arg)
   fprintf (fp, "} %" PRIu64 "\n", f->key < 0 ? (uint64_t) pl->up : pl->v[f->key]);
 }
 
+/* The ALUA state of each LUN through the path, from its alua= list
+ * ("lun1:standby,lun2:active/optimized"): its SPC-4 code, as alua_state. */
+static void
+prom_path_alua (FILE *fp, const struct path_line *pl, void *arg)
+{
+  char list[sizeof pl->alua], *save = NULL, *tok;
+
+  snprintf (list, sizeof list, "%s", pl->alua);
+  for (tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
+    char *colon = strchr (tok, ':');
+    int code = -1;
+
+    if (strncmp (tok, "lun", 3) != 0 || colon == NULL)
+      continue;
+    *colon = '\0';
+    for (int c = 0; c < 16 && code < 0; c++)
+      if (strcmp (colon + 1, alua_state_name (c)) == 0)
+        code = c;
+    if (code < 0)
+      continue;
+    fputs ("iserfs_path_alua_state{mountpoint=", fp);
+    prom_label (fp, arg);
+    fputs (",target=", fp);
+    prom_label (fp, pl->target);
+    fputs (",portal=", fp);
+    prom_label (fp, pl->portal);
+    fputs (",lun=", fp);
+    prom_label (fp, tok + 3);
+    fprintf (fp, "} %d\n", code);
+  }
+}
+
+static void
+count_alua (FILE *fp, const struct path_line *pl, void *arg)
+{
+  (void) fp;
+  if (pl->alua[0])
+    (*(unsigned *) arg)++;
+}
+
 static void
 count_path (FILE *fp, const struct path_line *pl, void *arg)
 {
@@ -282,6 +323,15 @@ prom_paths (FILE *fp, const char *mountpoint, const char *text)
              key > 0 ? "counter" : "gauge");
     each_path (text, prom_path_sample, fp, &f);
   }
+  n = 0;
+  each_path (text, count_alua, fp, &n);
+  if (n == 0)
+    return;
+  fputs ("# HELP iserfs_path_alua_state ALUA state of a LUN through the path "
+         "(SPC-4 code: 0 active/optimized, 1 active/non-optimized, "
+         "2 standby, 3 unavailable, 14 offline, 15 transitioning)\n"
+         "# TYPE iserfs_path_alua_state gauge\n", fp);
+  each_path (text, prom_path_alua, fp, (void *) mountpoint);
 }
 
 int
