@@ -306,7 +306,7 @@ prom_paths (FILE *fp, const char *mountpoint, const char *text)
     "Commands sent on the path and not back yet",
     "Commands sent on the path",
     "Commands that failed on the path",
-    "Commands moved off the path when it was lost",
+    "Commands moved off the path: it was lost, or refused them (ALUA)",
   };
   unsigned n = 0;
 
