@@ -331,8 +331,13 @@ list_targets (const struct options *o)
     for (unsigned j = 0; j < s->nr_luns; j++) {
       struct lun *l = &s->luns[j];
       char id[IDENTITY_NAME_MAX];
-      printf ("  lun%d size=%" PRIu64 " block=%u %s id=%s\n", l->lun,
+      /* Under ALUA, its state through the portal logged in to. */
+      bool alua = l->alua.tpgs && l->alua.state >= 0;
+
+      printf ("  lun%d size=%" PRIu64 " block=%u %s%s%s id=%s\n", l->lun,
               l->size, l->block_size, l->read_only ? "ro" : "rw",
+              alua ? " alua=" : "",
+              alua ? alua_state_name (l->alua.state) : "",
               identity_name (&l->id, id, sizeof id));
     }
     session_close (s);

@@ -247,8 +247,26 @@ alua_stat_rereads (void)
 void
 alua_forget (struct alua_path *ap)
 {
+  /* Only a probed pair under ALUA was ever counted (a LUN made zeroed,
+   * by the live scanner, has state 0 and no ALUA). */
+  if (ap->tpgs == 0)
+    return;
   count_state (ap->state, -1);
   ap->state = -1;
+  ap->tpgs = 0;                 /* and nothing more is asked for it */
+  ap->reread_wanted = false;
+}
+
+void
+alua_refused (struct alua_path *ap)
+{
+  enum alua_rank old = ap->rank;
+
+  if (ap->tpgs == 0)
+    return;
+  ap->rank = ALUA_RANK_NONE;
+  if (old != ap->rank && ap->changed)
+    ap->changed (ap->changed_opaque, ap, old);
 }
 
 /* ---- one (LUN, path) pair ---- */
@@ -432,9 +450,10 @@ rtpg_cb (struct iscsi_context *iscsi, int status, void *command_data,
   else
     r = rtpg_result (task, groups);
   if (r == 0) {
+    int old_state = ap->state;
     enum alua_rank old = set_state (ap, groups);
 
-    if (ap->rank != old && ap->changed)
+    if ((ap->rank != old || ap->state != old_state) && ap->changed)
       ap->changed (ap->changed_opaque, ap, old);
   }
   else if (r != -ECANCELED && task && task->status == SCSI_STATUS_CHECK_CONDITION

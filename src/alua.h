@@ -125,7 +125,8 @@ unsigned alua_sense (int key, int asc_ascq);
 struct alua_path;
 
 /* Called on the session thread after a re-read changed the pair's rank
- * (not at probe: the caller reads ap->rank then). */
+ * or state, or alua_refused its rank (not at probe: the caller reads
+ * ap->rank then). */
 typedef void alua_rank_changed_fn (void *opaque, struct alua_path *ap,
                                    enum alua_rank old_rank);
 
@@ -174,7 +175,16 @@ uint64_t alua_stat_state (void);
 uint64_t alua_stat_changes (void);
 uint64_t alua_stat_rereads (void);
 
-/* The pair is going away (its session closes): drop it from the stats. */
+/* The pair is going away (its session closes, or its LUN was removed):
+ * drop it from the stats; nothing more is asked for it.  No-op for a
+ * pair without ALUA.  Its session thread, or after that thread ended. */
 void alua_forget (struct alua_path *ap);
+
+/* The pair's path refused a command for an ALUA reason (alua_sense said
+ * ALUA_SENSE_ELSEWHERE): not for I/O (rank ALUA_RANK_NONE, ap->changed
+ * called) until the next re-read, which the caller asks for, says
+ * otherwise.  No-op without ALUA, since no re-read would ever lift it.
+ * Session thread. */
+void alua_refused (struct alua_path *ap);
 
 #endif

@@ -281,8 +281,38 @@ note_capacity (struct lun *l, struct scsi_task *task)
   }
 }
 
+/* The struct lun of l's number in session m: l itself, or the LUN as
+ * another path's session probed it, which holds the ALUA state of the
+ * (LUN, that path) pair (lun.h).  A command reaches a path other than its
+ * LUN's own only where the identities matched (mpath.h).  NULL: none. */
+static struct lun *
+pair_of (const struct session *m, struct lun *l)
+{
+  if (l->session == m)
+    return l;
+  for (unsigned i = 0; i < m->nr_luns; i++)
+    if (m->luns[i].lun == l->lun)
+      return &m->luns[i];
+  return NULL;
+}
+
+/* Every path's state of l read again: a target port group's change is
+ * announced on one path, but concerns the others too, and a path not
+ * used for I/O would never get its own unit attention. */
 static void
-note_sense (struct lun *l, struct scsi_task *task)
+alua_reread_all (struct session *s, struct lun *l)
+{
+  for (struct session *m = s->first_path ? s->first_path : s; m;
+       m = m->next_path) {
+    struct lun *p = pair_of (m, l);
+
+    if (p && !lun_removed (p))
+      alua_reread (m->iscsi, &p->alua, can_send (m));
+  }
+}
+
+static void
+note_sense (struct cmdq *q, struct lun *l, struct scsi_task *task)
 {
   if (task == NULL)
     return;
@@ -305,7 +335,32 @@ note_sense (struct lun *l, struct scsi_task *task)
   /* The target's port groups changed state: ask which, as a kernel
    * initiator's ALUA handler does (the command itself is retried). */
   if (alua_sense (task->sense.key, task->sense.ascq) & ALUA_SENSE_REREAD)
-    alua_reread (l->session->iscsi, &l->alua, can_send (l->session));
+    alua_reread_all (q->s, l);
+}
+
+/* One path of several, and the target says this path cannot do the
+ * command now (standby, unavailable, in transition): it goes back to the
+ * path above as a path error, to be sent on another usable path, and
+ * this pair is not used until its states are read again (note_sense
+ * asked).  Bounded like a retry, since without ALUA states nothing stops
+ * it from coming back here. */
+static bool
+send_elsewhere (struct cmdq *q, struct scmd *c, int status,
+                const struct scsi_task *task)
+{
+  struct lun *p;
+
+  if (!q->give_back || status != SCSI_STATUS_CHECK_CONDITION || task == NULL
+      || c->abandoned || c->retries >= 5
+      || !(alua_sense (task->sense.key, task->sense.ascq)
+           & ALUA_SENSE_ELSEWHERE))
+    return false;
+  c->retries++;
+  atomic_fetch_add (&stats.retries, 1);
+  if ((p = pair_of (q->s, c->lun)) != NULL)
+    alua_refused (&p->alua);
+  c->path_lost = true;
+  return true;
 }
 
 /* An answer to a query: its bytes go where the engine asked (c->iov). */
@@ -380,7 +435,14 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
   c->task = NULL;
   inflight_dec (q);
   if (status == SCSI_STATUS_CHECK_CONDITION)
-    note_sense (c->lun, task);
+    note_sense (q, c->lun, task);
+  if (send_elsewhere (q, c, status, task)) {
+    if (task)
+      scsi_free_scsi_task (task);
+    pump_waiting (q);
+    finished (q, c, -ENOTCONN);
+    return;
+  }
   if (status == SCSI_STATUS_GOOD && c->kind == CMD_CAPACITY && task)
     note_capacity (c->lun, task);
   if (status == SCSI_STATUS_GOOD && c->kind == CMD_QUERY)
@@ -441,9 +503,19 @@ take (void *opaque)
 static void
 alua_tick (struct cmdq *q, bool back)
 {
-  for (unsigned i = 0; i < q->s->nr_luns; i++) {
-    struct alua_path *ap = &q->s->luns[i].alua;
+  const struct session *first = q->s->first_path ? q->s->first_path : q->s;
 
+  for (unsigned i = 0; i < q->s->nr_luns; i++) {
+    struct lun *l = &q->s->luns[i];
+    struct alua_path *ap = &l->alua;
+    const struct lun *f = pair_of (first, l);
+
+    /* Its LUN was removed (the FUSE side's scanner marks the first
+     * path's struct lun): out of the stats, nothing more asked. */
+    if (f && lun_removed (f)) {
+      alua_forget (ap);
+      continue;
+    }
     if (back || alua_pending (ap))
       alua_reread (q->s->iscsi, ap, can_send (q->s));
   }

@@ -39,9 +39,12 @@ struct lun {
   uint32_t max_ws_blocks;       /* per WRITE SAME */
   bool sync16;                  /* SYNCHRONIZE CACHE(16) works */
   struct lun_identity id;       /* VPD 0x83/0x80, set at discovery */
-  char who[256];                /* "lunN of TARGET" (an IQN is at most
+  char who[512];                /* "lunN of TARGET", "... via PORTAL"
+                                 * with several paths (an IQN is at most
                                  * 223 bytes), for ALUA's logs */
-  struct alua_path alua;        /* its path's ALUA state (alua.h) */
+  struct alua_path alua;        /* the ALUA state of this (LUN, path)
+                                 * pair (alua.h): each path's session has
+                                 * its own struct lun of a LUN (mpath.h) */
 
   /* Engine state, touched only by the session's thread. */
   struct io_req *locked;        /* writes holding their block range */

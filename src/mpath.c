@@ -33,11 +33,22 @@ struct member {
   atomic_uint_fast64_t commands, errors, failovers;
 };
 
-/* A LUN of the first session and its rank through each path. */
+/* A LUN of the first session and its rank through each path.  The LUN
+ * as each path's session probed it (its struct lun there, with the ALUA
+ * state of that (LUN, path) pair in it) is pair[i]; NULL where the LUN is
+ * not used through path i. */
 struct mp_lun {
-  int lun;
+  const struct lun *l;
   unsigned char rank[MPATH_MAX];
+  struct lun *pair[MPATH_MAX];
+  signed char alua[MPATH_MAX];  /* pair's ALUA state, -1 unknown or none;
+                                 * atomic: mpath_stats_print reads it */
 };
+
+_Static_assert (MPATH_RANK_PREFERRED == (int) ALUA_RANK_OPTIMIZED
+                && MPATH_RANK_NONPREFERRED == (int) ALUA_RANK_NONOPTIMIZED
+                && MPATH_RANK_NOIO == (int) ALUA_RANK_NONE,
+                "path ranks are ALUA ranks");
 
 struct mpath {
   struct path path;             /* what the engine sees */
@@ -64,11 +75,14 @@ mpath_of (const struct path *p)
   return (struct mpath *) ((char *) p - offsetof (struct mpath, path));
 }
 
+/* By the struct lun, not its number: a LUN the live scanner found later
+ * under a number the mount already knew is another LUN (lun.h), and is
+ * used through the first path only. */
 static struct mp_lun *
-find_lun (struct mpath *mp, int lun)
+find_lun (struct mpath *mp, const struct lun *l)
 {
   for (unsigned i = 0; i < mp->nr_luns; i++)
-    if (mp->luns[i].lun == lun)
+    if (mp->luns[i].l == l)
       return &mp->luns[i];
   return NULL;
 }
@@ -93,7 +107,7 @@ rank_of (const struct mp_lun *ml, unsigned i)
 static struct member *
 choose (struct mpath *mp, const struct scmd *c)
 {
-  const struct mp_lun *ml = find_lun (mp, c->lun->lun);
+  const struct mp_lun *ml = find_lun (mp, c->lun);
   unsigned best = MPATH_RANK_NOIO, pick = mp->n, start;
 
   for (unsigned i = 0; i < mp->n; i++)
@@ -373,13 +387,67 @@ static const struct path_ops ops = {
 
 /* ---- setting up ---- */
 
-static const struct lun *
+static struct lun *
 lun_of (const struct session *s, int lun)
 {
   for (unsigned i = 0; i < s->nr_luns; i++)
     if (s->luns[i].lun == lun)
       return &s->luns[i];
   return NULL;
+}
+
+static const char *const rank_names[] = {
+  [MPATH_RANK_PREFERRED] = "preferred",
+  [MPATH_RANK_NONPREFERRED] = "used only without a preferred path",
+  [MPATH_RANK_NOIO] = "not used for I/O",
+};
+
+/* A re-read of the pair's ALUA states changed its rank (alua.h; on the
+ * one thread): choose by the new one, and send what waited for a path. */
+static void
+pair_changed (void *opaque, struct alua_path *ap, enum alua_rank old)
+{
+  struct member *m = opaque;
+  struct mpath *mp = m->mp;
+  unsigned i = (unsigned) (m - mp->m);
+
+  (void) old;
+  for (unsigned j = 0; j < mp->nr_luns; j++) {
+    struct mp_lun *ml = &mp->luns[j];
+
+    if (ml->pair[i] == NULL || &ml->pair[i]->alua != ap)
+      continue;
+    __atomic_store_n (&ml->alua[i], (signed char) ap->state,
+                      __ATOMIC_RELAXED);
+    if (ml->rank[i] == (unsigned char) ap->rank)
+      continue;
+    ml->rank[i] = (unsigned char) ap->rank;
+    log_info ("path %u of %s (%s), lun%d: %s", i, m->s->target,
+              m->s->portal, ml->l->lun, rank_names[ap->rank]);
+  }
+  if (mp->park_head)
+    unpark (mp);
+}
+
+/* LUN ml is used through path i, as o: its rank is the pair's ALUA rank
+ * (0 without ALUA), and re-reads of its states change it (pair_changed).
+ * Main thread, before the start. */
+static void
+add_pair (struct mpath *mp, struct mp_lun *ml, unsigned i, struct lun *o)
+{
+  struct member *m = &mp->m[i];
+
+  ml->pair[i] = o;
+  ml->rank[i] = (unsigned char) o->alua.rank;
+  ml->alua[i] = (signed char) (o->alua.tpgs ? o->alua.state : -1);
+  o->alua.changed = pair_changed;
+  o->alua.changed_opaque = m;
+  /* The logs must tell the paths apart. */
+  snprintf (o->who, sizeof o->who, "lun%d of %s via %s", o->lun,
+            m->s->target, m->s->portal);
+  if (o->alua.tpgs && o->alua.state >= 0)
+    log_info ("%s: ALUA state %s: %s", o->who,
+              alua_state_name (o->alua.state), rank_names[o->alua.rank]);
 }
 
 /* Which LUNs of the first session each path carries (mpath.h). */
@@ -396,16 +464,17 @@ group_luns (struct mpath *mp)
   for (unsigned j = 0; j < first->nr_luns; j++) {
     const struct lun *l = &first->luns[j];
 
-    mp->luns[j].lun = l->lun;
+    mp->luns[j].l = l;
     for (unsigned i = 0; i < mp->n; i++) {
-      const struct lun *o = i ? lun_of (mp->m[i].s, l->lun) : l;
+      struct lun *o = i ? lun_of (mp->m[i].s, l->lun) : first->luns + j;
 
       mp->luns[j].rank[i] = RANK_ABSENT;
+      mp->luns[j].alua[i] = -1;
       if (o == NULL)
         log_info ("lun%d of %s: not seen through %s", l->lun,
                   first->target, mp->m[i].s->portal);
       else if (i == 0 || identity_same (&l->id, &o->id))
-        mp->luns[j].rank[i] = MPATH_RANK_PREFERRED;
+        add_pair (mp, &mp->luns[j], i, o);
       else
         log_error ("lun%d of %s has identity %s through %s but %s through "
                    "%s: not the same LUN, used only through %s", l->lun,
@@ -480,23 +549,6 @@ mpath_new (struct session *s, enum path_policy policy)
 }
 
 void
-mpath_set_rank (const struct lun *l, const struct session *via, int rank)
-{
-  pthread_mutex_lock (&registry_lock);
-  for (struct mpath *mp = registry; mp; mp = mp->next) {
-    struct mp_lun *ml;
-
-    if (mp->m[0].s != l->session || (ml = find_lun (mp, l->lun)) == NULL)
-      continue;
-    for (unsigned i = 0; i < mp->n; i++)
-      if (mp->m[i].s == via && ml->rank[i] != RANK_ABSENT
-          && rank >= MPATH_RANK_PREFERRED && rank <= MPATH_RANK_NOIO)
-        ml->rank[i] = (unsigned char) rank;
-  }
-  pthread_mutex_unlock (&registry_lock);
-}
-
-void
 mpath_stats_print (FILE *fp)
 {
   pthread_mutex_lock (&registry_lock);
@@ -504,13 +556,26 @@ mpath_stats_print (FILE *fp)
     for (unsigned i = 0; i < mp->n; i++) {
       struct member *m = &mp->m[i];
 
+      const char *sep = " alua=";
+
       fprintf (fp, "path %s %s state=%s inflight=%u commands=%" PRIuFAST64
-               " errors=%" PRIuFAST64 " failovers=%" PRIuFAST64 "\n",
+               " errors=%" PRIuFAST64 " failovers=%" PRIuFAST64,
                m->s->target, m->s->portal,
                atomic_load (&m->up) ? "up" : "down",
                atomic_load (&m->outstanding),
                atomic_load (&m->commands), atomic_load (&m->errors),
                atomic_load (&m->failovers));
+      /* Each LUN's ALUA state through this path, where known. */
+      for (unsigned j = 0; j < mp->nr_luns; j++) {
+        int st = __atomic_load_n (&mp->luns[j].alua[i], __ATOMIC_RELAXED);
+
+        if (st < 0)
+          continue;
+        fprintf (fp, "%slun%d:%s", sep, mp->luns[j].l->lun,
+                 alua_state_name (st));
+        sep = ",";
+      }
+      fputc ('\n', fp);
     }
   pthread_mutex_unlock (&registry_lock);
 }

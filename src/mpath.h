@@ -19,6 +19,11 @@
  * differs, or that has none, is never merged: it is used only through
  * the first path, and said so once in the log.
  *
+ * Ranks: a path's rank for a LUN is the ALUA rank of that (LUN, path)
+ * pair, i.e. of the struct lun that path's session probed (alua.h): taken
+ * at mpath_new, then from each re-read (its `changed` callback, set here;
+ * alua_refused too).  Without ALUA every path has rank 0.
+ *
  * Choosing a path, per command: among the paths whose session is logged
  * in and whose rank for the LUN is best (0 before 1; 2 is never used),
  * by the policy: failover (the first in order, kept until it fails),
@@ -48,7 +53,7 @@ enum path_policy {
   POLICY_ROUND_ROBIN,
 };
 
-/* A path's rank for one LUN, as ALUA sets it (mpath_set_rank). */
+/* A path's rank for one LUN: its ALUA rank (alua.h, enum alua_rank). */
 enum {
   MPATH_RANK_PREFERRED = 0,     /* active/optimized, or no ALUA (default) */
   MPATH_RANK_NONPREFERRED = 1,  /* active/non-optimized: only without a 0 */
@@ -70,17 +75,11 @@ const char *mpath_policy_name (enum path_policy p);
  * session_start(s).  NULL when out of memory. */
 struct path *mpath_new (struct session *s, enum path_policy policy);
 
-/* Set the rank of the path through session `via` for LUN l (one of the
- * first session's LUNs, whose engine is a multipath one).  Call it on
- * that engine's thread: the session thread of l->session (from a command
- * callback or a session client's tick).  Unknown LUN or session: no-op. */
-void mpath_set_rank (const struct lun *l, const struct session *via,
-                     int rank);
-
 /* Per-path lines of the stats attribute, one per path of every multipath
  * mount: "path TARGET PORTAL state=up inflight=N commands=N errors=N
- * failovers=N".  They
- * are not NAME=NUMBER lines, so the JSON and Prometheus writers skip them. */
+ * failovers=N", and " alua=lunN:STATE,..." for the LUNs whose state
+ * through the path is known.  They are not NAME=NUMBER lines: the JSON
+ * and Prometheus writers read them apart (stats_export.c). */
 void mpath_stats_print (FILE *fp);
 
 #endif

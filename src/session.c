@@ -17,6 +17,7 @@
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "lun.h"
 #include "clock.h"
 #include "log.h"
 #include "login_error.h"
@@ -261,6 +262,8 @@ session_close (struct session *s)
   memlock_release_iser (s->memlock_reserved);
   if (s->wake_fd >= 0)
     close (s->wake_fd);
+  for (unsigned i = 0; i < s->nr_luns; i++)
+    alua_forget (&s->luns[i].alua);     /* the stats count live pairs */
   free (s->luns);
   free (s->portal);
   free (s->target);

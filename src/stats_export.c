@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "stats.h"
+#include "alua.h"
 #include "stats_export.h"
 
 /* One NAME=VALUE line: the name (not NUL-terminated) and the value.
@@ -58,9 +59,10 @@ each_line (const char *text, void (*fn) (FILE *, const struct line *, void *),
 }
 
 /* A path's line (mpath.h): "path TARGET PORTAL state=up|down inflight=N
- * commands=N errors=N failovers=N". */
+ * commands=N errors=N failovers=N [alua=lunN:STATE,...]". */
 struct path_line {
   char target[256], portal[300];
+  char alua[512];               /* "" without ALUA */
   bool up;
   uint64_t v[4];                /* in path_keys' order */
 };
@@ -72,11 +74,14 @@ static const char *const path_keys[] = {
 static bool
 parse_path_line (const char *s, size_t n, struct path_line *pl)
 {
-  char line[1024], *save = NULL, *tok;
+  char line[4096], *save = NULL, *tok;
   unsigned field = 0;
 
-  if (n < 5 || n >= sizeof line || strncmp (s, "path ", 5) != 0)
+  if (n < 5 || strncmp (s, "path ", 5) != 0)
     return false;
+  /* Only the alua list, last, can be that long: cut it. */
+  if (n >= sizeof line)
+    n = sizeof line - 1;
   memcpy (line, s, n);
   line[n] = '\0';
   memset (pl, 0, sizeof *pl);
@@ -91,6 +96,8 @@ parse_path_line (const char *s, size_t n, struct path_line *pl)
       *eq = '\0';
       if (strcmp (tok, "state") == 0)
         pl->up = strcmp (eq + 1, "up") == 0;
+      if (strcmp (tok, "alua") == 0)
+        snprintf (pl->alua, sizeof pl->alua, "%s", eq + 1);
       for (unsigned k = 0; k < sizeof path_keys / sizeof path_keys[0]; k++)
         if (strcmp (tok, path_keys[k]) == 0)
           pl->v[k] = strtoull (eq + 1, NULL, 10);
@@ -156,6 +163,10 @@ json_path (FILE *fp, const struct path_line *pl, void *arg)
   fprintf (fp, ", \"state\": \"%s\"", pl->up ? "up" : "down");
   for (unsigned k = 0; k < sizeof path_keys / sizeof path_keys[0]; k++)
     fprintf (fp, ", \"%s\": %" PRIu64, path_keys[k], pl->v[k]);
+  if (pl->alua[0]) {
+    fputs (", \"alua\": ", fp);
+    json_string (fp, pl->alua);
+  }
   fputc ('}', fp);
   *first = false;
 }
@@ -237,6 +248,46 @@ prom_path_sample (FILE *fp, const struct path_line *pl, void *arg)
   fprintf (fp, "} %" PRIu64 "\n", f->key < 0 ? (uint64_t) pl->up : pl->v[f->key]);
 }
 
+/* The ALUA state of each LUN through the path, from its alua= list
+ * ("lun1:standby,lun2:active/optimized"): its SPC-4 code, as alua_state. */
+static void
+prom_path_alua (FILE *fp, const struct path_line *pl, void *arg)
+{
+  char list[sizeof pl->alua], *save = NULL, *tok;
+
+  snprintf (list, sizeof list, "%s", pl->alua);
+  for (tok = strtok_r (list, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
+    char *colon = strchr (tok, ':');
+    int code = -1;
+
+    if (strncmp (tok, "lun", 3) != 0 || colon == NULL)
+      continue;
+    *colon = '\0';
+    for (int c = 0; c < 16 && code < 0; c++)
+      if (strcmp (colon + 1, alua_state_name (c)) == 0)
+        code = c;
+    if (code < 0)
+      continue;
+    fputs ("iserfs_path_alua_state{mountpoint=", fp);
+    prom_label (fp, arg);
+    fputs (",target=", fp);
+    prom_label (fp, pl->target);
+    fputs (",portal=", fp);
+    prom_label (fp, pl->portal);
+    fputs (",lun=", fp);
+    prom_label (fp, tok + 3);
+    fprintf (fp, "} %d\n", code);
+  }
+}
+
+static void
+count_alua (FILE *fp, const struct path_line *pl, void *arg)
+{
+  (void) fp;
+  if (pl->alua[0])
+    (*(unsigned *) arg)++;
+}
+
 static void
 count_path (FILE *fp, const struct path_line *pl, void *arg)
 {
@@ -255,7 +306,7 @@ prom_paths (FILE *fp, const char *mountpoint, const char *text)
     "Commands sent on the path and not back yet",
     "Commands sent on the path",
     "Commands that failed on the path",
-    "Commands moved off the path when it was lost",
+    "Commands moved off the path: it was lost, or refused them (ALUA)",
   };
   unsigned n = 0;
 
@@ -272,6 +323,15 @@ prom_paths (FILE *fp, const char *mountpoint, const char *text)
              key > 0 ? "counter" : "gauge");
     each_path (text, prom_path_sample, fp, &f);
   }
+  n = 0;
+  each_path (text, count_alua, fp, &n);
+  if (n == 0)
+    return;
+  fputs ("# HELP iserfs_path_alua_state ALUA state of a LUN through the path "
+         "(SPC-4 code: 0 active/optimized, 1 active/non-optimized, "
+         "2 standby, 3 unavailable, 14 offline, 15 transitioning)\n"
+         "# TYPE iserfs_path_alua_state gauge\n", fp);
+  each_path (text, prom_path_alua, fp, (void *) mountpoint);
 }
 
 int

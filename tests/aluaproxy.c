@@ -29,7 +29,10 @@
  * data-out on every connection is answered CHECK CONDITION, UNIT
  * ATTENTION, ASYMMETRIC ACCESS STATE CHANGED (2A/06) instead (unless
  * --no-ua), as a target announces an implicit transition; --ua-at-login
- * does the same for the first command of every connection.
+ * does the same for the first command of every connection.  SIGUSR1: the
+ * next READ on every connection is answered CHECK CONDITION, NOT READY,
+ * TARGET PORT IN STANDBY STATE (04/0B), whatever the states say, as a
+ * port refuses I/O it cannot serve.
  *
  * One thread, one poll() loop; every rewrite is logged on stderr, one line
  * each, so a failing test shows what the initiator was told. */
@@ -62,7 +65,7 @@
 
 enum { OP_SCSI_CMD = 0x01, OP_LOGIN_REQ = 0x03, OP_SCSI_RSP = 0x21, OP_TEXT_RSP = 0x24,
        OP_DATA_IN = 0x25, OP_LOGIN_RSP = 0x23 };
-enum act { ACT_NONE, ACT_TPGS, ACT_VPD83, ACT_RTPG, ACT_UA };
+enum act { ACT_NONE, ACT_TPGS, ACT_VPD83, ACT_RTPG, ACT_UA, ACT_NOT_READY };
 
 struct buf {
   uint8_t *b;
@@ -90,6 +93,7 @@ struct conn {
   unsigned id;
   struct dir up, down;          /* initiator->target, target->initiator */
   bool ua_armed;
+  bool not_ready_armed;         /* SIGUSR1: the next READ gets 04/0B */
   struct track t[MAX_TRACKED];
 };
 
@@ -112,7 +116,7 @@ static int listening_port;      /* ours, as SendTargets answers say it */
 static unsigned next_id = 1;
 static struct group groups[MAX_GROUPS];
 static unsigned nr_groups;
-static volatile sig_atomic_t quit, reload;
+static volatile sig_atomic_t quit, reload, not_ready;
 
 static void
 say (const char *fmt, ...)
@@ -337,9 +341,10 @@ send_data_in (struct dir *dn, const struct track *tr, const uint8_t *fin,
   buf_add (&dn->out, pad, (4 - len % 4) % 4);
 }
 
-/* CHECK CONDITION, UNIT ATTENTION, ASYMMETRIC ACCESS STATE CHANGED. */
+/* CHECK CONDITION with fixed-format sense KEY/ASC/ASCQ. */
 static void
-send_ua (struct dir *dn, const struct track *tr, const uint8_t *fin)
+send_sense (struct dir *dn, const struct track *tr, const uint8_t *fin,
+            uint8_t key, uint8_t asc, uint8_t ascq)
 {
   uint8_t h[BHS] = { 0 }, d[20] = { 0 };
 
@@ -351,10 +356,10 @@ send_ua (struct dir *dn, const struct track *tr, const uint8_t *fin)
   memcpy (h + 24, fin + 24, 12);
   d[1] = 18;                    /* SenseLength */
   d[2] = 0x70;                  /* current, fixed format */
-  d[4] = 0x06;                  /* UNIT ATTENTION */
+  d[4] = key;
   d[9] = 10;
-  d[14] = 0x2a;
-  d[15] = 0x06;
+  d[14] = asc;
+  d[15] = ascq;
   buf_add (&dn->out, h, sizeof h);
   buf_add (&dn->out, d, sizeof d);
 }
@@ -365,6 +370,7 @@ act_name (enum act a)
   static const char *const n[] = {
     [ACT_TPGS] = "INQUIRY", [ACT_VPD83] = "INQUIRY VPD 0x83",
     [ACT_RTPG] = "REPORT TARGET PORT GROUPS", [ACT_UA] = "unit attention",
+    [ACT_NOT_READY] = "not ready",
   };
   return n[a] ? n[a] : "-";
 }
@@ -396,8 +402,14 @@ finish (struct conn *c, struct track *tr, const uint8_t *pdu, size_t pdulen)
 
   switch (tr->act) {
   case ACT_UA:
-    send_ua (dn, tr, pdu);
+    /* ASYMMETRIC ACCESS STATE CHANGED */
+    send_sense (dn, tr, pdu, 0x06, 0x2a, 0x06);
     say ("conn %u: itt 0x%x (opcode 0x%02x): answered UNIT ATTENTION 2A/06",
+         c->id, tr->itt, tr->cdb[0]);
+    break;
+  case ACT_NOT_READY:
+    send_sense (dn, tr, pdu, 0x02, 0x04, 0x0b);
+    say ("conn %u: itt 0x%x (opcode 0x%02x): answered NOT READY 04/0B",
          c->id, tr->itt, tr->cdb[0]);
     break;
   case ACT_RTPG:
@@ -496,6 +508,10 @@ from_initiator (struct conn *c, const uint8_t *p, size_t len)
   else if (c->ua_armed && !(p[1] & 0x20)) {   /* no data-out */
     a = ACT_UA;
     c->ua_armed = false;
+  }
+  else if (c->not_ready_armed && (cdb[0] == 0x28 || cdb[0] == 0x88)) {
+    a = ACT_NOT_READY;
+    c->not_ready_armed = false;
   }
   else if (cdb[0] == 0xa3 && (cdb[1] & 0x1f) == 0x0a)
     a = ACT_RTPG;
@@ -747,6 +763,8 @@ on_signal (int sig)
 {
   if (sig == SIGHUP)
     reload = 1;
+  else if (sig == SIGUSR1)
+    not_ready = 1;
   else
     quit = 1;
 }
@@ -768,6 +786,17 @@ do_reload (void)
     }
 }
 
+static void
+arm_not_ready (void)
+{
+  not_ready = 0;
+  for (int i = 0; i < MAX_CONNS; i++)
+    if (conns[i].used) {
+      conns[i].not_ready_armed = true;
+      say ("conn %u: next READ gets NOT READY 04/0B", conns[i].id);
+    }
+}
+
 static int
 serve (int lfd)
 {
@@ -777,6 +806,8 @@ serve (int lfd)
 
     if (reload)
       do_reload ();
+    if (not_ready)
+      arm_not_ready ();
     pfd[0] = (struct pollfd) { .fd = lfd, .events = POLLIN };
     for (int i = 0; i < MAX_CONNS; i++) {
       struct conn *c = &conns[i];
@@ -843,7 +874,8 @@ usage (void)
 "                       data-out, not INQUIRY) of every connection\n"
 "\n"
 "SIGHUP reads FILE again (a change arms the UNIT ATTENTION on every\n"
-"connection); SIGTERM/SIGINT exit.  Digests must be off.\n");
+"connection); SIGUSR1 answers the next READ of every connection NOT READY\n"
+"04/0B; SIGTERM/SIGINT exit.  Digests must be off.\n");
 }
 
 static unsigned long
@@ -920,6 +952,7 @@ main (int argc, char **argv)
 
   sigemptyset (&act.sa_mask);
   sigaction (SIGHUP, &act, NULL);
+  sigaction (SIGUSR1, &act, NULL);
   sigaction (SIGTERM, &act, NULL);
   sigaction (SIGINT, &act, NULL);
   signal (SIGPIPE, SIG_IGN);
