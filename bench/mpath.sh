@@ -19,9 +19,13 @@
 # of the repetitions, its ratio to one path's median, the µs of CPU per I/O
 # of iserfs (all its threads) and of fio + iserfs (fio's ramp counted at
 # the measured rate, as bench/ab.sh does), how busy each tgtd's event
-# thread was (% of one core, median), and the commands each path carried
-# over all repetitions (from user.iserfs.stats: its "path" lines; a mount
-# of one path has none, so its READ commands).
+# thread and both daemons whole were (% of one core) and the machine (% of
+# all its cores, everyone's load counted), medians, and the commands each
+# path carried over all repetitions (from user.iserfs.stats: its "path"
+# lines; a mount of one path has none, so its READ commands).  The summary
+# is a Markdown table.  A READ that failed, a command moved to another
+# path or a reconnect during the run stops it: the figures would not be
+# of healthy paths.
 #
 # Knobs: W (workloads of bench/lib.sh, default "seqread randread32": 1 MiB
 # sequential reads, 16 in flight, and 4 KiB random reads, 32 in flight),
