@@ -22,8 +22,9 @@
 # thread and both daemons whole were (% of one core) and the machine (% of
 # all its cores, everyone's load counted), medians, and the commands each
 # path carried over all repetitions (from user.iserfs.stats: its "path"
-# lines; a mount of one path has none, so its READ commands).  The summary
-# is a Markdown table.  A READ that failed, a command moved to another
+# lines; a mount of one path has none, so its READ commands).  Before it,
+# each mount's read counters (READs, bytes, spliced bytes, polls).  The
+# summary is a Markdown table.  A READ that failed, a command moved to another
 # path or a reconnect during the run stops it: the figures would not be
 # of healthy paths.
 #
@@ -221,6 +222,12 @@ for i in $(seq 0 $((n - 1))); do
     die "the run is not clean (see above); the mount logs: $(cat "$work"/m*.log)"
 done
 
+# What each mount's counters say of where its reads went.
+for i in $(seq 0 $((n - 1))); do
+  echo "# ${labels[$i]}: $(getfattr --absolute-names -n user.iserfs.stats --only-values "$work/m$i" |
+    grep -E '^(read_cmds|bytes_read|spliced_read_bytes|splice_spilled|poll_hits|poll_misses)=' |
+    paste -sd' ')"
+done
 echo
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 python3 - "$work/runs" <<'PY'
