@@ -98,21 +98,31 @@ bench_tuning () {
 # tunings: set it by hand, in either kind of run.
 TGTD_MRDSL=${TGTD_MRDSL-}
 
+# tgtd's backing-store worker threads (tgtd -t), empty for its default
+# (16).  Its network work is one event thread whatever this says;
+# bench/mpath.sh sets 1 so that one tgtd can be the limit.
+TGTD_IOTHREADS=${TGTD_IOTHREADS-}
+
 # bench_target CTL_PORT ISCSI_PORT IQN LUN_MB LUNFILE LOG: fill LUNFILE with
 # LUN_MB MiB of random bytes (not a sparse file: tmpfs holes read back as the
-# zero page, which flatters every reader), start tgtd on 127.0.0.1 with it
+# zero page, which flatters every reader; LUN_MB "keep" serves LUNFILE as it
+# is), start tgtd on 127.0.0.1 with it
 # as LUN 1 of IQN, open to every initiator, its malloc set by
-# TGTD_TUNABLES (empty: started plainly, without GLIBC_TUNABLES) and its
-# MaxRecvDataSegmentLength by TGTD_MRDSL.  Sets TGTD_PID.
+# TGTD_TUNABLES (empty: started plainly, without GLIBC_TUNABLES), its
+# MaxRecvDataSegmentLength by TGTD_MRDSL and its I/O threads by
+# TGTD_IOTHREADS.  Sets TGTD_PID.
 bench_target () {
   local ctl=$1 port=$2 iqn=$3 mb=$4 lun=$5 log=$6
+  local args=(-f -C "$ctl" --iscsi portal=127.0.0.1:"$port")
+  [ -z "$TGTD_IOTHREADS" ] || args+=(-t "$TGTD_IOTHREADS")
   timeout 10 tgtadm -C "$ctl" --op show --mode sys >/dev/null 2>&1 &&
     die "control port $ctl is taken; set CTL_PORT and ISCSI_PORT"
-  timeout 120 dd if=/dev/urandom of="$lun" bs=1M count="$mb" status=none
+  [ "$mb" = keep ] ||
+    timeout 120 dd if=/dev/urandom of="$lun" bs=1M count="$mb" status=none
   if [ -n "${TGTD_TUNABLES:-}" ]; then
-    GLIBC_TUNABLES=$TGTD_TUNABLES tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:"$port" >"$log" 2>&1 &
+    GLIBC_TUNABLES=$TGTD_TUNABLES tgtd "${args[@]}" >"$log" 2>&1 &
   else
-    env -u GLIBC_TUNABLES tgtd -f -C "$ctl" --iscsi portal=127.0.0.1:"$port" >"$log" 2>&1 &
+    env -u GLIBC_TUNABLES tgtd "${args[@]}" >"$log" 2>&1 &
   fi
   TGTD_PID=$!
   wait_for 100 timeout 5 tgtadm -C "$ctl" --op show --mode sys || die "tgtd did not start"
@@ -259,6 +269,9 @@ bench_tunings () {
       "$(was_is "$PIPE_MAX_WAS" "$(cat /proc/sys/fs/pipe-max-size)")"
   [ -z "${TGTD_MRDSL:-}" ] ||
     printf 'tgtd-mrdsl\ttgtd'"'"'s MaxRecvDataSegmentLength %s (its default is 8192)\n' "$TGTD_MRDSL"
+  [ -z "${TGTD_IOTHREADS:-}" ] ||
+    printf 'tgtd-iothreads\ttgtd -t %s: %s backing-store thread(s) beside its one event thread (its default is 16)\n' \
+      "$TGTD_IOTHREADS" "$TGTD_IOTHREADS"
 }
 
 # bench_say_tunings: the tunings of this run for a script's output, as
