@@ -60,6 +60,7 @@ session_config (const struct options *o, const char *target)
     .target_password = o->target_password,
     .header_digest = o->header_digest && strcmp (o->header_digest, "crc32c") == 0,
     .timeout = o->timeout,
+    .fence_timeout = o->fence_timeout,
     .queue_depth = o->queue_depth,
     .poll_us = o->poll_us,
     .splice = o->splice,

@@ -38,6 +38,7 @@ static const struct fuse_opt option_spec[] = {
   OPT ("metrics_interval=%s", metrics_interval_s),
   OPT ("path_policy=%s", path_policy_s),
   OPT ("discover_portals=%s", discover_portals_s),
+  OPT ("fence_timeout=%s", fence_timeout_s),
   FUSE_OPT_KEY ("portal=", KEY_PORTAL),
   FUSE_OPT_KEY ("ro", KEY_RO),
   FUSE_OPT_KEY ("rw", KEY_RW),
@@ -165,6 +166,7 @@ options_parse (struct fuse_args *args, struct options *o)
   memset (o, 0, sizeof *o);
   o->lun = -1;
   o->timeout = 30;
+  o->fence_timeout = 5;
   o->queue_depth = 64;
   o->readahead = 4u << 20;
   o->write_behind = 32u << 20;
@@ -178,6 +180,8 @@ options_parse (struct fuse_args *args, struct options *o)
                     &o->queue_depth) < 0
       || parse_number ("timeout", o->timeout_s, 0, 86400, " seconds",
                        &o->timeout) < 0
+      || parse_number ("fence_timeout", o->fence_timeout_s, 0,
+                       3600, " seconds", &o->fence_timeout) < 0
       || parse_number ("max_xfer", o->max_xfer_s, 4096, 64u << 20, " bytes",
                        &o->max_xfer) < 0
       || parse_number ("readahead", o->readahead_s, 0, 64u << 20, " bytes",
@@ -395,6 +399,7 @@ options_free (struct options *o)
   free (o->header_digest);
   free (o->queue_depth_s);
   free (o->timeout_s);
+  free (o->fence_timeout_s);
   free (o->max_xfer_s);
   free (o->readahead_s);
   free (o->write_behind_s);
@@ -479,6 +484,9 @@ options_usage (void)
 "                           over a target's paths (default queue-length)\n"
 "  -o discover_portals=on|off   on (default): also a path through every\n"
 "                           portal SendTargets lists for the target\n"
+"  -o fence_timeout=SECONDS   writes that were out on a lost path wait\n"
+"                           this long for it to log in again before they go\n"
+"                           on another path (default 5; at most timeout/2)\n"
 "  -o _netdev,nofail,auto,noauto,user,users,defaults,x-systemd.*\n"
 "                           mount(8) options, accepted and ignored\n"
 "\n"

@@ -19,6 +19,7 @@ struct options {
   char *credentials;
   unsigned queue_depth;
   unsigned timeout;
+  unsigned fence_timeout;
   char *header_digest;
   unsigned max_xfer;            /* bytes per command, 0 = what the LUN allows */
   unsigned readahead;           /* bytes, 0 = the kernel's default */
@@ -28,7 +29,7 @@ struct options {
   char *splice_s;               /* as typed: on or off */
   enum { RING_AUTO, RING_ON, RING_OFF } fuse_ring;      /* fuse/uring.c */
   char *fuse_ring_s;            /* as typed */
-  char *queue_depth_s, *timeout_s, *max_xfer_s, *readahead_s; /* as typed */
+  char *queue_depth_s, *timeout_s, *fence_timeout_s, *max_xfer_s, *readahead_s; /* as typed */
   char *write_behind_s, *poll_us_s;
   char *metrics_dir;            /* -o metrics=DIR, NULL: none */
   unsigned metrics_interval;    /* seconds between writes */

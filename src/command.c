@@ -338,6 +338,17 @@ note_sense (struct cmdq *q, struct lun *l, struct scsi_task *task)
     alua_reread_all (q->s, l);
 }
 
+/* Whether c, sent on a connection that is now lost, could still change
+ * the medium if that connection's target carries it out late (mpath.h,
+ * Fencing).  A READ or a query changes nothing; SYNCHRONIZE CACHE only
+ * makes durable what was already written. */
+static bool
+changes_medium (const struct scmd *c)
+{
+  return c->kind == CMD_WRITE || c->kind == CMD_UNMAP
+         || c->kind == CMD_WRITESAME;
+}
+
 /* One path of several, and the target says this path cannot do the
  * command now (standby, unavailable, in transition): it goes back to the
  * path above as a path error, to be sent on another usable path, and
@@ -396,6 +407,7 @@ command_cb (struct iscsi_context *iscsi, int status, void *command_data,
   if (status == SCSI_STATUS_CANCELLED && q->give_back && !c->path_lost
       && !recovery_releasing (c)) {
     c->path_lost = true;
+    c->unfenced = changes_medium (c);
     if (q->relogin == RELOGIN_NONE) {
       /* Down from now on: nothing more may be sent this way. */
       q->relogin = RELOGIN_LOST;
@@ -544,9 +556,11 @@ give_back (struct cmdq *q)
   for (i = 0; i < n; i++) {
     c = all[i];
     c->path_lost = true;
+    c->unfenced = changes_medium (c);
     if (iscsi_scsi_cancel_task (q->s->iscsi, c->task) != 0) {
       /* libiscsi does not know it: leave it to its answer. */
       c->path_lost = false;
+      c->unfenced = false;
       log_error ("a command to %s at %s cannot be taken back", q->s->target,
                  q->s->portal);
     }

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <iscsi/iscsi.h>
+
+#include "clock.h"
 #include "command.h"
 #include "identity.h"
 #include "log.h"
@@ -19,6 +22,15 @@
 
 #define MPATH_MAX 16            /* as session.c serves on one thread */
 #define RANK_ABSENT 3           /* the LUN is not used through this path */
+
+/* Whether a path's new login ends, at the target, whatever its lost
+ * connection still held (mpath.h, Fencing): libiscsi logs in again with
+ * the lost session's ISID, which the target takes as a reinstatement. */
+#ifdef LIBISCSI_FEATURE_RECONNECT_SAME_ISID
+static const bool login_fences = true;
+#else
+static const bool login_fences = false;
+#endif
 
 struct mpath;
 
@@ -31,6 +43,11 @@ struct member {
   atomic_uint outstanding;      /* commands sent here, not back yet */
   atomic_bool up;
   atomic_uint_fast64_t commands, errors, failovers;
+  /* Fencing: writes that were out on this path when it was lost, held
+   * until it logs in again or fence_timeout passes; oldest first. */
+  struct scmd *held_head, *held_tail;
+  unsigned held;
+  time_t lost_at;               /* clock_mono_s() */
 };
 
 /* A LUN of the first session and its rank through each path.  The LUN
@@ -58,6 +75,7 @@ struct mpath {
   struct mp_lun *luns;
   unsigned nr_luns;
   unsigned current;             /* failover: the path in use */
+  unsigned fence_s;             /* how long a lost path's writes are held */
   unsigned rr;                  /* where the next search starts */
   struct scmd *park_head, *park_tail;   /* no path usable for them */
   unsigned open;                /* command layers not closed yet */
@@ -190,6 +208,7 @@ mp_send (struct path *p, struct scmd *c)
   struct mpath *mp = mpath_of (p);
 
   c->path_lost = false;
+  c->unfenced = false;
   /* Behind those already waiting for a path: the order is kept. */
   if (mp->park_head)
     park (mp, c);
@@ -215,6 +234,119 @@ unpark (struct mpath *mp)
   }
 }
 
+/* c goes out again, behind what already waits for a path. */
+static void
+reroute (struct mpath *mp, struct scmd *c)
+{
+  c->unfenced = false;
+  if (c->abandoned)
+    mp->path.client.done (c, -ECANCELED);
+  else if (mp->park_head)
+    park (mp, c);
+  else
+    route (mp, c);
+}
+
+/* ---- fencing (mpath.h) ---- */
+
+/* c, a write that was out on m's lost connection, waits for the fence. */
+static void
+hold (struct member *m, struct scmd *c)
+{
+  struct mpath *mp = m->mp;
+
+  if (m->held == 0) {
+    m->lost_at = m->sub->down_since ? m->sub->down_since : clock_mono_s ();
+    log_info ("path %u of %s (%s) was lost with writes out on it: they wait "
+              "until it logs in again, at most %u s, before another path "
+              "carries them", (unsigned) (m - mp->m), m->s->target,
+              m->s->portal, mp->fence_s);
+  }
+  atomic_fetch_add (&stats.fence_waits, 1);
+  c->next = NULL;
+  if (m->held_tail)
+    m->held_tail->next = c;
+  else
+    m->held_head = c;
+  m->held_tail = c;
+  m->held++;
+}
+
+/* m's held writes go out again, oldest first: fenced, because m logged
+ * in again; or not, because fence_timeout passed. */
+static void
+release_held (struct member *m, bool fenced)
+{
+  struct mpath *mp = m->mp;
+  struct scmd *c = m->held_head;
+  unsigned n = m->held;
+
+  if (c == NULL)
+    return;
+  m->held_head = m->held_tail = NULL;
+  m->held = 0;
+  if (fenced)
+    log_info ("path %u of %s (%s) logged in again, which ended what its lost "
+              "connection held at the target: %u writes go out again",
+              (unsigned) (m - mp->m), m->s->target, m->s->portal, n);
+  else {
+    atomic_fetch_add (&stats.fence_expired, n);
+    log_error ("path %u of %s (%s) not fenced after %u s: %u writes that "
+               "were out on it go on another path; the target may still "
+               "carry out the copies it held", (unsigned) (m - mp->m),
+               m->s->target, m->s->portal, mp->fence_s, n);
+  }
+  while (c) {
+    struct scmd *next = c->next;
+
+    reroute (mp, c);
+    c = next;
+  }
+}
+
+/* Each second (now 0: stopping): held writes whose requests were
+ * answered end; those held for fence_timeout go out unfenced. */
+static void
+expire_held (struct mpath *mp, time_t now)
+{
+  for (unsigned i = 0; i < mp->n; i++) {
+    struct member *m = &mp->m[i];
+    struct scmd *c = m->held_head, *keep = NULL, *tail = NULL;
+
+    m->held_head = m->held_tail = NULL;
+    m->held = 0;
+    while (c) {
+      struct scmd *next = c->next;
+
+      if (c->abandoned || now == 0)
+        mp->path.client.done (c, -ECANCELED);
+      else {
+        c->next = NULL;
+        if (tail)
+          tail->next = c;
+        else
+          keep = c;
+        tail = c;
+        m->held++;
+      }
+      c = next;
+    }
+    m->held_head = keep;
+    m->held_tail = tail;
+    if (m->held && now - m->lost_at >= (time_t) mp->fence_s)
+      release_held (m, false);
+  }
+}
+
+static bool
+none_held (const struct mpath *mp)
+{
+  for (unsigned i = 0; i < mp->n; i++)
+    if (mp->m[i].held)
+      return false;
+  return true;
+}
+
 /* ---- the command layers' client calls (path.h) ---- */
 
 static void
@@ -226,17 +358,19 @@ mp_done (struct scmd *c, int err)
   atomic_fetch_sub (&m->outstanding, 1);
   if (c->path_lost && !c->abandoned) {
     /* Its connection is gone, the target can no longer answer it there:
-     * send it on another path, still under its request's range lock. */
+     * send it on another path, still under its request's range lock --
+     * a write only once the lost connection is fenced. */
     c->path_lost = false;
     atomic_fetch_add (&m->failovers, 1);
     atomic_fetch_add (&stats.failovers, 1);
-    if (mp->park_head)
-      park (mp, c);
+    if (c->unfenced && mp->fence_s > 0)
+      hold (m, c);
     else
-      route (mp, c);
+      reroute (mp, c);
     return;
   }
   c->path_lost = false;
+  c->unfenced = false;
   if (err < 0 && err != -ECANCELED && err != -EOPNOTSUPP)
     atomic_fetch_add (&m->errors, 1);
   mp->path.client.done (c, err);
@@ -292,6 +426,7 @@ mp_expire (void *opaque, time_t now)
   mp->last_expire = now;
   mp->path.client.expire (mp->path.client.eng, now);
   drop_abandoned (mp);
+  expire_held (mp, now);
 }
 
 static bool
@@ -299,7 +434,8 @@ mp_idle (void *opaque)
 {
   struct mpath *mp = ((struct member *) opaque)->mp;
 
-  return mp->park_head == NULL && mp->path.client.idle (mp->path.client.eng);
+  return mp->park_head == NULL && none_held (mp)
+         && mp->path.client.idle (mp->path.client.eng);
 }
 
 /* A path went down or came back: what the engine sees of the target, and
@@ -322,6 +458,8 @@ mp_changed (void *opaque)
       all_down = mp->m[i].sub->down_since;
   }
   mp->path.down_since = any ? 0 : all_down;
+  if (member_up (m) && login_fences)
+    release_held (m, true);
   if (any && mp->park_head)
     unpark (mp);
 }
@@ -350,6 +488,7 @@ mp_closed (void *opaque)
   if (--mp->open > 0)
     return;
   /* Nothing can come back any more: what still waits for a path ends. */
+  expire_held (mp, 0);
   while (mp->park_head) {
     struct scmd *c = mp->park_head;
 
@@ -501,6 +640,10 @@ mpath_new (struct session *s, enum path_policy policy)
   if (mp == NULL)
     return NULL;
   mp->policy = policy;
+  /* Held writes must go out before their requests' deadlines. */
+  mp->fence_s = s->fence_timeout;
+  if (s->timeout && mp->fence_s > s->timeout / 2)
+    mp->fence_s = s->timeout / 2;
   for (o = s; o && mp->n < MPATH_MAX; o = o->next_path) {
     struct member *m = &mp->m[mp->n];
     struct path *sub = command_path_new (o);

@@ -35,6 +35,23 @@
  * every command it held (command_path_give_back_on_loss) and each is sent
  * on another usable path, in the order it was first sent.
  *
+ * Fencing: a write (WRITE, UNMAP, WRITE SAME) that was out on the lost
+ * connection may still sit at the target -- in its socket buffer, its
+ * queue, a network that cut the initiator off but not the target -- and
+ * be carried out later.  Sent at once on another path, it could land
+ * after its own copy and after a newer write to the same blocks, which
+ * the range lock let through once the copy was done: acknowledged data
+ * overwritten with older data.  So such writes are held until the path
+ * logs in again -- libiscsi (with LIBISCSI_FEATURE_RECONNECT_SAME_ISID)
+ * does that with the lost session's ISID, a session reinstatement, and
+ * the target ends the old session's tasks before it answers the login --
+ * or until fence_timeout passes (at most half the request
+ * timeout), when they go elsewhere unfenced, as dm-multipath's commands
+ * do after open-iscsi's replacement_timeout.  READs and whatever never
+ * left (a command still waiting for a slot) go elsewhere at once.  The
+ * range lock stays held meanwhile: newer writes to those blocks, and
+ * reads of them, wait.
+ *
  * Threads: everything runs on the first session's thread, except
  * mpath_new (main thread, before the start) and mpath_stats_print (any
  * thread; it reads counters and states only, under the registry lock). */

@@ -56,6 +56,9 @@ struct scmd {
   struct scmd *sent_prev, *sent_next;   /* commands libiscsi holds */
   bool path_lost;               /* given back because its path's connection
                                  * is gone (command_path_give_back) */
+  bool unfenced;                /* and it changes the medium and was out
+                                 * on that connection, whose target may
+                                 * still carry it out (mpath.h, Fencing) */
   unsigned char eh;             /* enum eh_state (recovery.h) */
   bool eh_reset_sent;           /* a LOGICAL UNIT RESET covers it */
   struct tmf *eh_tmf;           /* its ABORT TASK, while out */

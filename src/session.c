@@ -156,6 +156,7 @@ session_open (const struct session_config *cfg, char *err, size_t errlen)
   s->ext.fd = -1;
   s->iser = cfg->iser;
   s->timeout = cfg->timeout;
+  s->fence_timeout = cfg->fence_timeout;
   s->queue_depth = cfg->queue_depth ? cfg->queue_depth : 64;
   s->poll_ns = (uint64_t) cfg->poll_us * 1000;
   s->portal = strdup (cfg->portal);

@@ -56,6 +56,7 @@ struct session {
   char *portal;
   bool iser;
   unsigned timeout;
+  unsigned fence_timeout; /* session_config's */
   unsigned queue_depth;
   uint64_t poll_ns;             /* see poll_briefly() in session.c */
   uint32_t max_xfer_bytes;      /* transport's cap on one command's data */

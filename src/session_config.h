@@ -16,6 +16,8 @@ struct session_config {
   const char *target_user, *target_password;    /* mutual CHAP, may be NULL */
   bool header_digest;           /* CRC32C header digest */
   unsigned timeout;             /* seconds; 0 = none */
+  unsigned fence_timeout; /* seconds a lost path's writes wait for
+                                 * its fence (mpath.h, Fencing) */
   unsigned queue_depth;         /* commands in flight at most */
   unsigned poll_us;             /* poll this long before sleeping; 0 = never */
   bool splice;                  /* splice READ data when it can (TCP) */

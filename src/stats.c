@@ -116,6 +116,12 @@ const struct stat_desc stats_table[] = {
      "Commands let go of after the target aborted them"),
   C ("failovers", &stats.failovers,
      "Commands sent on another path after their path was lost"),
+  C ("fence_waits", &stats.fence_waits,
+     "Writes of a lost path held until it logged in again or "
+     "fence_timeout passed"),
+  C ("fence_expired", &stats.fence_expired,
+     "Writes of a lost path sent elsewhere after fence_timeout, "
+     "without the path logging in again"),
   C ("transport_registrations", &stats.transport_registrations,
      "Buffer pool chunks registered with the iSER transport"),
   C ("zero_copy_bytes", &stats.zero_copy_bytes,

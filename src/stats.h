@@ -71,6 +71,10 @@ struct stats {
   atomic_uint_fast64_t eh_drops;
   atomic_uint_fast64_t eh_released;
   atomic_uint_fast64_t failovers;     /* commands moved to another path */
+  atomic_uint_fast64_t fence_waits;   /* writes of a lost path held for its
+                                       * fence (mpath.h, Fencing) */
+  atomic_uint_fast64_t fence_expired; /* of those, sent elsewhere unfenced
+                                       * after fence_timeout */
   atomic_uint_fast64_t splice_spilled;
   atomic_uint_fast64_t splice_resent;
 };

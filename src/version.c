@@ -28,4 +28,8 @@ version_print_libiscsi (FILE *fp)
 #ifdef LIBISCSI_FEATURE_MONOTONIC_CLOCK
   fprintf (fp, "libiscsi measures its timeouts and reconnect delays on the monotonic clock\n");
 #endif
+#ifdef LIBISCSI_FEATURE_RECONNECT_SAME_ISID
+  fprintf (fp, "libiscsi logs in again with the lost session's ISID: the "
+           "target ends what the lost connection held\n");
+#endif
 }

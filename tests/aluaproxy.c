@@ -34,6 +34,16 @@
  * TARGET PORT IN STANDBY STATE (04/0B), whatever the states say, as a
  * port refuses I/O it cannot serve.
  *
+ * SIGUSR2 stages a late write, as a network that cuts the initiator off
+ * but not the target makes one: the next SCSI WRITE command from the
+ * initiator is kept here, not passed on, and that connection's initiator
+ * side is closed at once while its target side stays open.  SIGUSR2
+ * again sends the kept command to the target on that old connection --
+ * if the target has not closed it meanwhile (a session reinstatement
+ * does) -- and says whether the target carried it out; a third arms
+ * again.  With --cut-closes-portal the proxy also stops listening when
+ * it keeps the WRITE, as a portal that is gone.
+ *
  * One thread, one poll() loop; every rewrite is logged on stderr, one line
  * each, so a failing test shows what the initiator was told. */
 #include <config.h>
@@ -94,6 +104,7 @@ struct conn {
   struct dir up, down;          /* initiator->target, target->initiator */
   bool ua_armed;
   bool not_ready_armed;         /* SIGUSR1: the next READ gets 04/0B */
+  bool cut;                     /* its initiator side is closed (SIGUSR2) */
   struct track t[MAX_TRACKED];
 };
 
@@ -106,7 +117,7 @@ static struct {
   const char *host;
   int port, listen_port, group;
   const char *port_file, *states_file;
-  bool ua, ua_at_login, no_discovery;
+  bool ua, ua_at_login, no_discovery, cut_closes_portal;
   const char *advertise[MAX_ADVERTISE];
   unsigned nr_advertise;
 } opt = { .host = "127.0.0.1", .group = 1, .ua = true };
@@ -116,7 +127,16 @@ static int listening_port;      /* ours, as SendTargets answers say it */
 static unsigned next_id = 1;
 static struct group groups[MAX_GROUPS];
 static unsigned nr_groups;
-static volatile sig_atomic_t quit, reload, not_ready;
+static volatile sig_atomic_t quit, reload, not_ready, late_write;
+
+/* The late write of SIGUSR2: armed, then kept (with the connection it
+ * came on), then sent. */
+static struct {
+  enum { LATE_OFF, LATE_ARMED, LATE_KEPT, LATE_SENT } state;
+  struct conn *c;               /* NULL once the target closed it */
+  struct buf pdu;
+  uint32_t itt;
+} late;
 
 static void
 say (const char *fmt, ...)
@@ -497,6 +517,20 @@ from_initiator (struct conn *c, const uint8_t *p, size_t len)
     say ("conn %u: a discovery session: refused (--no-discovery)", c->id);
     return false;
   }
+  if (late.state == LATE_ARMED && (p[0] & 0x3f) == OP_SCSI_CMD
+      && (p[1] & 0x20)) {
+    late.state = LATE_KEPT;
+    late.c = c;
+    late.itt = get32 (p + 16);
+    buf_add (&late.pdu, p, len);
+    c->cut = true;
+    say ("conn %u: WRITE itt 0x%x kept; the initiator's side is cut%s",
+         c->id, late.itt,
+         opt.cut_closes_portal ? "; no more connections accepted" : "");
+    return true;
+  }
+  if (c->cut)
+    return true;                /* what came after it, never sent */
   buf_add (&c->up.out, p, len);
   if ((p[0] & 0x3f) != OP_SCSI_CMD)
     return true;
@@ -607,6 +641,13 @@ from_target (struct conn *c, const uint8_t *p, size_t len)
   uint8_t op = p[0] & 0x3f;
   struct track *tr;
 
+  if (c->cut) {
+    if (late.state == LATE_SENT && late.c == c && op == OP_SCSI_RSP
+        && get32 (p + 16) == late.itt)
+      say ("conn %u: late WRITE itt 0x%x carried out by the target "
+           "(status 0x%02x)", c->id, late.itt, p[3]);
+    return true;                /* nobody to tell */
+  }
   if (op == OP_LOGIN_RSP && login_digest (p, len)) {
     say ("conn %u: digests negotiated; this proxy cannot follow them", c->id);
     return false;
@@ -664,8 +705,11 @@ parse (struct conn *c, struct dir *d, bool up)
 static void
 conn_close (struct conn *c, const char *why)
 {
-  say ("conn %u: closed (%s)", c->id, why);
-  close (c->up.from);
+  say ("conn %u: closed (%s)", c->id, c->cut ? "by the target" : why);
+  if (late.c == c)
+    late.c = NULL;
+  if (c->up.from >= 0)
+    close (c->up.from);
   close (c->up.to);
   buf_free (&c->up.in);
   buf_free (&c->up.out);
@@ -765,6 +809,8 @@ on_signal (int sig)
     reload = 1;
   else if (sig == SIGUSR1)
     not_ready = 1;
+  else if (sig == SIGUSR2)
+    late_write = 1;
   else
     quit = 1;
 }
@@ -797,6 +843,37 @@ arm_not_ready (void)
     }
 }
 
+/* SIGUSR2: arm the late write, or send the one kept. */
+static void
+step_late_write (void)
+{
+  late_write = 0;
+  switch (late.state) {
+  case LATE_OFF:
+  case LATE_SENT:
+    late.state = LATE_ARMED;
+    late.c = NULL;
+    late.pdu.len = late.pdu.off = 0;
+    say ("the next WRITE is kept and its connection cut");
+    return;
+  case LATE_KEPT:
+    late.state = LATE_SENT;
+    if (late.c == NULL) {
+      say ("late WRITE itt 0x%x not sent: the target closed its connection",
+           late.itt);
+      return;
+    }
+    buf_add (&late.c->up.out, late.pdu.b, late.pdu.len);
+    say ("conn %u: late WRITE itt 0x%x sent to the target", late.c->id,
+         late.itt);
+    return;
+  case LATE_ARMED:
+  default:
+    say ("SIGUSR2: no WRITE kept yet");
+    return;
+  }
+}
+
 static int
 serve (int lfd)
 {
@@ -808,6 +885,12 @@ serve (int lfd)
       do_reload ();
     if (not_ready)
       arm_not_ready ();
+    if (late_write)
+      step_late_write ();
+    if (opt.cut_closes_portal && late.state == LATE_KEPT && lfd >= 0) {
+      close (lfd);
+      lfd = -1;
+    }
     pfd[0] = (struct pollfd) { .fd = lfd, .events = POLLIN };
     for (int i = 0; i < MAX_CONNS; i++) {
       struct conn *c = &conns[i];
@@ -816,6 +899,12 @@ serve (int lfd)
       if (!c->used)
         continue;
       idx[i] = n;
+      if (c->cut && c->up.from >= 0) {
+        /* As a cable pulled on the initiator's side. */
+        close (c->up.from);
+        c->up.from = c->down.to = -1;
+        c->up.in.len = c->down.out.len = c->down.out.off = 0;
+      }
       pfd[n++] = (struct pollfd) {
         .fd = c->up.from,
         .events = (c->up.eof ? 0 : POLLIN)
@@ -833,7 +922,7 @@ serve (int lfd)
       perror ("aluaproxy: poll");
       return 1;
     }
-    if (pfd[0].revents & POLLIN)
+    if (lfd >= 0 && (pfd[0].revents & POLLIN))
       accept_one (lfd);
     for (int i = 0; i < MAX_CONNS; i++) {
       struct conn *c = &conns[i];
@@ -843,8 +932,12 @@ serve (int lfd)
         continue;
       cli = pfd[idx[i]].revents;
       srv = pfd[idx[i] + 1].revents;
+      if (c->cut)
+        cli = POLLOUT;          /* nothing comes; what goes is dropped */
       if (!pump (c, &c->up, true, cli, srv) || !pump (c, &c->down, false, srv, cli))
         conn_close (c, "peer closed or unparsable");
+      else if (c->cut)
+        c->down.out.len = c->down.out.off = 0;
     }
   }
   say ("exiting");
@@ -865,6 +958,7 @@ usage (void)
 "  --advertise ADDR     add TargetAddress=ADDR (HOST:PORT,TPGT) after it in\n"
 "                       SendTargets answers (repeatable, up to 4)\n"
 "  --no-discovery       close the connection of a discovery session's login\n"
+"  --cut-closes-portal  stop listening once the WRITE of SIGUSR2 is kept\n"
 "  --group N            this port's target port group and relative target\n"
 "                       port identifier (default 1)\n"
 "  --listen PORT        port to listen on (default 0: any free port)\n"
@@ -875,7 +969,9 @@ usage (void)
 "\n"
 "SIGHUP reads FILE again (a change arms the UNIT ATTENTION on every\n"
 "connection); SIGUSR1 answers the next READ of every connection NOT READY\n"
-"04/0B; SIGTERM/SIGINT exit.  Digests must be off.\n");
+"04/0B; SIGUSR2 keeps the next WRITE and cuts the initiator off its\n"
+"connection, and SIGUSR2 again sends the WRITE to the target on it;\n"
+"SIGTERM/SIGINT exit.  Digests must be off.\n");
 }
 
 static unsigned long
@@ -904,6 +1000,7 @@ main (int argc, char **argv)
     { "ua-at-login", no_argument, NULL, 'u' },
     { "advertise", required_argument, NULL, 'a' },
     { "no-discovery", no_argument, NULL, 'D' },
+    { "cut-closes-portal", no_argument, NULL, 'X' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -932,6 +1029,7 @@ main (int argc, char **argv)
     case 'n': opt.ua = false; break;
     case 'u': opt.ua_at_login = true; break;
     case 'D': opt.no_discovery = true; break;
+    case 'X': opt.cut_closes_portal = true; break;
     case 'a':
       if (opt.nr_advertise == MAX_ADVERTISE)
         usage_error ("--advertise: at most %d", MAX_ADVERTISE);
@@ -953,6 +1051,7 @@ main (int argc, char **argv)
   sigemptyset (&act.sa_mask);
   sigaction (SIGHUP, &act, NULL);
   sigaction (SIGUSR1, &act, NULL);
+  sigaction (SIGUSR2, &act, NULL);
   sigaction (SIGTERM, &act, NULL);
   sigaction (SIGINT, &act, NULL);
   signal (SIGPIPE, SIG_IGN);
