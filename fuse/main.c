@@ -31,6 +31,7 @@
 #include "readahead.h"
 #include "uring.h"
 #include "options.h"
+#include "portal.h"
 #include "session.h"
 #include "stack.h"
 #include "stats_cmd.h"
@@ -179,6 +180,20 @@ add_path (const struct options *o, struct session *s, const char *p)
   session_add_path (s, other);
 }
 
+/* A path through a portal SendTargets listed, unless it names no address
+ * to connect to (0.0.0.0 would reach this host, not the target's). */
+static void
+add_listed_path (const struct options *o, struct session *s, const char *p)
+{
+  char err[512];
+
+  if (portal_check_listed (p, err, sizeof err) < 0)
+    log_error ("path to %s through a listed portal left out: %s", s->target,
+               err);
+  else
+    add_path (o, s, p);
+}
+
 /* Whether a SendTargets answer can be followed.  It names portals as the
  * target sees its own addresses; when none of them is the portal it was
  * asked through, that portal is a proxy or a NAT address, and a path to
@@ -201,7 +216,7 @@ add_paths (const struct options *o, struct session *s,
   if (t && o->discover_portals && t->nr_portals > 0) {
     if (lists_own_portal (t, o->portal))
       for (unsigned j = 0; j < t->nr_portals; j++)
-        add_path (o, s, t->portals[j]);
+        add_listed_path (o, s, t->portals[j]);
     else
       log_error ("SendTargets through %s names %s for %s, not %s itself "
                  "(a proxy or NAT?): only portal= adds paths", o->portal,
@@ -316,8 +331,13 @@ list_targets (const struct options *o)
       continue;
     shown++;
     printf ("target %s\n", t[i].name);
-    for (unsigned j = 0; j < t[i].nr_portals; j++)
-      printf ("  portal %s\n", t[i].portals[j]);
+    for (unsigned j = 0; j < t[i].nr_portals; j++) {
+      int bad = portal_check_listed (t[i].portals[j], err, sizeof err);
+
+      printf ("  portal %s%s\n", t[i].portals[j],
+              bad == -EADDRNOTAVAIL ? " (no address; a mount leaves it out)"
+              : bad < 0 ? " (malformed; a mount leaves it out)" : "");
+    }
     /* Behind a proxy or NAT: the portal a mount would use instead. */
     if (t[i].nr_portals > 0 && !lists_own_portal (&t[i], o->portal))
       printf ("  portal %s (the URL's; a mount uses none listed above)\n",

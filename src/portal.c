@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,28 @@ portal_check (const char *portal, char *err, size_t errlen)
   if (port[0] < '0' || port[0] > '9' || *end != '\0' || n == 0 || n > 65535) {
     snprintf (err, errlen, "invalid port '%s' (expected 1 to 65535)", port);
     return -EINVAL;
+  }
+  return 0;
+}
+
+int
+portal_check_listed (const char *portal, char *err, size_t errlen)
+{
+  char bare[300], host[256], port[32];
+  struct in6_addr a6;
+  struct in_addr a4;
+  int r;
+
+  /* The portal group tag after the comma is no part of the address. */
+  snprintf (bare, sizeof bare, "%.*s", (int) strcspn (portal, ","), portal);
+  r = portal_check (bare, err, errlen);
+  if (r < 0)
+    return r;
+  split_portal (bare, host, sizeof host, port, sizeof port);
+  if ((inet_pton (AF_INET, host, &a4) == 1 && a4.s_addr == htonl (INADDR_ANY))
+      || (inet_pton (AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED (&a6))) {
+    snprintf (err, errlen, "portal %s names no address", portal);
+    return -EADDRNOTAVAIL;
   }
   return 0;
 }

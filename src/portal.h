@@ -16,4 +16,10 @@ int portal_probe (const char *portal, unsigned timeout, char *err, size_t errlen
  * reason. */
 int portal_check (const char *portal, char *err, size_t errlen);
 
+/* Check a portal as a SendTargets answer lists it, "host[:port][,tag]":
+ * 0 if a path can be made through it; -EADDRNOTAVAIL for an unspecified
+ * address (0.0.0.0, [::]: where a target listens, which a connection
+ * would take for this host), -EINVAL for a malformed one; with a reason. */
+int portal_check_listed (const char *portal, char *err, size_t errlen);
+
 #endif

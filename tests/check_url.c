@@ -1,7 +1,8 @@
 /* Unit tests of the mount URL (src/url.c): the forms iserfs accepts come
  * apart into portal, target, LUN and transport as libiscsi's parser reads
  * them, and each malformed URL is refused with -EINVAL and the line that
- * says how to write it.  No target, no root: only the parser runs. */
+ * says how to write it.  Also the portals a SendTargets answer lists
+ * (src/portal.c).  No target, no root: only the parsers run. */
 #include <config.h>
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <check.h>
 
 #include "check_run.h"
+#include "portal.h"
 #include "url.h"
 
 /* libiscsi's parser fills in LIBISCSI_CHAP_* from the environment. */
@@ -113,6 +115,42 @@ START_TEST (refused)
 }
 END_TEST
 
+/* A portal as SendTargets lists it: its group tag is no part of the
+ * address, and an unspecified address is refused (a connection to it
+ * would reach this host). */
+static const struct {
+  const char *portal;
+  int r;
+} listed[] = {
+  { "192.0.2.1:3260,1", 0 },
+  { "192.0.2.1:3261,7", 0 },
+  { "192.0.2.1:3260", 0 },
+  { "192.0.2.1,2", 0 },
+  { "target.example:3260,1", 0 },
+  { "[2001:db8::1]:3260,1", 0 },
+  { "[2001:db8::1],1", 0 },
+  { "0.0.0.0:3260,1", -EADDRNOTAVAIL },
+  { "0.0.0.0", -EADDRNOTAVAIL },
+  { "[::]:3260,1", -EADDRNOTAVAIL },
+  { "[0:0::0]:3261", -EADDRNOTAVAIL },
+  { "192.0.2.1:0,1", -EINVAL },
+  { "[2001:db8::1:3260,1", -EINVAL },
+  { ":3260,1", -EINVAL },
+};
+
+START_TEST (listed_portal)
+{
+  char err[512] = "";
+
+  ck_assert_msg (portal_check_listed (listed[_i].portal, err, sizeof err)
+                 == listed[_i].r, "%s: expected %d (%s)", listed[_i].portal,
+                 listed[_i].r, err);
+  if (listed[_i].r == -EADDRNOTAVAIL)
+    ck_assert_msg (strstr (err, "names no address") != NULL, "%s: %s",
+                   listed[_i].portal, err);
+}
+END_TEST
+
 static Suite *
 url_suite (void)
 {
@@ -125,6 +163,9 @@ url_suite (void)
   tcase_add_test (tc, portal);
   tcase_add_test (tc, user_without_password);
   tcase_add_loop_test (tc, refused, 0, sizeof bad / sizeof bad[0]);
+  suite_add_tcase (s, tc);
+  tc = tcase_create ("listed portal");
+  tcase_add_loop_test (tc, listed_portal, 0, sizeof listed / sizeof listed[0]);
   suite_add_tcase (s, tc);
   return s;
 }
