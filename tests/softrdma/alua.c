@@ -23,7 +23,10 @@
  *    CONDITION, UNIT ATTENTION 2A/06 instead;
  *  - when FILE.notready exists, it is removed and the next READ on every
  *    connection to the group it names (every connection if it is empty)
- *    is answered NOT READY 04/0B.
+ *    is answered NOT READY 04/0B;
+ *  - while FILE.ua-at-login exists, the first command without data-out of
+ *    every new connection is answered UNIT ATTENTION 2A/06, as a target's
+ *    first answer after a reset may be.
  * The answers themselves come from tests/alua_answers.c, shared with
  * aluaproxy; each rewrite is logged on stderr, one line, as aluaproxy does.
  *
@@ -77,7 +80,7 @@ struct sr_alua {
 static struct {
     int init;
     const char *file;             /* NULL: off */
-    char notready[4096];
+    char notready[4096], ua_at_login[4096];
     struct alua_states states;
     struct stat seen;             /* the states file as last read */
     struct sr_alua *all;
@@ -113,6 +116,7 @@ sr_alua_init(void)
         return;
     A.file = f;
     snprintf(A.notready, sizeof A.notready, "%s.notready", f);
+    snprintf(A.ua_at_login, sizeof A.ua_at_login, "%s.ua-at-login", f);
     if (stat(f, &A.seen) < 0 ||
         alua_states_load("softrdma-alua", f, -1, &A.states, &changed) < 0)
         sr_alua_say("%s unreadable: REPORT TARGET PORT GROUPS lists no group "
@@ -162,7 +166,9 @@ sr_alua_new(const struct sockaddr *dst)
     a->group = sr_alua_group(dst);
     a->next = A.all;
     A.all = a;
-    sr_alua_say("conn %u: connecting, target port group %d", a->id, a->group);
+    a->ua_armed = access(A.ua_at_login, F_OK) == 0;
+    sr_alua_say("conn %u: connecting, target port group %d%s", a->id, a->group,
+                a->ua_armed ? "; its first command gets UNIT ATTENTION 2A/06" : "");
     return a;
 }
 
