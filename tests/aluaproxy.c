@@ -65,22 +65,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alua_answers.h"
+
 #define MAX_CONNS 32
 #define MAX_TRACKED 512         /* commands being rewritten, per connection */
-#define MAX_GROUPS 16
 #define MAX_ADVERTISE 4
 #define PDU_MAX (16u << 20)     /* larger: not iSCSI as we know it */
 #define OUT_HIGH (4u << 20)     /* stop reading while this much waits */
-#define BHS 48
+#define BHS ALUA_BHS
 
 enum { OP_SCSI_CMD = 0x01, OP_LOGIN_REQ = 0x03, OP_SCSI_RSP = 0x21, OP_TEXT_RSP = 0x24,
        OP_DATA_IN = 0x25, OP_LOGIN_RSP = 0x23 };
 enum act { ACT_NONE, ACT_TPGS, ACT_VPD83, ACT_RTPG, ACT_UA, ACT_NOT_READY };
-
-struct buf {
-  uint8_t *b;
-  size_t len, cap, off;         /* off: bytes of b already written out */
-};
 
 struct track {
   bool used;
@@ -108,11 +104,6 @@ struct conn {
   struct track t[MAX_TRACKED];
 };
 
-struct group {
-  uint16_t id;
-  uint8_t state;
-};
-
 static struct {
   const char *host;
   int port, listen_port, group;
@@ -125,8 +116,7 @@ static struct {
 static struct conn conns[MAX_CONNS];
 static int listening_port;      /* ours, as SendTargets answers say it */
 static unsigned next_id = 1;
-static struct group groups[MAX_GROUPS];
-static unsigned nr_groups;
+static struct alua_states states;
 static volatile sig_atomic_t quit, reload, not_ready, late_write;
 
 /* The late write of SIGUSR2: armed, then kept (with the connection it
@@ -163,173 +153,15 @@ usage_error (const char *fmt, ...)
   exit (2);
 }
 
-static uint32_t
-get32 (const uint8_t *p)
-{
-  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
-
-static void
-put32 (uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t) (v >> 24);
-  p[1] = (uint8_t) (v >> 16);
-  p[2] = (uint8_t) (v >> 8);
-  p[3] = (uint8_t) v;
-}
-
-static void
-put24 (uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t) (v >> 16);
-  p[1] = (uint8_t) (v >> 8);
-  p[2] = (uint8_t) v;
-}
-
-static void
-buf_add (struct buf *b, const void *p, size_t n)
-{
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-
-    while (cap < b->len + n)
-      cap *= 2;
-    b->b = realloc (b->b, cap);
-    if (b->b == NULL) {
-      say ("out of memory");
-      exit (1);
-    }
-    b->cap = cap;
-  }
-  memcpy (b->b + b->len, p, n);
-  b->len += n;
-}
-
-static void
-buf_free (struct buf *b)
-{
-  free (b->b);
-  memset (b, 0, sizeof *b);
-}
-
-/* ---- states ---- */
-
-static const struct {
-  const char *name;
-  uint8_t code;
-} state_names[] = {
-  { "ao", 0x0 }, { "ano", 0x1 }, { "standby", 0x2 }, { "unavailable", 0x3 },
-  { "offline", 0xe }, { "transitioning", 0xf },
-};
-
-static const char *
-state_name (uint8_t s)
-{
-  for (size_t i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
-    if (state_names[i].code == s)
-      return state_names[i].name;
-  return "?";
-}
-
 /* Read the states file: 0, or -1 (kept as it was) with the reason said. */
 static int
 load_states (bool *changed)
 {
-  struct group g[MAX_GROUPS];
-  unsigned n = 0, id;
-  char line[256], name[64];
-  FILE *fp = fopen (opt.states_file, "r");
-
-  *changed = false;
-  if (fp == NULL) {
-    say ("cannot read %s: %s", opt.states_file, strerror (errno));
-    return -1;
-  }
-  while (fgets (line, sizeof line, fp)) {
-    bool known = false;
-
-    if (line[0] == '#' || line[strspn (line, " \t\n")] == '\0')
-      continue;
-    if (sscanf (line, "%u %63s", &id, name) != 2 || id > 0xffff
-        || n == MAX_GROUPS) {
-      say ("%s: bad line '%.*s'", opt.states_file, (int) strcspn (line, "\n"), line);
-      fclose (fp);
-      return -1;
-    }
-    for (size_t i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
-      if (strcmp (name, state_names[i].name) == 0) {
-        g[n] = (struct group) { (uint16_t) id, state_names[i].code };
-        known = true;
-      }
-    if (!known) {
-      say ("%s: unknown state '%s'", opt.states_file, name);
-      fclose (fp);
-      return -1;
-    }
-    n++;
-  }
-  fclose (fp);
-  *changed = n != nr_groups || memcmp (g, groups, n * sizeof g[0]) != 0;
-  memcpy (groups, g, n * sizeof g[0]);
-  nr_groups = n;
-  for (unsigned i = 0; i < n; i++)
-    say ("group %u: %s%s", g[i].id, state_name (g[i].state),
-         g[i].id == opt.group ? " (this port)" : "");
-  return 0;
+  return alua_states_load ("aluaproxy", opt.states_file, opt.group, &states,
+                           changed);
 }
 
 /* ---- answers ---- */
-
-/* REPORT TARGET PORT GROUPS parameter data in the format asked for. */
-static void
-rtpg_data (struct buf *d, bool extended)
-{
-  uint8_t hdr[8] = { 0 };
-
-  buf_add (d, hdr, extended ? 8 : 4);
-  if (extended) {
-    d->b[4] = 0x10;             /* format type 001b */
-    d->b[5] = 10;               /* implicit transition time, s */
-  }
-  for (unsigned i = 0; i < nr_groups; i++) {
-    uint8_t g[12] = { 0 };
-
-    g[0] = groups[i].state;
-    g[1] = 0x8f;                /* T_SUP U_SUP S_SUP AN_SUP AO_SUP */
-    g[2] = (uint8_t) (groups[i].id >> 8);
-    g[3] = (uint8_t) groups[i].id;
-    g[5] = 0x02;                /* altered by an implicit transition */
-    g[7] = 1;                   /* one port: relative id = group id */
-    g[10] = (uint8_t) (groups[i].id >> 8);
-    g[11] = (uint8_t) groups[i].id;
-    buf_add (d, g, sizeof g);
-  }
-  put32 (d->b, (uint32_t) d->len - 4);
-}
-
-/* The target's VPD 0x83 with this port's designators first. */
-static bool
-vpd83_data (struct buf *d, const struct buf *t)
-{
-  uint8_t hdr[4], ours[16] = {
-    0x01, 0x94, 0, 4, 0, 0, (uint8_t) (opt.group >> 8), (uint8_t) opt.group,
-    0x01, 0x95, 0, 4, 0, 0, (uint8_t) (opt.group >> 8), (uint8_t) opt.group,
-  };
-  uint32_t plen;
-
-  if (t->len < 4 || t->b[1] != 0x83)
-    return false;
-  plen = (uint32_t) (t->b[2] << 8 | t->b[3]) + sizeof ours;
-  if (plen > 0xffff)
-    return false;
-  memcpy (hdr, t->b, 4);
-  hdr[2] = (uint8_t) (plen >> 8);
-  hdr[3] = (uint8_t) plen;
-  buf_add (d, hdr, 4);
-  buf_add (d, ours, sizeof ours);
-  buf_add (d, t->b + 4, t->len - 4);
-  return true;
-}
 
 /* Queue a Data-In PDU with status GOOD carrying data (cut to what the
  * command may receive), numbered from fin (tgtd's final PDU). */
@@ -337,14 +169,9 @@ static void
 send_data_in (struct dir *dn, const struct track *tr, const uint8_t *fin,
               struct buf *data)
 {
-  uint32_t alloc = tr->edtl, len = (uint32_t) data->len;
+  uint32_t alloc = alua_alloc_len (tr->cdb, tr->edtl), len = (uint32_t) data->len;
   uint8_t h[BHS] = { 0 }, pad[4] = { 0 };
 
-  if (tr->cdb[0] == 0x12)
-    alloc = alloc < (uint32_t) (tr->cdb[3] << 8 | tr->cdb[4])
-      ? alloc : (uint32_t) (tr->cdb[3] << 8 | tr->cdb[4]);
-  else if (tr->cdb[0] == 0xa3 && get32 (tr->cdb + 6) < alloc)
-    alloc = get32 (tr->cdb + 6);
   if (len > alloc)
     len = alloc;
   h[0] = OP_DATA_IN;
@@ -366,7 +193,7 @@ static void
 send_sense (struct dir *dn, const struct track *tr, const uint8_t *fin,
             uint8_t key, uint8_t asc, uint8_t ascq)
 {
-  uint8_t h[BHS] = { 0 }, d[20] = { 0 };
+  uint8_t h[BHS] = { 0 }, d[ALUA_SENSE_SEG];
 
   h[0] = OP_SCSI_RSP;
   h[1] = 0x80;
@@ -374,12 +201,7 @@ send_sense (struct dir *dn, const struct track *tr, const uint8_t *fin,
   put24 (h + 5, sizeof d);
   put32 (h + 16, tr->itt);
   memcpy (h + 24, fin + 24, 12);
-  d[1] = 18;                    /* SenseLength */
-  d[2] = 0x70;                  /* current, fixed format */
-  d[4] = key;
-  d[9] = 10;
-  d[14] = asc;
-  d[15] = ascq;
+  alua_sense_segment (d, key, asc, ascq);
   buf_add (&dn->out, h, sizeof h);
   buf_add (&dn->out, d, sizeof d);
 }
@@ -393,22 +215,6 @@ act_name (enum act a)
     [ACT_NOT_READY] = "not ready",
   };
   return n[a] ? n[a] : "-";
-}
-
-/* Whether a final PDU is CHECK CONDITION with UNIT ATTENTION sense (a
- * SCSI Response's data: SenseLength, then fixed or descriptor format). */
-static bool
-unit_attention (const uint8_t *p, size_t len)
-{
-  size_t dlen = (size_t) get32 (p + 4) & 0xffffff;
-  const uint8_t *d = p + BHS + p[4] * 4;
-
-  if ((p[0] & 0x3f) != OP_SCSI_RSP || p[3] != 0x02 || dlen < 2 + 3
-      || BHS + (size_t) p[4] * 4 + dlen > len)
-    return false;
-  if ((d[2] & 0x7f) == 0x70 || (d[2] & 0x7f) == 0x71)
-    return (d[4] & 0x0f) == 0x06;
-  return (d[3] & 0x0f) == 0x06;         /* descriptor format: 0x72/0x73 */
 }
 
 /* tgtd's final PDU for a tracked command (status in pdu[3] for both
@@ -433,17 +239,17 @@ finish (struct conn *c, struct track *tr, const uint8_t *pdu, size_t pdulen)
          c->id, tr->itt, tr->cdb[0]);
     break;
   case ACT_RTPG:
-    if (unit_attention (pdu, pdulen)) {       /* the target's to report */
+    if (alua_unit_attention (pdu, pdulen)) {       /* the target's to report */
       say ("conn %u: REPORT TARGET PORT GROUPS: the target's UNIT ATTENTION "
            "passed on", c->id);
       buf_add (&dn->out, pdu, pdulen);
       break;
     }
-    rtpg_data (&d, (tr->cdb[1] >> 5) == 1);
+    alua_rtpg_data (&d, &states, (tr->cdb[1] >> 5) == 1);
     send_data_in (dn, tr, pdu, &d);
     say ("conn %u: REPORT TARGET PORT GROUPS (%s format): answered %u groups "
          "in place of status 0x%02x", c->id, (tr->cdb[1] >> 5) == 1
-         ? "extended" : "basic", nr_groups, status);
+         ? "extended" : "basic", states.n, status);
     break;
   case ACT_TPGS:
   case ACT_VPD83:
@@ -456,7 +262,7 @@ finish (struct conn *c, struct track *tr, const uint8_t *pdu, size_t pdulen)
       break;
     }
     if ((tr->act == ACT_TPGS && tr->data.len < 6)
-        || (tr->act == ACT_VPD83 && !vpd83_data (&d, &tr->data))) {
+        || (tr->act == ACT_VPD83 && !alua_vpd83_data (&d, tr->data.b, tr->data.len, opt.group))) {
       say ("conn %u: %s: %zu bytes, not rewritten", c->id,
            act_name (tr->act), tr->data.len);
       send_data_in (dn, tr, pdu, &tr->data);

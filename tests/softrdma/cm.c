@@ -518,8 +518,10 @@ softrdma_cm_connect(struct rdma_cm_id *cmid, struct rdma_conn_param *p)
     c->state = SR_C_CONNECTING;
     c->id = id;
     id->conn = c;
-    if (cmid->qp)
+    if (cmid->qp) {
         sr_qp_attach((struct sr_qp *)cmid->qp, c);
+        sr_qp_alua((struct sr_qp *)cmid->qp, &cmid->route.addr.dst_addr);
+    }
     sr_conn_params(&m, p);
     /* IB CM: the REQ's retry count is both sides'; the active side's RNR
      * retry count comes with the REP (the passive side's accept). */

@@ -95,6 +95,7 @@ struct sr_qp {
     int nlate;
     int64_t late_until_us;      /* ... sent by then at the latest */
     int64_t last_answer_us;     /* requester: the peer last answered */
+    struct sr_alua *alua;       /* SOFTRDMA_ALUA only (alua.c) */
 };
 
 static uint32_t sr_next_qpn = 0x100;
@@ -488,6 +489,14 @@ sr_qp_set_rts(struct sr_qp *q)
     }
 }
 
+/* The connecting side of an iSER test with ALUA: the hook of alua.c. */
+void
+sr_qp_alua(struct sr_qp *q, const struct sockaddr *dst)
+{
+    if (!q->alua)
+        q->alua = sr_alua_new(dst);
+}
+
 void
 sr_qp_attach_none(struct sr_qp *q)
 {
@@ -523,6 +532,8 @@ sr_qp_destroy(struct sr_qp *q)
         q->in = m->next;
         free(m);
     }
+    if (q->alua)
+        sr_alua_free(q->alua);
     sr_pd_ref(q->qp.pd, -1);
     sr_cq_ref(q->qp.send_cq, -1);
     sr_cq_ref(q->qp.recv_cq, -1);
@@ -662,6 +673,8 @@ sr_swr_new(struct sr_qp *q, const struct ibv_send_wr *wr)
     switch (wr->opcode) {
     case IBV_WR_SEND:
         sr_stat_add(SR_SEND, 1);
+        if (q->alua)
+            sr_alua_sent(q->alua, wr->sg_list, wr->num_sge);
         break;
     case IBV_WR_RDMA_WRITE:
         sr_stat_add(SR_RDMA_WRITE, 1);
@@ -741,10 +754,13 @@ sr_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad
 static enum ibv_wc_status
 sr_qp_place(struct sr_qp *q, const unsigned char *data, size_t len)
 {
+    unsigned char *alt = q->alua ? sr_alua_received(q->alua, q->qp.pd, data, &len) : NULL;
     struct sr_rwr *r = q->rq;
     int64_t room = sr_sg_check(q->qp.pd, r->sg, r->nsg, IBV_ACCESS_LOCAL_WRITE);
     enum ibv_wc_status st = IBV_WC_SUCCESS;
 
+    if (alt)
+        data = alt;             /* the ALUA stand-in's answer instead */
     q->rq = r->next;
     q->rq_count--;
     if (room < 0) {
@@ -765,6 +781,7 @@ sr_qp_place(struct sr_qp *q, const unsigned char *data, size_t len)
           st == IBV_WC_SUCCESS ? len : 0);
     free(r->sg);
     free(r);
+    free(alt);
     return st;
 }
 

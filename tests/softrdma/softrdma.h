@@ -166,6 +166,18 @@ int sr_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr,
 int sr_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr,
                  struct ibv_recv_wr **bad);
 
+/* ---- alua.c: the test-only ALUA stand-in of an iSER initiator, on only
+ * when SOFTRDMA_ALUA is set (see alua.c) ---- */
+struct sr_alua;
+struct sr_alua *sr_alua_new(const struct sockaddr *dst);   /* locked; NULL: off */
+void sr_alua_free(struct sr_alua *a);                      /* locked */
+void sr_alua_sent(struct sr_alua *a, const struct ibv_sge *sg,
+                  int n);                                  /* locked */
+unsigned char *sr_alua_received(struct sr_alua *a, struct ibv_pd *pd,
+                                const unsigned char *msg,
+                                size_t *len);   /* locked; NULL: unchanged */
+void sr_qp_alua(struct sr_qp *qp, const struct sockaddr *dst);   /* locked */
+
 /* ---- cm.c ---- */
 struct sr_cmid {
     struct rdma_cm_id id;           /* first: the application's view */

@@ -1224,6 +1224,213 @@ test_stalled_peer(void)
     end_free(&c, 1);
 }
 
+/* ---- the ALUA stand-in of an iSER initiator (alua.c) ----
+ * The client plays libiscsi (iSER header, SCSI Command PDU, Data-In
+ * expected at a read STag/VA of its buffer), the server plays tgtd (RDMA
+ * WRITE of the data, then the SCSI Response).  Without SOFTRDMA_ALUA the
+ * client must get exactly what the server sent; with it, the answers of
+ * tests/alua_answers.c.  verbs-test.test runs "alua" both ways. */
+
+#define ISER_HDR 28
+#define A_RX 4096               /* client: where the response lands */
+#define A_DATA 65536            /* client: the command's Data-In buffer */
+
+static uint32_t
+be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void
+put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+}
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+    put_be32(p, v >> 32);
+    put_be32(p + 4, (uint32_t)v);
+}
+
+/* One command: the client sends cdb (expecting edtl bytes in); the server
+ * writes tdata (tlen bytes) and answers status (with sense key/asc/ascq
+ * when CHECK CONDITION).  The response the client got is at c->buf + A_RX,
+ * the data at c->buf + A_DATA.  0, or -1 if a step failed. */
+static int
+alua_cmd(struct end *s, struct end *c, uint32_t itt, const unsigned char *cdb,
+         uint32_t edtl, const unsigned char *tdata, uint32_t tlen, uint8_t status,
+         uint8_t key, uint8_t asc)
+{
+    unsigned char *m = c->buf, *r, *rsp = s->buf + 16384;
+    struct ibv_wc wc[2];
+    uint32_t rstag, dlen = status ? 20 : 0;
+    uint64_t rva;
+    int i, got_recv = 0;
+
+    memset(c->buf, 0, A_RX + 4096);
+    memset(c->buf + A_DATA, 0xee, 4096);
+    m[0] = 0x10 | (edtl ? 0x04 : 0);            /* iSCSI PDU, read STag valid */
+    if (edtl) {
+        put_be32(m + 16, c->mr->rkey);
+        put_be64(m + 20, (uintptr_t)c->buf + A_DATA);
+    }
+    m[ISER_HDR] = 0x01;                         /* SCSI Command */
+    m[ISER_HDR + 1] = 0x80 | (edtl ? 0x40 : 0); /* F, R */
+    put_be32(m + ISER_HDR + 16, itt);
+    put_be32(m + ISER_HDR + 20, edtl);
+    memcpy(m + ISER_HDR + 32, cdb, 16);
+    if (post_recv(c, 3000 + itt, A_RX, 4096) != 0 ||
+        post_one(c, IBV_WR_SEND, itt, 0, ISER_HDR + 48, 0, 0) != 0 ||
+        wait_wc(s->cq, wc, 1) != 1 || wc[0].status != IBV_WC_SUCCESS)
+        return -1;
+    r = s->buf + (wc[0].wr_id - 1000) * 4096;
+    rstag = be32(r + 16);
+    rva = (uint64_t)be32(r + 20) << 32 | be32(r + 24);
+    if (be32(r + ISER_HDR + 16) != itt || post_recv(s, wc[0].wr_id, (wc[0].wr_id - 1000) * 4096, 4096) != 0)
+        return -1;
+    if (tlen) {
+        memcpy(s->buf + 32768, tdata, tlen);
+        if (post_one(s, IBV_WR_RDMA_WRITE, 1, 32768, tlen, rva, rstag) != 0 ||
+            wait_wc(s->cq, wc, 1) != 1 || wc[0].status != IBV_WC_SUCCESS)
+            return -1;
+    }
+    memset(rsp, 0, ISER_HDR + 48 + 20);
+    rsp[0] = 0x10;
+    rsp[ISER_HDR] = 0x21;                       /* SCSI Response */
+    rsp[ISER_HDR + 1] = 0x80 | (tlen < edtl ? 0x02 : 0);
+    rsp[ISER_HDR + 3] = status;
+    rsp[ISER_HDR + 7] = dlen;
+    put_be32(rsp + ISER_HDR + 16, itt);
+    put_be32(rsp + ISER_HDR + 24, 77);          /* StatSN */
+    put_be32(rsp + ISER_HDR + 44, edtl - tlen);
+    if (status) {
+        rsp[ISER_HDR + 48 + 1] = 18;
+        rsp[ISER_HDR + 48 + 2] = 0x70;
+        rsp[ISER_HDR + 48 + 4] = key;
+        rsp[ISER_HDR + 48 + 14] = asc;
+    }
+    if (post_one(s, IBV_WR_SEND, 2, 16384, ISER_HDR + 48 + dlen, 0, 0) != 0 ||
+        wait_wc(s->cq, wc, 1) != 1 || wc[0].status != IBV_WC_SUCCESS ||
+        wait_wc(c->cq, wc, 2) != 2)
+        return -1;
+    for (i = 0; i < 2; i++) {
+        if (wc[i].status != IBV_WC_SUCCESS)
+            return -1;
+        got_recv |= wc[i].opcode == IBV_WC_RECV;
+    }
+    return got_recv ? 0 : -1;
+}
+
+/* The response's status, residual and sense key/ASC/ASCQ (0 if none). */
+static void
+alua_rsp(const struct end *c, int *status, uint32_t *resid, int *sense)
+{
+    const unsigned char *r = c->buf + A_RX + ISER_HDR, *d = r + 48;
+
+    *status = r[3];
+    *resid = (r[1] & 0x02) ? be32(r + 44) : 0;
+    *sense = (r[5] << 16 | r[6] << 8 | r[7]) >= 18 ?
+             (d[4] & 0x0f) << 16 | d[14] << 8 | d[15] : 0;
+}
+
+static void
+test_alua(void)
+{
+    static const unsigned char inq[16] = { 0x12, 0, 0, 0, 96 },
+        vpd[16] = { 0x12, 1, 0x83, 0, 255 },
+        rtpg[16] = { 0xa3, 0x2a, 0, 0, 0, 0, 0, 0, 1, 0 },
+        tur[16] = { 0 }, rd[16] = { 0x28, 0, 0, 0, 0, 0, 0, 0, 1 };
+    unsigned char tinq[36] = { 0, 0, 6, 2, 31 }, tvpd[12] = {
+        0, 0x83, 0, 8, 0x02, 0x01, 0, 4, 'a', 'b', 'c', 'd' };
+    const char *file = getenv("SOFTRDMA_ALUA");
+    int on = file && *file, status, sense;
+    const unsigned char *d;
+    char group[64], tmp[4200];
+    struct end s, c;
+    uint32_t resid;
+    FILE *fp;
+
+    /* This port's group by the port connected to, a bare default beside. */
+    snprintf(group, sizeof group, "3,%d:7", listen_port);
+    setenv("SOFTRDMA_ALUA_GROUP", group, 1);
+    if (connect_pair(&s, &c, 8) < 0) {
+        ok(0, "alua: connect");
+        return;
+    }
+    d = c.buf + A_DATA;
+    ok(alua_cmd(&s, &c, 1, inq, 96, tinq, sizeof tinq, 0, 0, 0) == 0,
+       "alua: INQUIRY answered");
+    alua_rsp(&c, &status, &resid, &sense);
+    ok(status == 0 && resid == 96 - sizeof tinq && d[2] == 6,
+       "alua: INQUIRY GOOD, residual %u, the target's data", resid);
+    ok((d[5] & 0x30) == (on ? 0x10 : 0), "alua: TPGS %s (byte 5 = 0x%02x)",
+       on ? "set to 01b" : "left alone", d[5]);
+
+    ok(alua_cmd(&s, &c, 2, vpd, 255, tvpd, sizeof tvpd, 0, 0, 0) == 0,
+       "alua: VPD 0x83 answered");
+    alua_rsp(&c, &status, &resid, &sense);
+    if (on)
+        ok(status == 0 && d[3] == 24 && resid == 255 - 28 && d[4] == 0x01 &&
+           d[5] == 0x94 && d[11] == 7 && d[13] == 0x95 && d[19] == 7 &&
+           memcmp(d + 20, tvpd + 4, 8) == 0,
+           "alua: VPD 0x83: port and group 7 first, page length 24, residual %u", resid);
+    else
+        ok(status == 0 && resid == 255 - sizeof tvpd && memcmp(d, tvpd, sizeof tvpd) == 0 &&
+           d[sizeof tvpd] == 0xee, "alua: VPD 0x83 as the target sent it");
+
+    ok(alua_cmd(&s, &c, 3, rtpg, 256, NULL, 0, 2, 5, 0x20) == 0,
+       "alua: REPORT TARGET PORT GROUPS answered");
+    alua_rsp(&c, &status, &resid, &sense);
+    if (on)
+        ok(status == 0 && resid == 256 - 32 && be32(d) == 28 && d[4] == 0x10 &&
+           d[8] == 0 && d[11] == 1 && d[20] == 2 && d[23] == 7 &&
+           (c.buf[A_RX + ISER_HDR + 5] | c.buf[A_RX + ISER_HDR + 6] |
+            c.buf[A_RX + ISER_HDR + 7]) == 0,
+           "alua: REPORT TARGET PORT GROUPS: GOOD, extended, groups 1 ao and 7 "
+           "standby, residual %u, no sense", resid);
+    else
+        ok(status == 2 && sense == 0x052000, "alua: REPORT TARGET PORT GROUPS: "
+           "the target's CHECK CONDITION 05/20/00");
+
+    ok(alua_cmd(&s, &c, 4, tur, 0, NULL, 0, 0, 0, 0) == 0, "alua: TEST UNIT READY answered");
+    alua_rsp(&c, &status, &resid, &sense);
+    ok(status == 0, "alua: states unchanged: no unit attention");
+    if (on) {
+        /* A new states file, renamed into place: the next command without
+         * data-out gets the unit attention, once. */
+        snprintf(tmp, sizeof tmp, "%s.new", file);
+        fp = fopen(tmp, "w");
+        ok(fp && fputs("1 standby\n7 ao\n", fp) >= 0 && fclose(fp) == 0 &&
+           rename(tmp, file) == 0, "alua: states changed");
+        ok(alua_cmd(&s, &c, 5, tur, 0, NULL, 0, 0, 0, 0) == 0 &&
+           (alua_rsp(&c, &status, &resid, &sense), status == 2 && sense == 0x062a06),
+           "alua: the next command: UNIT ATTENTION 2A/06");
+        ok(alua_cmd(&s, &c, 6, tur, 0, NULL, 0, 0, 0, 0) == 0 &&
+           (alua_rsp(&c, &status, &resid, &sense), status == 0),
+           "alua: the one after: GOOD");
+        ok(alua_cmd(&s, &c, 7, rtpg, 256, NULL, 0, 2, 5, 0x20) == 0 &&
+           d[8] == 2 && d[20] == 0, "alua: the new states reported");
+        /* FILE.notready naming another group: nothing; ours: one READ. */
+        snprintf(tmp, sizeof tmp, "%s.notready", file);
+        fp = fopen(tmp, "w");
+        ok(fp && fputs("1\n", fp) >= 0 && fclose(fp) == 0, "alua: NOT READY for group 1");
+        ok(alua_cmd(&s, &c, 8, rd, 512, tinq, sizeof tinq, 0, 0, 0) == 0 &&
+           (alua_rsp(&c, &status, &resid, &sense), status == 0) && access(tmp, F_OK) < 0,
+           "alua: a READ through group 7: GOOD, the request consumed");
+        fp = fopen(tmp, "w");
+        ok(fp && fputs("7\n", fp) >= 0 && fclose(fp) == 0, "alua: NOT READY for group 7");
+        ok(alua_cmd(&s, &c, 9, tur, 0, NULL, 0, 0, 0, 0) == 0 &&
+           (alua_rsp(&c, &status, &resid, &sense), status == 0),
+           "alua: not a READ: GOOD");
+        ok(alua_cmd(&s, &c, 10, rd, 512, tinq, sizeof tinq, 0, 0, 0) == 0 &&
+           (alua_rsp(&c, &status, &resid, &sense), status == 2 && sense == 0x02040b),
+           "alua: the READ: NOT READY 04/0B");
+    }
+    teardown(&s, &c);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -1237,6 +1444,7 @@ static const struct {
     { "keys_at_transmit", test_keys_at_transmit }, { "keys", test_keys },
     { "busy", test_busy }, { "memlock", test_memlock }, { "cq_arm", test_cq_arm },
     { "cq_overflow", test_cq_overflow }, { "stalled_peer", test_stalled_peer },
+    { "alua", test_alua },
 };
 
 /* verbs-test [NAME...]: every test, or only the named ones. */
