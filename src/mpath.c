@@ -234,6 +234,43 @@ unpark (struct mpath *mp)
   }
 }
 
+/* Of the list at *head (..*tail), answer the commands whose requests
+ * were answered (every one, if all) and keep the others in order;
+ * returns how many are kept.  done() may queue new commands on the list
+ * meanwhile: they go behind the kept ones. */
+static unsigned
+sift_abandoned (struct mpath *mp, struct scmd **head, struct scmd **tail,
+                bool all)
+{
+  struct scmd *c = *head, *keep = NULL, *last = NULL;
+  unsigned n = 0;
+
+  *head = *tail = NULL;
+  while (c) {
+    struct scmd *next = c->next;
+
+    if (all || c->abandoned)
+      mp->path.client.done (c, -ECANCELED);
+    else {
+      c->next = NULL;
+      if (last)
+        last->next = c;
+      else
+        keep = c;
+      last = c;
+      n++;
+    }
+    c = next;
+  }
+  if (last) {
+    last->next = *head;
+    *head = keep;
+    if (*tail == NULL)
+      *tail = last;
+  }
+  return n;
+}
+
 /* c goes out again, behind what already waits for a path. */
 static void
 reroute (struct mpath *mp, struct scmd *c)
@@ -311,28 +348,8 @@ expire_held (struct mpath *mp, time_t now)
 {
   for (unsigned i = 0; i < mp->n; i++) {
     struct member *m = &mp->m[i];
-    struct scmd *c = m->held_head, *keep = NULL, *tail = NULL;
 
-    m->held_head = m->held_tail = NULL;
-    m->held = 0;
-    while (c) {
-      struct scmd *next = c->next;
-
-      if (c->abandoned || now == 0)
-        mp->path.client.done (c, -ECANCELED);
-      else {
-        c->next = NULL;
-        if (tail)
-          tail->next = c;
-        else
-          keep = c;
-        tail = c;
-        m->held++;
-      }
-      c = next;
-    }
-    m->held_head = keep;
-    m->held_tail = tail;
+    m->held = sift_abandoned (mp, &m->held_head, &m->held_tail, now == 0);
     if (m->held && now - m->lost_at >= (time_t) mp->fence_s)
       release_held (m, false);
   }
@@ -384,37 +401,6 @@ mp_take (void *opaque)
   mp->path.client.take (mp->path.client.eng);
 }
 
-/* Commands waiting for a path whose requests were answered. */
-static void
-drop_abandoned (struct mpath *mp)
-{
-  struct scmd *c = mp->park_head, *keep = NULL, *tail = NULL;
-
-  mp->park_head = mp->park_tail = NULL;
-  while (c) {
-    struct scmd *next = c->next;
-
-    if (c->abandoned)
-      mp->path.client.done (c, -ECANCELED);
-    else {
-      c->next = NULL;
-      if (tail)
-        tail->next = c;
-      else
-        keep = c;
-      tail = c;
-    }
-    c = next;
-  }
-  /* done() may have sent new commands, parked behind: keep ours first. */
-  if (tail) {
-    tail->next = mp->park_head;
-    mp->park_head = keep;
-    if (mp->park_tail == NULL)
-      mp->park_tail = tail;
-  }
-}
-
 /* Every command layer calls it each second: the engine's once. */
 static void
 mp_expire (void *opaque, time_t now)
@@ -425,7 +411,8 @@ mp_expire (void *opaque, time_t now)
     return;
   mp->last_expire = now;
   mp->path.client.expire (mp->path.client.eng, now);
-  drop_abandoned (mp);
+  /* Waiting for a path, or held for a fence, whose requests were answered. */
+  sift_abandoned (mp, &mp->park_head, &mp->park_tail, false);
   expire_held (mp, now);
 }
 
