@@ -44,28 +44,24 @@
  * again.  With --cut-closes-portal the proxy also stops listening when
  * it keeps the WRITE, as a portal that is gone.
  *
- * One thread, one poll() loop; every rewrite is logged on stderr, one line
- * each, so a failing test shows what the initiator was told. */
+ * One thread, one poll() loop (the plumbing it shares with faultproxy is
+ * in proxy.c); every rewrite is logged on stderr, one line each, so a
+ * failing test shows what the initiator was told. */
 #include <config.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "alua_answers.h"
+#include "proxy.h"
 
 #define MAX_CONNS 32
 #define MAX_TRACKED 512         /* commands being rewritten, per connection */
@@ -105,13 +101,12 @@ struct conn {
 };
 
 static struct {
-  const char *host;
-  int port, listen_port, group;
-  const char *port_file, *states_file;
+  int group;
+  const char *states_file;
   bool ua, ua_at_login, no_discovery, cut_closes_portal;
   const char *advertise[MAX_ADVERTISE];
   unsigned nr_advertise;
-} opt = { .host = "127.0.0.1", .group = 1, .ua = true };
+} opt = { .group = 1, .ua = true };
 
 static struct conn conns[MAX_CONNS];
 static int listening_port;      /* ours, as SendTargets answers say it */
@@ -128,30 +123,9 @@ static struct {
   uint32_t itt;
 } late;
 
-static void
-say (const char *fmt, ...)
-{
-  char line[512];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (line, sizeof line, fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "aluaproxy: %s\n", line);
-}
-
-static void __attribute__ ((noreturn))
-usage_error (const char *fmt, ...)
-{
-  char line[512];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (line, sizeof line, fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "aluaproxy: %s (try --help)\n", line);
-  exit (2);
-}
+/* The names the log calls in this file have always used. */
+#define say proxy_say
+#define usage_error proxy_usage_error
 
 /* Read the states file: 0, or -1 (kept as it was) with the reason said. */
 static int
@@ -406,7 +380,7 @@ text_response (struct conn *c, const uint8_t *p, size_t len)
     buf_add (&c->down.out, p, len);
     return;
   }
-  snprintf (want, sizeof want, "TargetAddress=%s:%d", opt.host, opt.port);
+  snprintf (want, sizeof want, "TargetAddress=%s:%d", proxy.host, proxy.port);
   snprintf (mine, sizeof mine, "TargetAddress=127.0.0.1:%d", listening_port);
   for (size_t off = 0; off < dlen;) {
     size_t kv = strnlen (d + off, dlen - off), w = strlen (want);
@@ -526,48 +500,17 @@ conn_close (struct conn *c, const char *why)
   c->used = false;
 }
 
-static int
-connect_upstream (void)
-{
-  struct sockaddr_in sa = { .sin_family = AF_INET };
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-  if (fd < 0)
-    return -1;
-  sa.sin_port = htons (opt.port);
-  if (inet_pton (AF_INET, opt.host, &sa.sin_addr) != 1
-      || connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-    close (fd);
-    return -1;
-  }
-  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
-
 static void
 accept_one (int lfd)
 {
-  int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), sfd, one = 1;
   struct conn *c = NULL;
+  int cfd, sfd;
 
-  if (cfd < 0)
-    return;
   for (int i = 0; i < MAX_CONNS && !c; i++)
     if (!conns[i].used)
       c = &conns[i];
-  if (c == NULL) {
-    say ("too many connections; refusing one");
-    close (cfd);
+  if (!proxy_accept (lfd, c != NULL, &cfd, &sfd))
     return;
-  }
-  if ((sfd = connect_upstream ()) < 0) {
-    say ("upstream %s:%d: %s; closing the client connection", opt.host,
-         opt.port, strerror (errno));
-    close (cfd);
-    return;
-  }
-  setsockopt (cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   memset (c, 0, sizeof *c);
   c->used = true;
   c->id = next_id++;
@@ -585,26 +528,19 @@ pump (struct conn *c, struct dir *d, bool up, short rev_from, short rev_to)
   if (!d->eof && d->out.len - d->out.off < OUT_HIGH
       && (rev_from & (POLLIN | POLLHUP | POLLERR))) {
     uint8_t tmp[65536];
-    ssize_t n = read (d->from, tmp, sizeof tmp);
+    ssize_t n = proxy_read (d->from, tmp, sizeof tmp, &d->eof);
 
-    if (n == 0)
-      d->eof = true;
-    else if (n < 0 && errno != EAGAIN && errno != EINTR)
+    if (n < 0)
       return false;
-    else if (n > 0) {
+    if (n > 0) {
       buf_add (&d->in, tmp, (size_t) n);
       if (!parse (c, d, up))
         return false;
     }
   }
-  if (d->out.len > d->out.off && (rev_to & POLLOUT)) {
-    ssize_t n = write (d->to, d->out.b + d->out.off, d->out.len - d->out.off);
-
-    if (n < 0 && errno != EAGAIN && errno != EINTR)
-      return false;
-    if (n > 0 && (d->out.off += (size_t) n) == d->out.len)
-      d->out.len = d->out.off = 0;
-  }
+  if (d->out.len > d->out.off && (rev_to & POLLOUT)
+      && proxy_write (d->to, d->out.b, &d->out.off, &d->out.len) < 0)
+    return false;
   return !(d->eof && d->out.len == d->out.off);
 }
 
@@ -783,12 +719,9 @@ usage (void)
 static unsigned long
 parse_num (const char *what, const char *s, unsigned long max)
 {
-  char *end;
-  unsigned long v;
+  uint64_t v;
 
-  errno = 0;
-  v = strtoul (s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-' || v > max)
+  if (!proxy_number (s, &v) || v > max)
     usage_error ("%s: '%s' is not a number up to %lu", what, s, max);
   return v;
 }
@@ -810,28 +743,20 @@ main (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  static char host[64];
-  struct sockaddr_in sa = { .sin_family = AF_INET };
-  socklen_t salen = sizeof sa;
-  struct sigaction act = { .sa_handler = on_signal };
-  const char *colon;
   bool changed;
-  int c, lfd, one = 1;
+  int c, lfd;
 
+  proxy.name = "aluaproxy";
   while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case 'c':
-      colon = strrchr (optarg, ':');
-      if (colon == NULL || colon == optarg || (size_t) (colon - optarg) >= sizeof host)
-        usage_error ("--connect: expected HOST:PORT, got '%s'", optarg);
-      memcpy (host, optarg, (size_t) (colon - optarg));
-      opt.host = host;
-      opt.port = (int) parse_num ("--connect port", colon + 1, 65535);
+      proxy.port = (int) parse_num ("--connect port",
+                                    proxy_connect_host (optarg), 65535);
       break;
     case 's': opt.states_file = optarg; break;
     case 'g': opt.group = (int) parse_num ("--group", optarg, 0xffff); break;
-    case 'l': opt.listen_port = (int) parse_num ("--listen", optarg, 65535); break;
-    case 'p': opt.port_file = optarg; break;
+    case 'l': proxy.listen_port = (int) parse_num ("--listen", optarg, 65535); break;
+    case 'p': proxy.port_file = optarg; break;
     case 'n': opt.ua = false; break;
     case 'u': opt.ua_at_login = true; break;
     case 'D': opt.no_discovery = true; break;
@@ -849,48 +774,18 @@ main (int argc, char **argv)
   }
   if (optind != argc)
     usage_error ("unexpected argument '%s'", argv[optind]);
-  if (opt.port == 0 || opt.states_file == NULL)
+  if (proxy.port == 0 || opt.states_file == NULL)
     usage_error ("--connect HOST:PORT and --states FILE are required");
   if (load_states (&changed) < 0)
     return 1;
 
-  sigemptyset (&act.sa_mask);
-  sigaction (SIGHUP, &act, NULL);
-  sigaction (SIGUSR1, &act, NULL);
-  sigaction (SIGUSR2, &act, NULL);
-  sigaction (SIGTERM, &act, NULL);
-  sigaction (SIGINT, &act, NULL);
-  signal (SIGPIPE, SIG_IGN);
-
-  lfd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (lfd < 0) {
-    perror ("aluaproxy: socket");
+  proxy_catch (on_signal,
+               (const int[]) { SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT, 0 });
+  if ((lfd = proxy_listen (&listening_port)) < 0)
     return 1;
-  }
-  setsockopt (lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  sa.sin_port = htons ((uint16_t) opt.listen_port);
-  if (bind (lfd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (lfd, 16) < 0
-      || getsockname (lfd, (struct sockaddr *) &sa, &salen) < 0) {
-    fprintf (stderr, "aluaproxy: cannot listen on 127.0.0.1:%d: %s\n",
-             opt.listen_port, strerror (errno));
+  say ("listening on 127.0.0.1:%d -> %s:%d, group %d", listening_port,
+       proxy.host, proxy.port, opt.group);
+  if (proxy_write_port_file (listening_port) < 0)
     return 1;
-  }
-  listening_port = ntohs (sa.sin_port);
-  say ("listening on 127.0.0.1:%d -> %s:%d, group %d", ntohs (sa.sin_port),
-       opt.host, opt.port, opt.group);
-  if (opt.port_file) {
-    char tmp[4096];
-    FILE *fp;
-
-    snprintf (tmp, sizeof tmp, "%s.tmp", opt.port_file);
-    fp = fopen (tmp, "w");
-    if (fp == NULL || fprintf (fp, "%d\n", ntohs (sa.sin_port)) < 0
-        || fclose (fp) != 0 || rename (tmp, opt.port_file) < 0) {
-      fprintf (stderr, "aluaproxy: cannot write %s: %s\n", opt.port_file,
-               strerror (errno));
-      return 1;
-    }
-  }
   return serve (lfd);
 }

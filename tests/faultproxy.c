@@ -9,30 +9,27 @@
  * proxy; SIGUSR2 resumes.  That lets a test end with a clean path and check
  * that nothing was lost.
  *
- * One thread, one poll() loop, no dependencies.  Every fault and every
- * connection is logged on stderr, one line each, so a failing test shows
- * exactly what was done to the traffic.
+ * One thread, one poll() loop, no dependencies (the plumbing it shares
+ * with aluaproxy is in proxy.c).  Every fault and every connection is
+ * logged on stderr, one line each, so a failing test shows exactly what
+ * was done to the traffic.
  */
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
+
+#include "proxy.h"
 
 #define MAX_CONNS 64
 #define BUF_SIZE (64 * 1024)
@@ -65,13 +62,9 @@ static struct {
   unsigned stall_ms;
   enum mode mode;
   long max_faults;              /* -1: unlimited */
-  const char *upstream_host;
-  int upstream_port;
-  int listen_port;
-  const char *port_file;
 } opt = {
   .seed = 1, .drop_min = 1, .drop_max = 1 << 20, .stall_ms = 3000,
-  .mode = MODE_DROP, .max_faults = -1, .upstream_host = "127.0.0.1",
+  .mode = MODE_DROP, .max_faults = -1,
 };
 
 static struct conn conns[MAX_CONNS];
@@ -80,30 +73,9 @@ static long faults_done;
 static uint64_t rng;
 static volatile sig_atomic_t injecting = 1, quit;
 
-static void
-say (const char *fmt, ...)
-{
-  char line[512];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (line, sizeof line, fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "faultproxy: %s\n", line);
-}
-
-static void __attribute__ ((noreturn))
-usage_error (const char *fmt, ...)
-{
-  char line[512];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (line, sizeof line, fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "faultproxy: %s (try --help)\n", line);
-  exit (2);
-}
+/* The names the log calls in this file have always used. */
+#define say proxy_say
+#define usage_error proxy_usage_error
 
 /* splitmix64: tiny, seedable, good enough to choose byte counts. */
 static uint64_t
@@ -169,61 +141,19 @@ conn_close (struct conn *c, const char *why)
   c->used = false;
 }
 
-static int
-set_nonblock (int fd)
-{
-  int fl = fcntl (fd, F_GETFL);
-
-  return fl < 0 ? -1 : fcntl (fd, F_SETFL, fl | O_NONBLOCK);
-}
-
-static int
-connect_upstream (void)
-{
-  struct sockaddr_in sa = { .sin_family = AF_INET };
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-  if (fd < 0)
-    return -1;
-  sa.sin_port = htons (opt.upstream_port);
-  if (inet_pton (AF_INET, opt.upstream_host, &sa.sin_addr) != 1
-      || connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-    close (fd);
-    return -1;
-  }
-  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  set_nonblock (fd);
-  return fd;
-}
-
 static void
 accept_one (int lfd)
 {
-  int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), sfd, one = 1;
   struct conn *c = NULL;
+  int cfd, sfd;
 
-  if (cfd < 0)
-    return;
   for (int i = 0; i < MAX_CONNS; i++)
     if (!conns[i].used) {
       c = &conns[i];
       break;
     }
-  if (c == NULL) {
-    say ("too many connections; refusing one");
-    close (cfd);
+  if (!proxy_accept (lfd, c != NULL, &cfd, &sfd))
     return;
-  }
-  /* A refused upstream looks like a target that is down: the client sees
-   * its connection close, as it would against the target itself. */
-  sfd = connect_upstream ();
-  if (sfd < 0) {
-    say ("upstream %s:%d: %s; closing the client connection",
-         opt.upstream_host, opt.upstream_port, strerror (errno));
-    close (cfd);
-    return;
-  }
-  setsockopt (cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   memset (c, 0, sizeof *c);
   c->used = true;
   c->id = next_id++;
@@ -252,28 +182,21 @@ static bool
 pump (struct conn *c, struct pipe_ *p, short rev_from, short rev_to)
 {
   if (p->len == 0 && !p->eof && (rev_from & (POLLIN | POLLHUP | POLLERR))) {
-    ssize_t n = read (p->from, p->buf, allowance (c));
+    ssize_t n = proxy_read (p->from, p->buf, allowance (c), &p->eof);
 
-    if (n == 0)
-      p->eof = true;
-    else if (n < 0 && errno != EAGAIN && errno != EINTR)
+    if (n < 0)
       return false;
-    else if (n > 0) {
-      p->len = n;
+    if (n > 0) {
+      p->len = (size_t) n;
       p->off = 0;
     }
   }
   if (p->len > p->off && (rev_to & POLLOUT)) {
-    ssize_t n = write (p->to, p->buf + p->off, p->len - p->off);
+    ssize_t n = proxy_write (p->to, p->buf, &p->off, &p->len);
 
-    if (n < 0 && errno != EAGAIN && errno != EINTR)
+    if (n < 0)
       return false;
-    if (n > 0) {
-      p->off += n;
-      c->passed += n;
-      if (p->off == p->len)
-        p->len = p->off = 0;
-    }
+    c->passed += (uint64_t) n;
   }
   if (p->eof && p->len == 0)
     return false;               /* half-close is not worth modelling */
@@ -381,12 +304,9 @@ serve (int lfd)
 static uint64_t
 parse_u64 (const char *what, const char *s)
 {
-  char *end;
-  unsigned long long v;
+  uint64_t v;
 
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-')
+  if (!proxy_number (s, &v))
     usage_error ("%s: '%s' is not a non-negative number", what, s);
   return v;
 }
@@ -415,19 +335,11 @@ parse_range (const char *s)
 static void
 parse_upstream (const char *s)
 {
-  static char host[64];
-  const char *colon = strrchr (s, ':');
-  uint64_t port;
+  uint64_t port = parse_u64 ("--connect port", proxy_connect_host (s));
 
-  if (colon == NULL || (size_t) (colon - s) >= sizeof host || colon == s)
-    usage_error ("--connect: expected HOST:PORT, got '%s'", s);
-  memcpy (host, s, colon - s);
-  host[colon - s] = '\0';
-  port = parse_u64 ("--connect port", colon + 1);
   if (port == 0 || port > 65535)
     usage_error ("--connect: port out of range in '%s'", s);
-  opt.upstream_host = host;
-  opt.upstream_port = (int) port;
+  proxy.port = (int) port;
 }
 
 static void
@@ -465,12 +377,10 @@ main (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  struct sockaddr_in sa = { .sin_family = AF_INET };
-  socklen_t salen = sizeof sa;
-  struct sigaction act = { .sa_handler = on_signal };
-  int c, lfd, one = 1;
+  int c, lfd, port;
   uint64_t v;
 
+  proxy.name = "faultproxy";
   while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case 'c': parse_upstream (optarg); break;
@@ -478,9 +388,9 @@ main (int argc, char **argv)
       v = parse_u64 ("--listen", optarg);
       if (v > 65535)
         usage_error ("--listen: port %s out of range", optarg);
-      opt.listen_port = (int) v;
+      proxy.listen_port = (int) v;
       break;
-    case 'p': opt.port_file = optarg; break;
+    case 'p': proxy.port_file = optarg; break;
     case 's': opt.seed = parse_u64 ("--seed", optarg); break;
     case 'a': parse_range (optarg); break;
     case 'm':
@@ -507,47 +417,17 @@ main (int argc, char **argv)
   }
   if (optind != argc)
     usage_error ("unexpected argument '%s'", argv[optind]);
-  if (opt.upstream_port == 0)
+  if (proxy.port == 0)
     usage_error ("--connect HOST:PORT is required");
   rng = opt.seed;
 
-  sigemptyset (&act.sa_mask);
-  sigaction (SIGUSR1, &act, NULL);
-  sigaction (SIGUSR2, &act, NULL);
-  sigaction (SIGTERM, &act, NULL);
-  sigaction (SIGINT, &act, NULL);
-  signal (SIGPIPE, SIG_IGN);
-
-  lfd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (lfd < 0) {
-    perror ("faultproxy: socket");
+  proxy_catch (on_signal, (const int[]) { SIGUSR1, SIGUSR2, SIGTERM, SIGINT, 0 });
+  if ((lfd = proxy_listen (&port)) < 0)
     return 1;
-  }
-  setsockopt (lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  sa.sin_port = htons (opt.listen_port);
-  if (bind (lfd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen (lfd, 16) < 0
-      || getsockname (lfd, (struct sockaddr *) &sa, &salen) < 0) {
-    fprintf (stderr, "faultproxy: cannot listen on 127.0.0.1:%d: %s\n",
-             opt.listen_port, strerror (errno));
-    return 1;
-  }
   say ("listening on 127.0.0.1:%d -> %s:%d, seed %" PRIu64 ", after %" PRIu64
-       "-%" PRIu64 ", max faults %ld", ntohs (sa.sin_port), opt.upstream_host,
-       opt.upstream_port, opt.seed, opt.drop_min, opt.drop_max, opt.max_faults);
-  if (opt.port_file) {
-    /* Write then rename, so a poller never reads half a number. */
-    char tmp[4096];
-    FILE *fp;
-
-    snprintf (tmp, sizeof tmp, "%s.tmp", opt.port_file);
-    fp = fopen (tmp, "w");
-    if (fp == NULL || fprintf (fp, "%d\n", ntohs (sa.sin_port)) < 0
-        || fclose (fp) != 0 || rename (tmp, opt.port_file) < 0) {
-      fprintf (stderr, "faultproxy: cannot write %s: %s\n", opt.port_file,
-               strerror (errno));
-      return 1;
-    }
-  }
+       "-%" PRIu64 ", max faults %ld", port, proxy.host, proxy.port, opt.seed,
+       opt.drop_min, opt.drop_max, opt.max_faults);
+  if (proxy_write_port_file (port) < 0)
+    return 1;
   return serve (lfd);
 }
