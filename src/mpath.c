@@ -207,7 +207,14 @@ route (struct mpath *mp, struct scmd *c)
     }
   }
   else if ((m = choose (mp, c)) == NULL) {
-    park (mp, c);
+    /* A query is the LUN scanner's, which asks again at its next pass:
+     * parked, it would hold up every command behind it until its
+     * deadline, when the LUN it asks about is reached only through a
+     * path that is down. */
+    if (c->kind == CMD_QUERY)
+      mp->path.client.done (c, -ENOTCONN);
+    else
+      park (mp, c);
     return;
   }
   atomic_fetch_add (&m->outstanding, 1);
