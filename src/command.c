@@ -307,12 +307,16 @@ note_capacity (struct lun *l, struct scsi_task *task)
 static struct lun *
 pair_of (const struct session *m, struct lun *l)
 {
+  /* Found while mounted and still being probed by the scanner's thread
+   * (lunscan.c), which fills in its ALUA state: not ours to touch yet. */
+  if (l->live && !l->paired)
+    return NULL;
   if (l->session == m)
     return l;
   /* Found while mounted: its number may have been another LUN's at
    * mount time (lunscan.h), so only its own pairs count. */
   if (l->live) {
-    for (struct lun *p = l->paired ? l->pair_next : NULL; p; p = p->pair_next)
+    for (struct lun *p = l->pair_next; p; p = p->pair_next)
       if (p->session == m)
         return p;
     return NULL;

@@ -49,7 +49,8 @@ struct lun {
                                  * other paths' struct luns are never
                                  * looked up by number, only here: */
   bool paired;                  /* pair_next is set (multipath thread,
-                                 * mpath.c); until then no other path */
+                                 * mpath.c); until then its ALUA state is
+                                 * the scanner's, and no other path's */
   struct lun *pair_next;        /* the same LUN through the next path that
                                  * uses it, NULL after the last */
 
