@@ -118,7 +118,6 @@ rank_of (const struct mp_lun *ml, unsigned i)
   return ml->rank[i];
 }
 
-/* The path for c, or NULL when none is usable now. */
 /* The path whose session c's struct lun belongs to, if not the first's:
  * the scanner probing a LUN through that path (mpath_add_lun). */
 static struct member *
@@ -130,6 +129,7 @@ pinned (struct mpath *mp, const struct scmd *c)
   return NULL;
 }
 
+/* The path for c, or NULL when none is usable now. */
 static struct member *
 choose (struct mpath *mp, const struct scmd *c)
 {
@@ -759,7 +759,8 @@ mpath_stats_print (FILE *fp)
       for (unsigned j = 0; j < mp->nr_luns; j++) {
         int st = __atomic_load_n (&mp->luns[j].alua[i], __ATOMIC_RELAXED);
 
-        if (st < 0)
+        /* A removed LUN is used through no path any more. */
+        if (st < 0 || lun_removed (mp->luns[j].l))
           continue;
         fprintf (fp, "%slun%d:%s", sep, mp->luns[j].l->lun,
                  alua_state_name (st));
