@@ -12,6 +12,7 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "alua.h"
+#include "be.h"
 #include "identity.h"
 #include "log.h"
 
@@ -24,12 +25,6 @@
 #define SA_REPORT_TARGET_PORT_GROUPS 0x0a
 #define RTPG_FORMAT_EXTENDED 1  /* PARAMETER DATA FORMAT / FORMAT TYPE */
 #define RTPG_ALLOC 4096         /* 16 groups of 32 ports fit well inside */
-
-static uint16_t
-be16 (const uint8_t *p)
-{
-  return (uint16_t) (p[0] << 8 | p[1]);
-}
 
 int
 alua_tpgs (const uint8_t *inq, size_t len)
@@ -75,8 +70,7 @@ alua_rtpg_length (const uint8_t *data, size_t len)
 {
   if (data == NULL || len < 4)
     return -EPROTO;
-  return 4 + (long) ((uint32_t) data[0] << 24 | (uint32_t) data[1] << 16
-                     | (uint32_t) data[2] << 8 | data[3]);
+  return 4 + (long) be32 (data);
 }
 
 int
@@ -271,17 +265,17 @@ alua_refused (struct alua_path *ap)
 
 /* ---- one (LUN, path) pair ---- */
 
-static struct scsi_task *
-rtpg_task (void)
+struct scsi_task *
+alua_rtpg_task (size_t alloc)
 {
   uint8_t cdb[12] = {
     MAINTENANCE_IN, RTPG_FORMAT_EXTENDED << 5 | SA_REPORT_TARGET_PORT_GROUPS,
     0, 0, 0, 0,
-    (uint8_t) (RTPG_ALLOC >> 24), (uint8_t) (RTPG_ALLOC >> 16),
-    (uint8_t) (RTPG_ALLOC >> 8), (uint8_t) RTPG_ALLOC, 0, 0,
+    (uint8_t) (alloc >> 24), (uint8_t) (alloc >> 16),
+    (uint8_t) (alloc >> 8), (uint8_t) alloc, 0, 0,
   };
 
-  return scsi_create_task (sizeof cdb, cdb, SCSI_XFER_READ, RTPG_ALLOC);
+  return scsi_create_task (sizeof cdb, cdb, SCSI_XFER_READ, (int) alloc);
 }
 
 /* A new state for the pair, from a good RTPG answer: logged once per
@@ -329,12 +323,23 @@ rtpg_result (struct scsi_task *task, struct alua_groups *groups)
 
 /* A sync command, asked again after a UNIT ATTENTION (as at login). */
 static struct scsi_task *
-sync_retry_ua (struct iscsi_context *iscsi, int lun,
-               struct scsi_task *(*make) (int), int arg)
+sync_retry_ua (struct iscsi_context *iscsi, int lun, enum alua_ask what)
 {
   for (int tries = 0; tries < 5; tries++) {
-    struct scsi_task *t = make (arg), *r;
+    struct scsi_task *t, *r;
 
+    switch (what) {
+    case ALUA_ASK_INQUIRY:
+      t = scsi_cdb_inquiry (0, 0, 255);
+      break;
+    case ALUA_ASK_DEVICE_ID:
+      t = scsi_cdb_inquiry (1, VPD_DEVICE_ID, ALUA_PROBE_ALLOC);
+      break;
+    case ALUA_ASK_RTPG:
+    default:
+      t = alua_rtpg_task (RTPG_ALLOC);
+      break;
+    }
     if (t == NULL)
       return NULL;
     r = iscsi_scsi_command_sync (iscsi, lun, t, NULL);
@@ -348,38 +353,47 @@ sync_retry_ua (struct iscsi_context *iscsi, int lun,
   return NULL;
 }
 
-static struct scsi_task *
-make_inquiry (int page)
-{
-  return page < 0 ? scsi_cdb_inquiry (0, 0, 255) : scsi_cdb_inquiry (1, page, 4096);
-}
+struct sync_ask {
+  struct iscsi_context *iscsi;
+  int lun;
+};
 
-static struct scsi_task *
-make_rtpg (int unused)
+/* alua_probe's way of asking: libiscsi's sync API. */
+static int
+ask_sync (void *opaque, enum alua_ask what, uint8_t *buf, size_t cap,
+          size_t *got)
 {
-  (void) unused;
-  return rtpg_task ();
-}
+  const struct sync_ask *sa = opaque;
+  struct scsi_task *t = sync_retry_ua (sa->iscsi, sa->lun, what);
+  int r = -EIO;
 
-static const uint8_t *
-task_data (const struct scsi_task *t, size_t *len)
-{
-  if (t == NULL || t->status != SCSI_STATUS_GOOD || t->datain.data == NULL
-      || t->datain.size <= 0) {
-    *len = 0;
-    return NULL;
+  *got = 0;
+  if (t && t->status == SCSI_STATUS_GOOD && t->datain.data
+      && t->datain.size > 0) {
+    *got = (size_t) t->datain.size < cap ? (size_t) t->datain.size : cap;
+    memcpy (buf, t->datain.data, *got);
+    r = 0;
   }
-  *len = (size_t) t->datain.size;
-  return t->datain.data;
+  if (t)
+    scsi_free_scsi_task (t);
+  return r;
 }
 
 int
 alua_probe (struct iscsi_context *iscsi, int lun, const char *who,
             struct alua_path *ap)
 {
-  struct scsi_task *t;
+  struct sync_ask sa = { .iscsi = iscsi, .lun = lun };
+
+  return alua_probe_with (ap, lun, who, ask_sync, &sa);
+}
+
+int
+alua_probe_with (struct alua_path *ap, int lun, const char *who,
+                 alua_ask_fn *ask, void *opaque)
+{
   struct alua_groups *groups;
-  const uint8_t *d;
+  uint8_t *d;
   size_t len;
   int r;
 
@@ -389,34 +403,37 @@ alua_probe (struct iscsi_context *iscsi, int lun, const char *who,
   ap->state = -1;
   ap->rank = ALUA_RANK_OPTIMIZED;
 
-  t = sync_retry_ua (iscsi, lun, make_inquiry, -1);
-  d = task_data (t, &len);
-  r = alua_tpgs (d, len);
-  if (t)
-    scsi_free_scsi_task (t);
-  if (r <= 0)
+  d = malloc (ALUA_PROBE_ALLOC);
+  if (d == NULL)
+    return -ENOMEM;
+  r = ask (opaque, ALUA_ASK_INQUIRY, d, ALUA_PROBE_ALLOC, &len);
+  r = alua_tpgs (r == 0 ? d : NULL, len);
+  if (r <= 0) {
+    free (d);
     return r;                   /* no ALUA: nothing more to ask */
+  }
   ap->tpgs = r;
 
-  t = sync_retry_ua (iscsi, lun, make_inquiry, VPD_DEVICE_ID);
-  d = task_data (t, &len);
-  r = d ? alua_port_from_vpd (d, len, &ap->port) : -EIO;
-  if (t)
-    scsi_free_scsi_task (t);
+  r = ask (opaque, ALUA_ASK_DEVICE_ID, d, ALUA_PROBE_ALLOC, &len);
+  r = r == 0 && len > 0 ? alua_port_from_vpd (d, len, &ap->port) : -EIO;
   if (r < 0) {
     log_info ("%s: ALUA (TPGS %d) but %s; ALUA ignored", who, ap->tpgs,
               r == -ENOENT ? "VPD 0x83 names no target port group"
               : "VPD 0x83 is unreadable");
     ap->tpgs = 0;
+    free (d);
     return r;
   }
 
   groups = malloc (sizeof *groups);
-  if (groups == NULL)
+  if (groups == NULL) {
+    free (d);
     return -ENOMEM;
+  }
   atomic_fetch_add (&rereads, 1);
-  t = sync_retry_ua (iscsi, lun, make_rtpg, 0);
-  r = rtpg_result (t, groups);
+  r = ask (opaque, ALUA_ASK_RTPG, d, ALUA_PROBE_ALLOC, &len);
+  if (r == 0)
+    r = len > 0 ? alua_parse_rtpg (d, len, groups) : -EPROTO;
   if (r == 0) {
     set_state (ap, groups);
     if (ap->state < 0)
@@ -426,9 +443,8 @@ alua_probe (struct iscsi_context *iscsi, int lun, const char *who,
   else
     log_info ("%s: REPORT TARGET PORT GROUPS %s; ALUA state unknown", who,
               r == -EPROTO ? "answer malformed" : "failed");
-  if (t)
-    scsi_free_scsi_task (t);
   free (groups);
+  free (d);
   return r;
 }
 
@@ -482,7 +498,7 @@ alua_reread (struct iscsi_context *iscsi, struct alua_path *ap, bool can_send)
     return 0;
   }
   ap->reread_wanted = false;
-  t = rtpg_task ();
+  t = alua_rtpg_task (RTPG_ALLOC);
   if (t == NULL)
     return -ENOMEM;
   if (iscsi_scsi_command_async (iscsi, ap->lun, t, rtpg_cb, NULL, ap) != 0) {

@@ -153,6 +153,30 @@ struct alua_path {
 int alua_probe (struct iscsi_context *iscsi, int lun, const char *who,
                 struct alua_path *ap);
 
+/* The commands a probe sends, and the room it gives each answer. */
+enum alua_ask {
+  ALUA_ASK_INQUIRY,             /* standard INQUIRY data */
+  ALUA_ASK_DEVICE_ID,           /* VPD 0x83 */
+  ALUA_ASK_RTPG,                /* REPORT TARGET PORT GROUPS (alua_rtpg_task) */
+};
+#define ALUA_PROBE_ALLOC 4096
+
+/* Send `what` to the pair's LUN through its path and wait: the answer's
+ * bytes in buf (at most cap; *got of them came), after retrying a UNIT
+ * ATTENTION.  0, or -errno for no good answer. */
+typedef int alua_ask_fn (void *opaque, enum alua_ask what, uint8_t *buf,
+                         size_t cap, size_t *got);
+
+/* alua_probe with the commands sent by ask: the same probe, at mount
+ * through libiscsi's sync API (alua_probe) and while mounted through the
+ * engine (lunscan.c).  Any thread that may wait for ask. */
+int alua_probe_with (struct alua_path *ap, int lun, const char *who,
+                     alua_ask_fn *ask, void *opaque);
+
+/* A REPORT TARGET PORT GROUPS task (extended format) asking for alloc
+ * bytes, to be sent by the caller.  NULL when out of memory. */
+struct scsi_task *alua_rtpg_task (size_t alloc);
+
 /* Read the states again (sense data said so): sends RTPG asynchronously
  * on iscsi, whose session thread this must be, and updates ap and calls
  * ap->changed from its callback.  One at a time: a request while one is

@@ -97,6 +97,23 @@ finished (struct cmdq *q, struct scmd *c, int err)
 static void command_cb (struct iscsi_context *iscsi, int status,
                         void *command_data, void *private_data);
 
+/* REPORT TARGET PORT GROUPS has no call of its own in libiscsi: the
+ * raw CDB (alua.c), sent as any other query. */
+static struct scsi_task *
+send_rtpg (struct session *s, struct scmd *c)
+{
+  struct scsi_task *task = alua_rtpg_task (c->iov.iov_len);
+
+  if (task == NULL)
+    return NULL;
+  if (iscsi_scsi_command_async (s->iscsi, c->lun->lun, task, command_cb,
+                                NULL, c) != 0) {
+    scsi_free_scsi_task (task);
+    return NULL;
+  }
+  return task;
+}
+
 /* A query: libiscsi receives the answer, command_cb copies it to c->iov. */
 static struct scsi_task *
 send_query (struct session *s, struct scmd *c)
@@ -116,6 +133,8 @@ send_query (struct session *s, struct scmd *c)
     return iscsi_modesense6_task (s->iscsi, lun, 1, SCSI_MODESENSE_PC_CURRENT,
                                   SCSI_MODEPAGE_RETURN_ALL_PAGES, 0,
                                   len > 255 ? 255 : len, command_cb, c);
+  case QUERY_RTPG:
+    return send_rtpg (s, c);
   default:
     return NULL;
   }
@@ -288,8 +307,20 @@ note_capacity (struct lun *l, struct scsi_task *task)
 static struct lun *
 pair_of (const struct session *m, struct lun *l)
 {
+  /* Found while mounted and still being probed by the scanner's thread
+   * (lunscan.c), which fills in its ALUA state: not ours to touch yet. */
+  if (l->live && !l->paired)
+    return NULL;
   if (l->session == m)
     return l;
+  /* Found while mounted: its number may have been another LUN's at
+   * mount time (lunscan.h), so only its own pairs count. */
+  if (l->live) {
+    for (struct lun *p = l->pair_next; p; p = p->pair_next)
+      if (p->session == m)
+        return p;
+    return NULL;
+  }
   for (unsigned i = 0; i < m->nr_luns; i++)
     if (m->luns[i].lun == l->lun)
       return &m->luns[i];
@@ -531,6 +562,37 @@ alua_tick (struct cmdq *q, bool back)
     if (back || alua_pending (ap))
       alua_reread (q->s->iscsi, ap, can_send (q->s));
   }
+  /* And the pairs of LUNs found while mounted (command_path_watch). */
+  for (unsigned i = 0; i < q->nr_live; i++) {
+    struct alua_path *ap = &q->live[i].pair->alua;
+
+    if (lun_removed (q->live[i].first)) {
+      alua_forget (ap);
+      continue;
+    }
+    if (back || alua_pending (ap))
+      alua_reread (q->s->iscsi, ap, can_send (q->s));
+  }
+}
+
+int
+command_path_watch (struct path *p, struct lun *pair, const struct lun *first)
+{
+  struct cmdq *q = cmdq_of (p);
+
+  if (q->nr_live == q->cap_live) {
+    unsigned cap = q->cap_live ? 2 * q->cap_live : 8;
+    void *n = realloc (q->live, cap * sizeof *q->live);
+
+    if (n == NULL)
+      return -ENOMEM;
+    q->live = n;
+    q->cap_live = cap;
+  }
+  q->live[q->nr_live].pair = pair;
+  q->live[q->nr_live].first = first;
+  q->nr_live++;
+  return 0;
 }
 
 /* The session is lost: hand back what libiscsi holds, oldest first
@@ -684,6 +746,7 @@ closed (void *opaque)
   recovery_close (&q->eh);
   if (q->path.client.closed)
     q->path.client.closed (q->path.client.eng);
+  free (q->live);
   free (q);
 }
 

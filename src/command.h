@@ -34,6 +34,10 @@ struct cmdq {
    * commands libiscsi gave back, and since when. */
   enum { RELOGIN_NONE, RELOGIN_LOST, RELOGIN_ASKED } relogin;
   time_t lost_since;
+  /* Pairs of LUNs found while mounted, whose ALUA states this path reads
+   * again (command_path_watch). */
+  struct { struct lun *pair; const struct lun *first; } *live;
+  unsigned nr_live, cap_live;
 };
 
 /* The path over s (before session_start): it becomes s's client.  NULL
@@ -48,5 +52,12 @@ struct path *command_path_new (struct session *s);
  * target can no longer answer them on it, and libiscsi would otherwise
  * send them again only once this portal is back. */
 void command_path_give_back_on_loss (struct path *p);
+
+/* pair, a LUN found while mounted as this path's session probed it
+ * (first: the same LUN through the first path): its ALUA states are read
+ * again here as the mount-time LUNs' are (after a reconnect, when asked),
+ * until first is removed.  Session thread.  0 or -ENOMEM. */
+int command_path_watch (struct path *p, struct lun *pair,
+                        const struct lun *first);
 
 #endif

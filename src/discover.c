@@ -13,6 +13,7 @@
 #include <iscsi/scsi-lowlevel.h>
 
 #include "alua.h"
+#include "be.h"
 #include "discover.h"
 #include "identity.h"
 #include "log.h"
@@ -148,14 +149,14 @@ full_length (enum query q, const struct scsi_task *t)
     n = t->datain.size < 5 ? 0 : 5 + d[4];
     break;
   case Q_VPD:
-    n = 4 + (d[2] << 8 | d[3]);
+    n = 4 + be16 (d + 2);
     break;
   case Q_MODESENSE:
     n = 1 + d[0];
     break;
   case Q_REPORTLUNS:
   default:
-    n = 8 + (d[0] << 24 | d[1] << 16 | d[2] << 8 | d[3]);
+    n = (int) (8 + be32 (d));
     break;
   }
   return n;

@@ -39,6 +39,7 @@ enum io_query {
   QUERY_VPD,                    /* a VPD page */
   QUERY_CAPACITY,               /* READ CAPACITY(16) */
   QUERY_MODE_SENSE,             /* MODE SENSE(6), all pages */
+  QUERY_RTPG,                   /* REPORT TARGET PORT GROUPS (alua.h) */
 };
 
 struct io_req;

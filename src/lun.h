@@ -45,6 +45,14 @@ struct lun {
   struct alua_path alua;        /* the ALUA state of this (LUN, path)
                                  * pair (alua.h): each path's session has
                                  * its own struct lun of a LUN (mpath.h) */
+  bool live;                    /* found while mounted (lunscan.c): its
+                                 * other paths' struct luns are never
+                                 * looked up by number, only here: */
+  bool paired;                  /* pair_next is set (multipath thread,
+                                 * mpath.c); until then its ALUA state is
+                                 * the scanner's, and no other path's */
+  struct lun *pair_next;        /* the same LUN through the next path that
+                                 * uses it, NULL after the last */
 
   /* Engine state, touched only by the session's thread. */
   struct io_req *locked;        /* writes holding their block range */

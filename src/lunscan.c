@@ -8,33 +8,23 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include "be.h"
 #include "clock.h"
 #include "identity.h"
 #include "io.h"
 #include "log.h"
 #include "lunscan.h"
+#include "mpath.h"
 #include "session.h"
 
 #define MAX_LUNS 1024           /* REPORT LUNS answers read, at most */
-
-static uint32_t
-be32 (const unsigned char *p)
-{
-  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8
-    | p[3];
-}
-
-static uint64_t
-be64 (const unsigned char *p)
-{
-  return (uint64_t) be32 (p) << 32 | be32 (p + 4);
-}
 
 /* ---- one query, waited for ---- */
 
@@ -148,6 +138,7 @@ new_lun (struct lunscan *ls, int number)
     l->engine = ls->s->engine;
     l->lun = number;
     l->block_size = 512;
+    l->live = true;
     return l;
   }
 
@@ -167,6 +158,7 @@ new_lun (struct lunscan *ls, int number)
   l->engine = ls->s->engine;
   l->lun = number;
   l->block_size = 512;          /* until READ CAPACITY says */
+  l->live = true;
   ls->made[ls->nr_made++] = l;
   return l;
 }
@@ -393,6 +385,93 @@ lunscan_same_identity (struct lunscan *ls, struct lun *l)
 
 static int probe (struct lunscan *ls, struct lun *l);
 
+/* ---- ALUA ---- */
+
+struct alua_ask_ctx {
+  struct lunscan *ls;
+  struct lun *l;
+};
+
+/* alua_probe_with's commands, through the engine (a UNIT ATTENTION is
+ * retried by the command layer). */
+static int
+alua_ask (void *opaque, enum alua_ask what, uint8_t *buf, size_t cap,
+          size_t *got)
+{
+  struct alua_ask_ctx *a = opaque;
+
+  *got = 0;
+  switch (what) {
+  case ALUA_ASK_INQUIRY:
+    return ask (a->ls, a->l, QUERY_INQUIRY, 0, buf, cap > 255 ? 255 : cap,
+                got);
+  case ALUA_ASK_DEVICE_ID:
+    return ask (a->ls, a->l, QUERY_VPD, 0x83, buf, cap, got);
+  case ALUA_ASK_RTPG:
+  default:
+    return ask (a->ls, a->l, QUERY_RTPG, 0, buf, cap, got);
+  }
+}
+
+/* l's name in the logs (lun.h) and its ALUA state through its path. */
+static void
+probe_alua (struct lunscan *ls, struct lun *l)
+{
+  struct alua_ask_ctx a = { .ls = ls, .l = l };
+
+  if (l->session->first_path || l->session->next_path)
+    snprintf (l->who, sizeof l->who, "lun%d of %s via %s", l->lun,
+              l->session->target, l->session->portal);
+  else
+    snprintf (l->who, sizeof l->who, "lun%d of %s", l->lun,
+              l->session->target);
+  alua_probe_with (&l->alua, l->lun, l->who, alua_ask, &a);
+}
+
+/* ---- the other paths of a multipath mount ---- */
+
+/* LUN l (the first path's) as path o's session sees it: a disk, its
+ * identity and its ALUA state through o.  NULL when it is none there or
+ * could not be asked. */
+static struct lun *
+probe_pair (struct lunscan *ls, struct lun *l, struct session *o)
+{
+  struct lun *p = new_lun (ls, l->lun);
+
+  if (p == NULL)
+    return NULL;
+  p->session = o;               /* the multipath path sends it through o */
+  if (!is_disk (ls, p)) {
+    if (!ls->lost)
+      ls->spare = p;
+    return NULL;
+  }
+  p->block_size = l->block_size;
+  p->nr_blocks = l->nr_blocks;
+  p->size = l->size;
+  read_identity (ls, p);
+  probe_alua (ls, p);
+  return p;
+}
+
+/* A multipath mount: l probed through every other path and handed to the
+ * multipath path, before its file appears. */
+static void
+add_paths (struct lunscan *ls, struct lun *l)
+{
+  struct lun *o[MPATH_MAX] = { l };
+  unsigned n = 1;
+  int e;
+
+  for (struct session *m = ls->s->next_path; m && n < MPATH_MAX;
+       m = m->next_path)
+    o[n++] = probe_pair (ls, l, m);
+  e = mpath_add_lun (l, o, n);
+  if (e < 0)
+    log_error ("lun%d of %s: its other paths not ready yet: %s", l->lun,
+               ls->s->target, strerror (-e));
+}
+
 int
 lunscan_probe (struct lunscan *ls, int number, struct lun **out)
 {
@@ -404,8 +483,11 @@ lunscan_probe (struct lunscan *ls, int number, struct lun **out)
     return -ENOMEM;
   ls->lost = false;
   e = probe (ls, l);
-  if (e == 0 && l->block_size && l->nr_blocks)
+  if (e == 0 && l->block_size && l->nr_blocks) {
     *out = l;
+    if (ls->s->next_path)
+      add_paths (ls, l);
+  }
   else if (!ls->lost)
     ls->spare = l;
   return e;
@@ -448,6 +530,7 @@ probe (struct lunscan *ls, struct lun *l)
   read_limits (ls, l);
   l->read_only = write_protected (ls, l);
   read_identity (ls, l);
+  probe_alua (ls, l);
   log_debug ("%s lun %d: %" PRIu64 " blocks of %u, max xfer %u blocks%s%s",
              s->target, l->lun, l->nr_blocks, bs, l->max_xfer_blocks,
              l->read_only ? ", write protected" : "",

@@ -20,7 +20,6 @@
 #include "session.h"
 #include "stats.h"
 
-#define MPATH_MAX 16            /* as session.c serves on one thread */
 #define RANK_ABSENT 3           /* the LUN is not used through this path */
 
 /* Whether a path's new login ends, at the target, whatever its lost
@@ -81,6 +80,21 @@ struct mpath {
   unsigned open;                /* command layers not closed yet */
   time_t last_expire;
   struct mpath *next;           /* the registry */
+  /* LUNs found while mounted, handed over by the scanner's thread
+   * (mpath_add_lun) and put in luns by this one (apply_adds). */
+  pthread_mutex_t add_lock;
+  pthread_cond_t add_cond;
+  struct mp_add *adds;          /* not applied yet, oldest first */
+  uint64_t adds_queued, adds_applied;
+  atomic_bool add_pending;
+};
+
+/* A LUN found while mounted: l (the first path's) and its struct lun as
+ * each other path's session probed it (NULL: not seen there). */
+struct mp_add {
+  struct mp_add *next;
+  struct lun *l;
+  struct lun *o[MPATH_MAX];
 };
 
 /* Every multipath path, for the stats attribute. */
@@ -119,6 +133,17 @@ rank_of (const struct mp_lun *ml, unsigned i)
   if (ml == NULL)
     return i == 0 ? MPATH_RANK_PREFERRED : RANK_ABSENT;
   return ml->rank[i];
+}
+
+/* The path whose session c's struct lun belongs to, if not the first's:
+ * the scanner probing a LUN through that path (mpath_add_lun). */
+static struct member *
+pinned (struct mpath *mp, const struct scmd *c)
+{
+  for (unsigned i = 1; i < mp->n; i++)
+    if (c->lun->session == mp->m[i].s)
+      return &mp->m[i];
+  return NULL;
 }
 
 /* The path for c, or NULL when none is usable now. */
@@ -191,9 +216,22 @@ route (struct mpath *mp, struct scmd *c)
     mp->path.client.done (c, -ECANCELED);
     return;
   }
-  m = choose (mp, c);
-  if (m == NULL) {
-    park (mp, c);
+  if ((m = pinned (mp, c)) != NULL) {
+    /* Asked of that path only: not there now is an answer too. */
+    if (!member_up (m)) {
+      mp->path.client.done (c, -ENOTCONN);
+      return;
+    }
+  }
+  else if ((m = choose (mp, c)) == NULL) {
+    /* A query is the LUN scanner's, which asks again at its next pass:
+     * parked, it would hold up every command behind it until its
+     * deadline, when the LUN it asks about is reached only through a
+     * path that is down. */
+    if (c->kind == CMD_QUERY)
+      mp->path.client.done (c, -ENOTCONN);
+    else
+      park (mp, c);
     return;
   }
   atomic_fetch_add (&m->outstanding, 1);
@@ -393,11 +431,15 @@ mp_done (struct scmd *c, int err)
   mp->path.client.done (c, err);
 }
 
+static void apply_adds (struct mpath *mp);
+
 static void
 mp_take (void *opaque)
 {
   struct mpath *mp = ((struct member *) opaque)->mp;
 
+  if (atomic_load (&mp->add_pending))
+    apply_adds (mp);
   mp->path.client.take (mp->path.client.eng);
 }
 
@@ -451,6 +493,20 @@ mp_changed (void *opaque)
     unpark (mp);
 }
 
+/* What the scanner handed over and this thread never applied. */
+static void
+free_adds (struct mpath *mp)
+{
+  while (mp->adds) {
+    struct mp_add *a = mp->adds;
+
+    mp->adds = a->next;
+    free (a);
+  }
+  pthread_cond_destroy (&mp->add_cond);
+  pthread_mutex_destroy (&mp->add_lock);
+}
+
 static void
 unregister (struct mpath *mp)
 {
@@ -485,6 +541,7 @@ mp_closed (void *opaque)
   unregister (mp);
   if (mp->path.client.closed)
     mp->path.client.closed (mp->path.client.eng);
+  free_adds (mp);
   free (mp->luns);
   free (mp);
 }
@@ -576,38 +633,50 @@ add_pair (struct mpath *mp, struct mp_lun *ml, unsigned i, struct lun *o)
               alua_state_name (o->alua.state), rank_names[o->alua.rank]);
 }
 
+/* Which paths LUN l of the first session is used through, into ml: o[i]
+ * is its struct lun as path i's session probed it, NULL where it was not
+ * seen (mpath.h). */
+static void
+pair_up (struct mpath *mp, struct mp_lun *ml, const struct lun *l,
+         struct lun *const *o)
+{
+  const struct session *first = mp->m[0].s;
+  char a[IDENTITY_NAME_MAX], b[IDENTITY_NAME_MAX];
+
+  ml->l = l;
+  for (unsigned i = 0; i < mp->n; i++) {
+    ml->rank[i] = RANK_ABSENT;
+    ml->alua[i] = -1;
+    if (o[i] == NULL)
+      log_info ("lun%d of %s: not seen through %s", l->lun,
+                first->target, mp->m[i].s->portal);
+    else if (i == 0 || identity_same (&l->id, &o[i]->id))
+      add_pair (mp, ml, i, o[i]);
+    else
+      log_error ("lun%d of %s has identity %s through %s but %s through "
+                 "%s: not the same LUN, used only through %s", l->lun,
+                 first->target, identity_name (&l->id, a, sizeof a),
+                 first->portal, identity_name (&o[i]->id, b, sizeof b),
+                 mp->m[i].s->portal, first->portal);
+  }
+}
+
 /* Which LUNs of the first session each path carries (mpath.h). */
 static int
 group_luns (struct mpath *mp)
 {
   const struct session *first = mp->m[0].s;
-  char a[IDENTITY_NAME_MAX], b[IDENTITY_NAME_MAX];
 
   mp->luns = calloc (first->nr_luns ? first->nr_luns : 1, sizeof *mp->luns);
   if (mp->luns == NULL)
     return -ENOMEM;
   mp->nr_luns = first->nr_luns;
   for (unsigned j = 0; j < first->nr_luns; j++) {
-    const struct lun *l = &first->luns[j];
+    struct lun *o[MPATH_MAX] = { first->luns + j };
 
-    mp->luns[j].l = l;
-    for (unsigned i = 0; i < mp->n; i++) {
-      struct lun *o = i ? lun_of (mp->m[i].s, l->lun) : first->luns + j;
-
-      mp->luns[j].rank[i] = RANK_ABSENT;
-      mp->luns[j].alua[i] = -1;
-      if (o == NULL)
-        log_info ("lun%d of %s: not seen through %s", l->lun,
-                  first->target, mp->m[i].s->portal);
-      else if (i == 0 || identity_same (&l->id, &o->id))
-        add_pair (mp, &mp->luns[j], i, o);
-      else
-        log_error ("lun%d of %s has identity %s through %s but %s through "
-                   "%s: not the same LUN, used only through %s", l->lun,
-                   first->target, identity_name (&l->id, a, sizeof a),
-                   first->portal, identity_name (&o->id, b, sizeof b),
-                   mp->m[i].s->portal, first->portal);
-    }
+    for (unsigned i = 1; i < mp->n; i++)
+      o[i] = lun_of (mp->m[i].s, first->luns[j].lun);
+    pair_up (mp, &mp->luns[j], &first->luns[j], o);
   }
   for (unsigned i = 1; i < mp->n; i++)
     for (unsigned j = 0; j < mp->m[i].s->nr_luns; j++)
@@ -616,6 +685,123 @@ group_luns (struct mpath *mp)
                   mp->m[i].s->luns[j].lun, first->target,
                   mp->m[i].s->portal);
   return 0;
+}
+
+/* ---- LUNs found while mounted ---- */
+
+/* Put the LUNs the scanner handed over in the table, paired as at mount
+ * (pair_up).  The table grows by a new copy swapped in under the
+ * registry lock: this thread's readers (choose, find_lun, pair_changed)
+ * never hold an entry across this call, and mpath_stats_print reads it
+ * only under that lock, so the old copy can go at once. */
+static void
+apply_adds (struct mpath *mp)
+{
+  struct mp_add *list, *a;
+  struct mp_lun *luns, *old;
+  unsigned n = 0, k;
+  uint64_t seq;
+
+  pthread_mutex_lock (&mp->add_lock);
+  atomic_store (&mp->add_pending, false);
+  list = mp->adds;
+  mp->adds = NULL;
+  seq = mp->adds_queued;
+  pthread_mutex_unlock (&mp->add_lock);
+
+  for (a = list; a; a = a->next)
+    n++;
+  luns = calloc (mp->nr_luns + n, sizeof *luns);
+  if (luns == NULL)
+    log_error ("%s: out of memory: new LUNs used only through %s",
+               mp->m[0].s->target, mp->m[0].s->portal);
+  else {
+    memcpy (luns, mp->luns, mp->nr_luns * sizeof *luns);
+    for (a = list, k = mp->nr_luns; a; a = a->next, k++) {
+      struct lun *prev = a->l;
+
+      pair_up (mp, &luns[k], a->l, a->o);
+      /* command.c finds a path's struct lun of it by this chain, and
+       * reads its ALUA states again as the mount-time LUNs'. */
+      for (unsigned i = 0; i < mp->n; i++)
+        if (luns[k].pair[i]) {
+          if (i > 0) {
+            prev->pair_next = luns[k].pair[i];
+            prev = luns[k].pair[i];
+          }
+          if (command_path_watch (mp->m[i].sub, luns[k].pair[i], a->l) < 0)
+            log_error ("%s: out of memory: ALUA states not read again",
+                       luns[k].pair[i]->who);
+        }
+      a->l->paired = true;
+    }
+    pthread_mutex_lock (&registry_lock);
+    old = mp->luns;
+    mp->luns = luns;
+    mp->nr_luns += n;
+    pthread_mutex_unlock (&registry_lock);
+    free (old);
+  }
+  while (list) {
+    a = list;
+    list = a->next;
+    free (a);
+  }
+  pthread_mutex_lock (&mp->add_lock);
+  mp->adds_applied = seq;
+  pthread_cond_broadcast (&mp->add_cond);
+  pthread_mutex_unlock (&mp->add_lock);
+  if (mp->park_head)
+    unpark (mp);
+}
+
+int
+mpath_add_lun (struct lun *l, struct lun *const *o, unsigned n)
+{
+  struct timespec deadline = clock_deadline_ms (10000);
+  struct mpath *mp;
+  struct mp_add *a;
+  uint64_t seq;
+  int e = 0;
+
+  pthread_mutex_lock (&registry_lock);
+  for (mp = registry; mp; mp = mp->next)
+    if (mp->m[0].s == l->session)
+      break;
+  pthread_mutex_unlock (&registry_lock);
+  if (mp == NULL)
+    return 0;                   /* one path: nothing to choose */
+  a = calloc (1, sizeof *a);
+  if (a == NULL)
+    return -ENOMEM;
+  a->l = l;
+  a->o[0] = l;
+  for (unsigned i = 1; i < mp->n && i < n; i++)
+    a->o[i] = o[i];
+
+  pthread_mutex_lock (&mp->add_lock);
+  if (mp->adds == NULL)
+    mp->adds = a;
+  else {
+    struct mp_add *t = mp->adds;
+
+    while (t->next)
+      t = t->next;
+    t->next = a;
+  }
+  seq = ++mp->adds_queued;
+  atomic_store (&mp->add_pending, true);
+  pthread_mutex_unlock (&mp->add_lock);
+  mp_wake (&mp->path);
+
+  /* So that the file appears with its paths in place; a thread that
+   * does not answer in time still applies it later. */
+  pthread_mutex_lock (&mp->add_lock);
+  while (mp->adds_applied < seq && e == 0)
+    if (clock_cond_wait (&mp->add_cond, &mp->add_lock, &deadline) == ETIMEDOUT)
+      e = -ETIMEDOUT;
+  pthread_mutex_unlock (&mp->add_lock);
+  return e;
 }
 
 struct path *
@@ -631,6 +817,8 @@ mpath_new (struct session *s, enum path_policy policy)
   mp->fence_s = s->fence_timeout;
   if (s->timeout && mp->fence_s > s->timeout / 2)
     mp->fence_s = s->timeout / 2;
+  pthread_mutex_init (&mp->add_lock, NULL);
+  pthread_cond_init (&mp->add_cond, NULL);
   for (o = s; o && mp->n < MPATH_MAX; o = o->next_path) {
     struct member *m = &mp->m[mp->n];
     struct path *sub = command_path_new (o);
@@ -673,6 +861,7 @@ mpath_new (struct session *s, enum path_policy policy)
    * they must not call back into this. */
   for (unsigned i = 0; i < mp->n; i++)
     mp->m[i].sub->client = (struct path_client) { 0 };
+  free_adds (mp);
   free (mp->luns);
   free (mp);
   return NULL;
@@ -699,7 +888,8 @@ mpath_stats_print (FILE *fp)
       for (unsigned j = 0; j < mp->nr_luns; j++) {
         int st = __atomic_load_n (&mp->luns[j].alua[i], __ATOMIC_RELAXED);
 
-        if (st < 0)
+        /* A removed LUN is used through no path any more. */
+        if (st < 0 || lun_removed (mp->luns[j].l))
           continue;
         fprintf (fp, "%slun%d:%s", sep, mp->luns[j].l->lun,
                  alua_state_name (st));

@@ -17,7 +17,10 @@
  * with the same LUN number and the same identity (identity_same, VPD
  * 0x83/0x80) is that LUN seen through another path; one whose identity
  * differs, or that has none, is never merged: it is used only through
- * the first path, and said so once in the log.
+ * the first path, and said so once in the log.  A LUN the scanner finds
+ * while mounted is probed through every path and paired the same way
+ * (mpath_add_lun); a removed one is refused by the engine, whatever the
+ * path.
  *
  * Ranks: a path's rank for a LUN is the ALUA rank of that (LUN, path)
  * pair, i.e. of the struct lun that path's session probed (alua.h): taken
@@ -62,6 +65,9 @@
 
 struct lun;
 struct path;
+
+#define MPATH_MAX 16            /* paths per mount, as session.c serves
+                                 * on one thread */
 struct session;
 
 enum path_policy {
@@ -98,5 +104,15 @@ struct path *mpath_new (struct session *s, enum path_policy policy);
  * through the path is known.  They are not NAME=NUMBER lines: the JSON
  * and Prometheus writers read them apart (stats_export.c). */
 void mpath_stats_print (FILE *fp);
+
+/* LUN l, found on a multipath mount's first session while mounted
+ * (lunscan.c), and o[i] (i < n; o[0] unused), its struct lun as path i's
+ * session probed it, NULL where it was not seen: handed to the multipath
+ * thread, which pairs it up as at mount (same identity: used through
+ * that path; else not, said once in the log).  Waits until that is done,
+ * at most 10 s (-ETIMEDOUT; it is still done later).  0 also when l's
+ * session is no multipath mount's.  l and the o[i] must outlive the
+ * mount (the scanner's).  Any thread but the multipath thread. */
+int mpath_add_lun (struct lun *l, struct lun *const *o, unsigned n);
 
 #endif

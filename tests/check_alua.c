@@ -1,9 +1,10 @@
 /* Unit tests of ALUA (src/alua.c): TPGS from standard INQUIRY data, the
  * target port designators of VPD 0x83, REPORT TARGET PORT GROUPS data in
- * both header formats, a port's state and rank, and the sense codes that
- * ask for a re-read.  Pages are laid out as SPC-4 defines them (and as
- * LIO sends them) and handed over in buffers of exactly their length, so
- * that the sanitizer build sees any read past them.  No target, no root. */
+ * both header formats, a port's state and rank, the sense codes that ask
+ * for a re-read, and the probe of a pair over a fake path.  Pages are laid
+ * out as SPC-4 defines them (and as LIO sends them) and handed over in
+ * buffers of exactly their length, so that the sanitizer build sees any
+ * read past them.  No target, no root. */
 #include <config.h>
 
 #include <errno.h>
@@ -391,6 +392,94 @@ END_TEST
 
 /* ---- a port's state and rank ---- */
 
+/* ---- the probe of one (LUN, path) pair ---- */
+
+/* What a fake path answers alua_probe_with: TPGS in INQUIRY, LIO's VPD
+ * 0x83 (this port: group 7, relative port 2), and an RTPG answer with
+ * group 7 in `state`; `fail_rtpg` makes RTPG fail. */
+struct fake {
+  int tpgs;
+  uint8_t state;
+  bool fail_rtpg;
+  unsigned asked[3];
+};
+
+static int
+fake_ask (void *opaque, enum alua_ask what, uint8_t *buf, size_t cap,
+          size_t *got)
+{
+  struct fake *f = opaque;
+  static const uint16_t seven[] = { 2 }, eight[] = { 3 };
+  struct page p;
+  struct rtpg r;
+  uint8_t inq[36] = { 0x00, 0x00, 0x05, 0x02, 31 };
+  const uint8_t *b;
+  size_t len;
+
+  ck_assert_uint_lt (what, 3);
+  f->asked[what]++;
+  switch (what) {
+  case ALUA_ASK_INQUIRY:
+    inq[5] = (uint8_t) (f->tpgs << 4);
+    b = inq;
+    len = sizeof inq;
+    break;
+  case ALUA_ASK_DEVICE_ID:
+    lio_page (&p);
+    b = p.b;
+    len = p.len;
+    break;
+  case ALUA_ASK_RTPG:
+  default:
+    if (f->fail_rtpg)
+      return -EIO;
+    rtpg_start (&r, true, 10);
+    rtpg_group (&r, false, ALUA_ACTIVE_OPTIMIZED, 8, eight, 1);
+    rtpg_group (&r, true, f->state, 7, seven, 1);
+    rtpg_end (&r);
+    b = r.b;
+    len = r.len;
+    break;
+  }
+  ck_assert_uint_ge (cap, len);
+  memcpy (buf, b, len);
+  *got = len;
+  return 0;
+}
+
+START_TEST (probe_with)
+{
+  struct alua_path ap;
+  struct fake f = { .tpgs = 1, .state = ALUA_STANDBY };
+
+  /* ALUA: the port's group and its state, through the caller's asks. */
+  ck_assert_int_eq (alua_probe_with (&ap, 3, "lun3", fake_ask, &f), 0);
+  ck_assert_int_eq (ap.tpgs, 1);
+  ck_assert (ap.port.has_group && ap.port.group == 7);
+  ck_assert_int_eq (ap.state, ALUA_STANDBY);
+  ck_assert_int_eq (ap.rank, ALUA_RANK_NONE);
+  ck_assert_int_eq (ap.lun, 3);
+  ck_assert_uint_eq (f.asked[ALUA_ASK_RTPG], 1);
+  alua_forget (&ap);
+
+  /* No ALUA: nothing asked after INQUIRY, the pair used as it is. */
+  memset (&f, 0, sizeof f);
+  ck_assert_int_eq (alua_probe_with (&ap, 3, "lun3", fake_ask, &f), 0);
+  ck_assert_int_eq (ap.tpgs, 0);
+  ck_assert_int_eq (ap.state, -1);
+  ck_assert_int_eq (ap.rank, ALUA_RANK_OPTIMIZED);
+  ck_assert_uint_eq (f.asked[ALUA_ASK_DEVICE_ID] + f.asked[ALUA_ASK_RTPG], 0);
+
+  /* RTPG fails: ALUA, state unknown, still usable. */
+  f = (struct fake) { .tpgs = 2, .fail_rtpg = true };
+  ck_assert_int_lt (alua_probe_with (&ap, 3, "lun3", fake_ask, &f), 0);
+  ck_assert_int_eq (ap.tpgs, 2);
+  ck_assert_int_eq (ap.state, -1);
+  ck_assert_int_eq (ap.rank, ALUA_RANK_OPTIMIZED);
+  alua_forget (&ap);
+}
+END_TEST
+
 START_TEST (path_state)
 {
   struct rtpg r;
@@ -475,6 +564,7 @@ alua_suite (void)
   tcase_add_test (tc, rtpg_truncated);
   tcase_add_test (tc, rtpg_lying_lengths);
   tcase_add_test (tc, rtpg_many);
+  tcase_add_test (tc, probe_with);
   tcase_add_test (tc, path_state);
   tcase_add_test (tc, ranks);
   tcase_add_test (tc, sense_classes);
