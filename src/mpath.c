@@ -194,6 +194,20 @@ choose (struct mpath *mp, const struct scmd *c)
 #undef CANDIDATE
 }
 
+/* Whether a command of LUN l waits for a path.  A newer one of that LUN
+ * waits behind it, so that the LUN's commands keep their order; those of
+ * other LUNs need not: a LUN that no usable path reaches (one seen
+ * through a single path that is down, or whose paths are all standby)
+ * must not hold up the others until its commands' deadlines. */
+static bool
+lun_parked (const struct mpath *mp, const struct lun *l)
+{
+  for (const struct scmd *c = mp->park_head; c; c = c->next)
+    if (c->lun == l)
+      return true;
+  return false;
+}
+
 static void
 park (struct mpath *mp, struct scmd *c)
 {
@@ -247,8 +261,8 @@ mp_send (struct path *p, struct scmd *c)
 
   c->path_lost = false;
   c->unfenced = false;
-  /* Behind those already waiting for a path: the order is kept. */
-  if (mp->park_head)
+  /* Behind those of its LUN already waiting for a path: the order is kept. */
+  if (lun_parked (mp, c->lun))
     park (mp, c);
   else
     route (mp, c);
@@ -264,8 +278,8 @@ unpark (struct mpath *mp)
   while (c) {
     struct scmd *next = c->next;
 
-    if (mp->park_head)
-      park (mp, c);             /* no path: everything after it waits too */
+    if (lun_parked (mp, c->lun))
+      park (mp, c);             /* an older one of its LUN still waits */
     else
       route (mp, c);
     c = next;
@@ -316,7 +330,7 @@ reroute (struct mpath *mp, struct scmd *c)
   c->unfenced = false;
   if (c->abandoned)
     mp->path.client.done (c, -ECANCELED);
-  else if (mp->park_head)
+  else if (lun_parked (mp, c->lun))
     park (mp, c);
   else
     route (mp, c);

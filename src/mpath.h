@@ -32,7 +32,8 @@
  * by the policy: failover (the first in order, kept until it fails),
  * round-robin (the next one each command) or queue-length (the fewest
  * commands outstanding; ties go round).  With none usable, commands wait
- * here until a path comes back or their request's deadline passes.
+ * here until a path comes back or their request's deadline passes, in
+ * order per LUN; other LUNs' commands go on meanwhile.
  *
  * Failover: when a path's session is lost, its command layer hands back
  * every command it held (command_path_give_back_on_loss) and each is sent
