@@ -43,24 +43,9 @@ for c in tgtd tgtadm fio fusermount3 /usr/bin/time; do
   command -v "$c" >/dev/null || die "$c is missing"
 done
 
-work=$(mktemp -d /tmp/iserfs-ab.XXXXXX)
-lun=$(mktemp /dev/shm/iserfs-ab.XXXXXX)
-pids=() mounts=()
-cleanup () {
-  set +e
-  for m in "${mounts[@]}"; do
-    mountpoint -q "$m" && timeout 10 fusermount3 -u -z "$m"
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -f "$lun"
-  rm -rf "$work"
-  declare -F bench_restore >/dev/null && bench_restore
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_scratch ab
 bench_setup
 bench_say_tunings
 for w in $W; do

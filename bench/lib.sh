@@ -222,6 +222,28 @@ bench_page_reporting_restore () {
 # run (the kind of run: the argument, else TUNED=1 for tuned), put back by
 # bench_restore at its end or before the next bench_setup.
 # shellcheck disable=SC2120 # the argument is optional
+# bench_scratch NAME: a scratch directory $work and a LUN file $lun in
+# /dev/shm, the arrays pids and mounts for what the script starts, and an
+# EXIT trap (bench_cleanup) that unmounts those, kills these, removes both
+# files and puts the tunings back.
+bench_scratch () {
+  work=$(mktemp -d "/tmp/iserfs-$1.XXXXXX")
+  lun=$(mktemp "/dev/shm/iserfs-$1.XXXXXX")
+  pids=() mounts=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup () {
+  set +e
+  for m in "${mounts[@]}"; do
+    mountpoint -q "$m" && timeout 10 fusermount3 -u -z "$m"
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  rm -f "$lun"
+  rm -rf "$work"
+  bench_restore
+}
+
 bench_setup () {
   local mode=${1:-}
   [ -n "$mode" ] || { [ "${TUNED:-0}" = 1 ] && mode=tuned || mode=default; }

@@ -70,21 +70,7 @@ for p in $POLICIES; do
   case $p in failover|round-robin|queue-length) ;; *) die "unknown policy $p" ;; esac
 done
 
-work=$(mktemp -d /tmp/iserfs-mpath.XXXXXX)
-lun=$(mktemp /dev/shm/iserfs-mpath.XXXXXX)
-pids=() mounts=()
-cleanup () {
-  set +e
-  for m in "${mounts[@]}"; do
-    mountpoint -q "$m" && timeout 10 fusermount3 -u -z "$m"
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -f "$lun"
-  rm -rf "$work"
-  declare -F bench_restore >/dev/null && bench_restore
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_scratch mpath
 bench_setup
 bench_say_tunings
 
