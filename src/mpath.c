@@ -33,6 +33,22 @@ static const bool login_fences = false;
 
 struct mpath;
 
+/* Commands in a line, oldest first, linked by their `next`. */
+struct line {
+  struct scmd *head, *tail;
+};
+
+static void
+line_add (struct line *q, struct scmd *c)
+{
+  c->next = NULL;
+  if (q->tail)
+    q->tail->next = c;
+  else
+    q->head = c;
+  q->tail = c;
+}
+
 /* One path: a command layer over one session. */
 struct member {
   struct mpath *mp;
@@ -44,8 +60,7 @@ struct member {
   atomic_uint_fast64_t commands, errors, failovers;
   /* Fencing: writes that were out on this path when it was lost, held
    * until it logs in again or fence_timeout passes; oldest first. */
-  struct scmd *held_head, *held_tail;
-  unsigned held;
+  struct line held;
   time_t lost_at;               /* clock_mono_s() */
 };
 
@@ -76,7 +91,7 @@ struct mpath {
   unsigned current;             /* failover: the path in use */
   unsigned fence_s;             /* how long a lost path's writes are held */
   unsigned rr;                  /* where the next search starts */
-  struct scmd *park_head, *park_tail;   /* no path usable for them */
+  struct line park;   /* no path usable for them */
   unsigned open;                /* command layers not closed yet */
   time_t last_expire;
   struct mpath *next;           /* the registry */
@@ -202,7 +217,7 @@ choose (struct mpath *mp, const struct scmd *c)
 static bool
 lun_parked (const struct mpath *mp, const struct lun *l)
 {
-  for (const struct scmd *c = mp->park_head; c; c = c->next)
+  for (const struct scmd *c = mp->park.head; c; c = c->next)
     if (c->lun == l)
       return true;
   return false;
@@ -211,12 +226,7 @@ lun_parked (const struct mpath *mp, const struct lun *l)
 static void
 park (struct mpath *mp, struct scmd *c)
 {
-  c->next = NULL;
-  if (mp->park_tail)
-    mp->park_tail->next = c;
-  else
-    mp->park_head = c;
-  mp->park_tail = c;
+  line_add (&mp->park, c);
 }
 
 /* Send c on a usable path, or keep it until one is. */
@@ -272,9 +282,9 @@ mp_send (struct path *p, struct scmd *c)
 static void
 unpark (struct mpath *mp)
 {
-  struct scmd *c = mp->park_head;
+  struct scmd *c = mp->park.head;
 
-  mp->park_head = mp->park_tail = NULL;
+  mp->park.head = mp->park.tail = NULL;
   while (c) {
     struct scmd *next = c->next;
 
@@ -286,18 +296,15 @@ unpark (struct mpath *mp)
   }
 }
 
-/* Of the list at *head (..*tail), answer the commands whose requests
- * were answered (every one, if all) and keep the others in order;
- * returns how many are kept.  done() may queue new commands on the list
- * meanwhile: they go behind the kept ones. */
-static unsigned
-sift_abandoned (struct mpath *mp, struct scmd **head, struct scmd **tail,
-                bool all)
+/* Of line q, answer the commands whose requests were answered (every
+ * one, if all) and keep the others in order.  done() may queue new
+ * commands on q meanwhile: they go behind the kept ones. */
+static void
+sift_abandoned (struct mpath *mp, struct line *q, bool all)
 {
-  struct scmd *c = *head, *keep = NULL, *last = NULL;
-  unsigned n = 0;
+  struct scmd *c = q->head, *keep = NULL, *last = NULL;
 
-  *head = *tail = NULL;
+  q->head = q->tail = NULL;
   while (c) {
     struct scmd *next = c->next;
 
@@ -310,17 +317,15 @@ sift_abandoned (struct mpath *mp, struct scmd **head, struct scmd **tail,
       else
         keep = c;
       last = c;
-      n++;
     }
     c = next;
   }
   if (last) {
-    last->next = *head;
-    *head = keep;
-    if (*tail == NULL)
-      *tail = last;
+    last->next = q->head;
+    q->head = keep;
+    if (q->tail == NULL)
+      q->tail = last;
   }
-  return n;
 }
 
 /* c goes out again, behind what already waits for a path. */
@@ -344,7 +349,7 @@ hold (struct member *m, struct scmd *c)
 {
   struct mpath *mp = m->mp;
 
-  if (m->held == 0) {
+  if (m->held.head == NULL) {
     m->lost_at = m->sub->down_since ? m->sub->down_since : clock_mono_s ();
     log_info ("path %u of %s (%s) was lost with writes out on it: they wait "
               "until it logs in again, at most %u s, before another path "
@@ -352,13 +357,7 @@ hold (struct member *m, struct scmd *c)
               m->s->portal, mp->fence_s);
   }
   atomic_fetch_add (&stats.fence_waits, 1);
-  c->next = NULL;
-  if (m->held_tail)
-    m->held_tail->next = c;
-  else
-    m->held_head = c;
-  m->held_tail = c;
-  m->held++;
+  line_add (&m->held, c);
 }
 
 /* m's held writes go out again, oldest first: fenced, because m logged
@@ -367,13 +366,14 @@ static void
 release_held (struct member *m, bool fenced)
 {
   struct mpath *mp = m->mp;
-  struct scmd *c = m->held_head;
-  unsigned n = m->held;
+  struct scmd *c = m->held.head;
+  unsigned n = 0;
 
   if (c == NULL)
     return;
-  m->held_head = m->held_tail = NULL;
-  m->held = 0;
+  m->held.head = m->held.tail = NULL;
+  for (struct scmd *h = c; h; h = h->next)
+    n++;
   if (fenced)
     log_info ("path %u of %s (%s) logged in again, which ended what its lost "
               "connection held at the target: %u writes go out again",
@@ -401,8 +401,8 @@ expire_held (struct mpath *mp, time_t now)
   for (unsigned i = 0; i < mp->n; i++) {
     struct member *m = &mp->m[i];
 
-    m->held = sift_abandoned (mp, &m->held_head, &m->held_tail, now == 0);
-    if (m->held && now - m->lost_at >= (time_t) mp->fence_s)
+    sift_abandoned (mp, &m->held, now == 0);
+    if (m->held.head && now - m->lost_at >= (time_t) mp->fence_s)
       release_held (m, false);
   }
 }
@@ -411,7 +411,7 @@ static bool
 none_held (const struct mpath *mp)
 {
   for (unsigned i = 0; i < mp->n; i++)
-    if (mp->m[i].held)
+    if (mp->m[i].held.head)
       return false;
   return true;
 }
@@ -468,7 +468,7 @@ mp_expire (void *opaque, time_t now)
   mp->last_expire = now;
   mp->path.client.expire (mp->path.client.eng, now);
   /* Waiting for a path, or held for a fence, whose requests were answered. */
-  sift_abandoned (mp, &mp->park_head, &mp->park_tail, false);
+  sift_abandoned (mp, &mp->park, false);
   expire_held (mp, now);
 }
 
@@ -477,7 +477,7 @@ mp_idle (void *opaque)
 {
   struct mpath *mp = ((struct member *) opaque)->mp;
 
-  return mp->park_head == NULL && none_held (mp)
+  return mp->park.head == NULL && none_held (mp)
          && mp->path.client.idle (mp->path.client.eng);
 }
 
@@ -503,7 +503,7 @@ mp_changed (void *opaque)
   mp->path.down_since = any ? 0 : all_down;
   if (member_up (m) && login_fences)
     release_held (m, true);
-  if (any && mp->park_head)
+  if (any && mp->park.head)
     unpark (mp);
 }
 
@@ -546,10 +546,10 @@ mp_closed (void *opaque)
     return;
   /* Nothing can come back any more: what still waits for a path ends. */
   expire_held (mp, 0);
-  while (mp->park_head) {
-    struct scmd *c = mp->park_head;
+  while (mp->park.head) {
+    struct scmd *c = mp->park.head;
 
-    mp->park_head = c->next;
+    mp->park.head = c->next;
     mp->path.client.done (c, -ECANCELED);
   }
   unregister (mp);
@@ -622,7 +622,7 @@ pair_changed (void *opaque, struct alua_path *ap, enum alua_rank old)
     log_info ("path %u of %s (%s), lun%d: %s", i, m->s->target,
               m->s->portal, ml->l->lun, rank_names[ap->rank]);
   }
-  if (mp->park_head)
+  if (mp->park.head)
     unpark (mp);
 }
 
@@ -765,7 +765,7 @@ apply_adds (struct mpath *mp)
   mp->adds_applied = seq;
   pthread_cond_broadcast (&mp->add_cond);
   pthread_mutex_unlock (&mp->add_lock);
-  if (mp->park_head)
+  if (mp->park.head)
     unpark (mp);
 }
 
